@@ -1,0 +1,41 @@
+//! `scimdesk audit list`
+
+use crate::cli::AuditCommand;
+use crate::cli::context::Context;
+use crate::cli::error::CliResult;
+use crate::cli::output;
+use crate::domain::AuditFilter;
+
+pub async fn run(ctx: &Context, org: Option<&str>, cmd: AuditCommand, json: bool) -> CliResult {
+    let org = ctx.organization(org).await?;
+    let AuditCommand::List {
+        limit,
+        actor,
+        action,
+        subject,
+    } = cmd;
+    let filter = AuditFilter {
+        actor,
+        action_prefix: action,
+        subject_id: subject,
+        before: None,
+        limit,
+    };
+    let events = ctx.store.list_audit(org.id, &filter).await?;
+    if json {
+        return output::json(&events);
+    }
+    output::table(
+        &["time", "actor", "action", "subject", "details"],
+        events.iter().map(|e| {
+            vec![
+                e.occurred_at.to_string(),
+                format!("{}:{}", e.actor_kind, e.actor),
+                e.action.clone(),
+                format!("{} {}", e.subject_type, e.subject_id),
+                e.details.0.to_string(),
+            ]
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `scimdesk connection add|list|show|remove|rotate-secret`
+
+use crate::cli::context::Context;
+use crate::cli::error::{CliError, CliResult};
+use crate::cli::{ConnectionAdd, ConnectionCommand, output};
+use crate::crypto::MASK;
+use crate::domain::{
+    AuthMethod, Connection, ConnectionKind, NewConnection, Organization, validate,
+};
+use serde_json::{Map, Value};
+
+pub async fn run(
+    ctx: &Context,
+    org: Option<&str>,
+    cmd: ConnectionCommand,
+    json: bool,
+) -> CliResult {
+    let org = ctx.organization(org).await?;
+    match cmd {
+        ConnectionCommand::Add(args) => add(ctx, &org, args, json).await,
+        ConnectionCommand::List => {
+            let conns = ctx.store.list_connections(org.id).await?;
+            if json {
+                return output::json(&conns);
+            }
+            output::table(
+                &["name", "kind", "state", "auth", "secret", "base url"],
+                conns.iter().map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.kind.to_string(),
+                        c.state.to_string(),
+                        c.auth_method.to_string(),
+                        secret_label(c),
+                        output::or_dash(c.base_url.as_deref()),
+                    ]
+                }),
+            );
+            Ok(())
+        }
+        ConnectionCommand::Show { name } => {
+            let c = find(ctx, &org, &name).await?;
+            if json {
+                return output::json(&c);
+            }
+            output::fields(&[
+                ("id", c.id.to_string()),
+                ("organization", org.name.clone()),
+                ("name", c.name.clone()),
+                ("kind", c.kind.to_string()),
+                ("state", c.state.to_string()),
+                ("base url", output::or_dash(c.base_url.as_deref())),
+                ("auth", c.auth_method.to_string()),
+                ("secret", secret_label(&c)),
+                ("settings", c.settings.0.to_string()),
+                ("created", c.created_at.to_string()),
+                ("updated", c.updated_at.to_string()),
+            ]);
+            Ok(())
+        }
+        ConnectionCommand::Remove { name } => {
+            let c = find(ctx, &org, &name).await?;
+            ctx.store
+                .delete_connection(&ctx.actor, org.id, c.id)
+                .await?;
+            if json {
+                output::json(&serde_json::json!({ "removed": c.id }))
+            } else {
+                println!("removed connection {:?} ({})", c.name, c.id);
+                Ok(())
+            }
+        }
+        ConnectionCommand::RotateSecret { name, secret } => {
+            let c = find(ctx, &org, &name).await?;
+            if !secret.is_given() {
+                return Err(CliError::invalid(
+                    "give the new secret with --secret-file PATH or --secret-stdin",
+                ));
+            }
+            let secret = secret.read()?;
+            ctx.store
+                .set_connection_secret(&ctx.actor, org.id, c.id, secret.as_ref())
+                .await?;
+            if json {
+                output::json(&serde_json::json!({ "rotated": c.id }))
+            } else {
+                println!("stored a new secret for connection {:?}", c.name);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn secret_label(c: &Connection) -> String {
+    match (c.has_secret, c.auth_method) {
+        (true, _) => MASK.to_string(),
+        (false, AuthMethod::None) => "-".to_string(),
+        (false, _) => "(missing)".to_string(),
+    }
+}
+
+/// A connection by name or id, or a clear not-found error.
+async fn find(ctx: &Context, org: &Organization, name: &str) -> CliResult<Connection> {
+    let by_id = match name.parse() {
+        Ok(id) => ctx.store.connection(org.id, id).await?,
+        Err(_) => None,
+    };
+    let found = match by_id {
+        Some(c) => Some(c),
+        None => ctx.store.connection_by_name(org.id, name).await?,
+    };
+    found.ok_or_else(|| {
+        CliError::not_found(format!(
+            "no connection {name:?} in organization {:?} (see `scimdesk connection list`)",
+            org.name
+        ))
+    })
+}
+
+async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool) -> CliResult {
+    let kind: ConnectionKind = args.kind.parse()?;
+    let auth = match &args.auth {
+        Some(a) => a.parse()?,
+        None => default_auth(kind),
+    };
+    let needs_url = matches!(
+        kind,
+        ConnectionKind::ScimTarget
+            | ConnectionKind::ScimSource
+            | ConnectionKind::Keycloak
+            | ConnectionKind::Zitadel
+    );
+    if needs_url && args.base_url.is_none() {
+        return Err(CliError::invalid(format!(
+            "a {kind} connection needs --base-url URL"
+        )));
+    }
+    if let Some(url) = &args.base_url {
+        validate::base_url(url)?;
+    }
+    let mut settings = Map::new();
+    for pair in &args.settings {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::invalid(format!("--setting {pair:?} is not KEY=VALUE")))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(CliError::invalid(format!(
+                "--setting {pair:?} has an empty key"
+            )));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+        settings.insert(key.to_string(), value);
+    }
+    if let Some(id) = &args.client_id {
+        settings.insert("client_id".into(), Value::String(id.clone()));
+    }
+    if let Some(issuer) = &args.issuer {
+        settings.insert("issuer".into(), Value::String(validate::base_url(issuer)?));
+    }
+    if auth == AuthMethod::None && args.secret.is_given() {
+        return Err(CliError::invalid(
+            "this connection authenticates with `none`; a secret would never be used (choose --auth bearer or oauth2_client_credentials)",
+        ));
+    }
+    if auth == AuthMethod::OAuth2ClientCredentials && !settings.contains_key("client_id") {
+        return Err(CliError::invalid(
+            "oauth2_client_credentials needs --client-id (and --issuer or --setting token_url=URL)",
+        ));
+    }
+    let secret = args.secret.read()?;
+    let new = NewConnection {
+        name: args.name,
+        kind,
+        base_url: args.base_url,
+        auth_method: auth,
+        settings: Value::Object(settings),
+    };
+    let conn = ctx
+        .store
+        .create_connection(&ctx.actor, org.id, &new, secret.as_ref())
+        .await?;
+    if json {
+        return output::json(&conn);
+    }
+    println!(
+        "added {} connection {:?} ({}) to {:?}",
+        conn.kind, conn.name, conn.id, org.name
+    );
+    if auth != AuthMethod::None && !conn.has_secret {
+        eprintln!(
+            "note: no secret stored yet; add one with `scimdesk --org {:?} connection rotate-secret {:?} --secret-stdin`",
+            org.name, conn.name
+        );
+    }
+    Ok(())
+}
+
+/// The usual authentication for each kind of connection.
+fn default_auth(kind: ConnectionKind) -> AuthMethod {
+    match kind {
+        ConnectionKind::ScimTarget | ConnectionKind::ScimSource => AuthMethod::Bearer,
+        ConnectionKind::Keycloak | ConnectionKind::Zitadel => AuthMethod::OAuth2ClientCredentials,
+        ConnectionKind::ScimInbound | ConnectionKind::Saml => AuthMethod::None,
+    }
+}

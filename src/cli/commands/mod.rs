@@ -1,0 +1,30 @@
+//! One module per command group; each takes the opened [`Context`] and the parsed arguments.
+
+mod audit;
+mod connection;
+mod db;
+mod key;
+mod org;
+mod status;
+mod token;
+
+use super::context::Context;
+use super::error::CliResult;
+use super::{Cli, Command};
+use crate::config::Config;
+
+/// Opens the store and runs the command.
+pub async fn run(cli: Cli, config: Config) -> CliResult {
+    let ctx = Context::open(config).await?;
+    let org = cli.org.as_deref();
+    let json = cli.json;
+    match cli.command.unwrap_or(Command::Status) {
+        Command::Status => status::run(&ctx, json).await,
+        Command::Org(c) => org::run(&ctx, c, json).await,
+        Command::Connection(c) => connection::run(&ctx, org, c, json).await,
+        Command::Token(c) => token::run(&ctx, org, c, json).await,
+        Command::Audit(c) => audit::run(&ctx, org, c, json).await,
+        Command::Db(c) => db::run(&ctx, c, json).await,
+        Command::Key(c) => key::run(&ctx, c, json).await,
+    }
+}

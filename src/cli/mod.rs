@@ -1,0 +1,258 @@
+//! The `scimdesk` command line: argument definitions and dispatch.
+//!
+//! Every command name and flag here is an interface scripts use; README.md lists them.
+
+mod commands;
+mod context;
+mod error;
+mod output;
+mod secret_input;
+
+pub use error::{CliError, CliResult, Exit};
+
+use crate::config::{Config, Overrides};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A multi-tenant SCIM 2.0 provisioning engine and operations workbench.
+#[derive(Debug, Parser)]
+#[command(name = "scimdesk", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Store URL: postgres://USER@HOST/DB or sqlite:PATH [default: SQLite file in the data dir].
+    #[arg(
+        long,
+        global = true,
+        env = "SCIMDESK_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// The configuration directory (holds config.toml and master.key).
+    #[arg(long, global = true, env = "SCIMDESK_CONFIG")]
+    pub config_dir: Option<PathBuf>,
+    /// The data directory (holds the SQLite database and logs).
+    #[arg(long, global = true, env = "SCIMDESK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Who the audit log records as acting [default: config `operator`, else the OS user].
+    #[arg(long, global = true, env = "SCIMDESK_OPERATOR")]
+    pub operator: Option<String>,
+    /// The organization to act in, by name or id.
+    #[arg(long, global = true, env = "SCIMDESK_ORG")]
+    pub org: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do [default: `status`].
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the store, the master key in use, and every organization with its connections.
+    Status,
+    /// Manage organizations (tenants).
+    #[command(subcommand, alias = "orgs")]
+    Org(OrgCommand),
+    /// Manage connections to identity sources and provisioning targets.
+    #[command(subcommand, alias = "connections")]
+    Connection(ConnectionCommand),
+    /// Issue, list and revoke inbound SCIM and API tokens.
+    #[command(subcommand, alias = "tokens")]
+    Token(TokenCommand),
+    /// Read the append-only audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Master key maintenance.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `scimdesk org ...`
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization with its own data key.
+    Create {
+        /// Its name, unique (ignoring case).
+        name: String,
+    },
+    /// List organizations.
+    #[command(alias = "ls")]
+    List,
+}
+
+/// Where a secret is read from. Secrets are never taken from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct SecretSource {
+    /// Read the secret from this file (`-` for standard input).
+    #[arg(long, value_name = "PATH", conflicts_with = "secret_stdin")]
+    pub secret_file: Option<PathBuf>,
+    /// Read the secret from standard input.
+    #[arg(long)]
+    pub secret_stdin: bool,
+}
+
+/// `scimdesk connection ...`
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Add a connection; its secret (if any) is read from a file or stdin and stored encrypted.
+    Add(ConnectionAdd),
+    /// List the organization's connections (secrets masked).
+    #[command(alias = "ls")]
+    List,
+    /// Show one connection (secret masked).
+    Show {
+        /// Connection name or id.
+        name: String,
+    },
+    /// Remove a connection with its links, queued operations, mappings and tokens.
+    #[command(alias = "rm")]
+    Remove {
+        /// Connection name or id.
+        name: String,
+    },
+    /// Replace a connection's secret.
+    RotateSecret {
+        /// Connection name or id.
+        name: String,
+        #[command(flatten)]
+        secret: SecretSource,
+    },
+}
+
+/// `scimdesk connection add`
+#[derive(Debug, Args)]
+pub struct ConnectionAdd {
+    /// Name, unique in the organization (ignoring case).
+    pub name: String,
+    /// scim_target, scim_inbound, scim_source, keycloak, zitadel or saml.
+    #[arg(long)]
+    pub kind: String,
+    /// Base URL of the remote API (required for targets and pulled sources).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// none, bearer or oauth2_client_credentials [default: by kind].
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// OAuth 2.0 client id (stored in settings).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// OIDC issuer URL for token endpoint discovery (stored in settings).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Extra setting KEY=VALUE (VALUE parsed as JSON if it is JSON); repeatable.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    #[command(flatten)]
+    pub secret: SecretSource,
+}
+
+/// `scimdesk token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token. Its text is printed once and never again.
+    Create {
+        /// A label for people.
+        #[arg(long)]
+        name: String,
+        /// The inbound SCIM connection it authenticates (makes it a SCIM token).
+        #[arg(long)]
+        connection: Option<String>,
+        /// scim or api [default: scim with --connection, else api].
+        #[arg(long)]
+        scope: Option<String>,
+        /// Refuse the token after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens (never their text).
+    #[command(alias = "ls")]
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id (from `token list`).
+        id: String,
+    },
+}
+
+/// `scimdesk audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first.
+    #[command(alias = "ls")]
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only events by this actor.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only actions starting with this (e.g. `connection.`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events about this subject id.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+}
+
+/// `scimdesk db ...`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations (also done automatically) and list the applied ones.
+    Migrate,
+}
+
+/// `scimdesk key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Re-wrap every organization's data key under a new master key.
+    Rotate {
+        /// Where to write the new key when the current one comes from SCIMDESK_MASTER_KEY.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warning: cannot install the error report hook: {e}");
+    }
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        config_dir: cli.config_dir.clone(),
+        data_dir: cli.data_dir.clone(),
+        database_url: cli
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty())),
+        operator: cli.operator.clone(),
+    };
+    let config = match Config::load(overrides) {
+        Ok(c) => c,
+        Err(e) => return report(e.into()),
+    };
+    let _log_guard = crate::logging::init(&config.log_dir(), &config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report(CliError::new(Exit::Internal, format!("cannot start: {e}"))),
+    };
+    match runtime.block_on(commands::run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(e),
+    }
+}
+
+fn report(e: CliError) -> ExitCode {
+    tracing::error!(exit = e.exit as u8, "{}", e.message);
+    eprintln!("error: {}", e.message);
+    e.exit_code()
+}

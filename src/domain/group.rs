@@ -1,0 +1,53 @@
+//! Local groups and their memberships.
+
+use super::{ConnectionId, GroupId, OrganizationId, Timestamp};
+use serde::Serialize;
+use sqlx::types::Json;
+
+/// A local group as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Group {
+    /// Stable identifier.
+    pub id: GroupId,
+    /// The owning tenant.
+    pub organization_id: OrganizationId,
+    /// SCIM `displayName`.
+    pub display_name: String,
+    /// The source's identifier for this group.
+    pub external_id: Option<String>,
+    /// The connection that is authoritative for this group.
+    pub source_connection_id: Option<ConnectionId>,
+    /// Other SCIM attributes as received.
+    pub attributes: Json<serde_json::Value>,
+    /// Incremented on every change (membership changes included).
+    pub version: i64,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// The writable content of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupDraft {
+    /// SCIM `displayName`.
+    pub display_name: String,
+    /// The source's identifier.
+    pub external_id: Option<String>,
+    /// The authoritative connection.
+    pub source_connection_id: Option<ConnectionId>,
+    /// Other attributes.
+    pub attributes: serde_json::Value,
+}
+
+impl GroupDraft {
+    /// A group with only a display name.
+    pub fn new(display_name: impl Into<String>) -> Self {
+        Self {
+            display_name: display_name.into(),
+            external_id: None,
+            source_connection_id: None,
+            attributes: serde_json::Value::Object(Default::default()),
+        }
+    }
+}

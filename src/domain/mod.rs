@@ -1,0 +1,36 @@
+//! Plain domain types shared by every layer. No I/O happens here.
+//!
+//! Rows derive `sqlx::FromRow` so both stores can decode them directly; that is a derive, not a
+//! dependency on a database.
+
+mod audit;
+mod connection;
+mod group;
+mod ids;
+mod operation;
+mod organization;
+mod role;
+mod target_link;
+pub(crate) mod text_enum;
+mod timestamp;
+mod token;
+mod user;
+pub mod validate;
+
+pub use audit::{Actor, ActorKind, AuditEvent, AuditFilter};
+pub use connection::{
+    AuthMethod, Connection, ConnectionKind, ConnectionState, ConnectionUpdate, NewConnection,
+};
+pub use group::{Group, GroupDraft};
+pub use ids::{
+    ApiTokenId, AuditEventId, ConnectionId, GroupId, OperationId, OrganizationId, RoleId,
+    RoleMappingId, UserId,
+};
+pub use operation::{Attempt, NewOperation, Operation, OperationAction, OperationState};
+pub use organization::Organization;
+pub use role::{GroupSelector, MatchMode, Role, RoleMapping, RoleMappingDraft};
+pub use target_link::{ResourceType, TargetLink};
+pub use timestamp::Timestamp;
+pub use token::{ApiToken, NewApiToken, TokenScope};
+pub use user::{Email, LifecycleState, User, UserDraft};
+pub use validate::InvalidInput;

@@ -1,0 +1,11 @@
+//! scimdesk: a multi-tenant SCIM 2.0 provisioning engine with a terminal workbench.
+//!
+//! Layers, outermost first: `cli` → `store` → `domain`; `crypto` seals what the store keeps.
+//! See `docs/architecture.md`.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod logging;
+pub mod store;

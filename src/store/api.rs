@@ -1,0 +1,400 @@
+//! The `Store` trait: everything the engine and the surfaces may ask of persistent state.
+//!
+//! Every method that touches tenant data takes the organization id and finds or changes nothing
+//! of any other organization. Every method that changes something takes the [`Actor`] and writes
+//! its audit event in the same transaction as the change.
+
+use super::StoreResult;
+use crate::crypto::{MasterKey, Secret};
+use crate::domain::*;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// A window into a listing, in the listing's stable order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListRange {
+    /// Rows to pass over.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u32,
+}
+
+impl ListRange {
+    /// The first `limit` rows.
+    pub fn first(limit: u32) -> Self {
+        Self { offset: 0, limit }
+    }
+}
+
+/// Narrows an operation listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationFilter {
+    /// Only this target.
+    pub connection_id: Option<ConnectionId>,
+    /// Only this state.
+    pub state: Option<OperationState>,
+    /// At most this many, oldest first.
+    pub limit: u32,
+}
+
+/// A newly issued token: its record and the text shown exactly once.
+#[derive(Debug)]
+pub struct IssuedApiToken {
+    /// The stored record.
+    pub token: ApiToken,
+    /// The bearer text. Never stored; print it once and drop it.
+    pub text: Secret,
+}
+
+/// Persistent state of scimdesk, implemented for PostgreSQL and SQLite.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// Where the store is, with any password removed (safe to print).
+    fn location(&self) -> &str;
+
+    /// Versions and descriptions of the applied migrations.
+    async fn applied_migrations(&self) -> StoreResult<Vec<(i64, String)>>;
+
+    // ---- organizations ------------------------------------------------------------------
+
+    /// Creates an organization with a fresh data key wrapped by the current master key.
+    async fn create_organization(&self, actor: &Actor, name: &str) -> StoreResult<Organization>;
+    /// One organization by id.
+    async fn organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>>;
+    /// One organization by name (case-insensitive).
+    async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>>;
+    /// Every organization (an operator-wide view), by name.
+    async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
+    /// Renames an organization.
+    async fn rename_organization(
+        &self,
+        actor: &Actor,
+        id: OrganizationId,
+        name: &str,
+    ) -> StoreResult<Organization>;
+
+    // ---- connections --------------------------------------------------------------------
+
+    /// Creates a connection, sealing `secret` with the organization's data key.
+    async fn create_connection(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        new: &NewConnection,
+        secret: Option<&Secret>,
+    ) -> StoreResult<Connection>;
+    /// One connection by id.
+    async fn connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> StoreResult<Option<Connection>>;
+    /// One connection by name (case-insensitive).
+    async fn connection_by_name(
+        &self,
+        org: OrganizationId,
+        name: &str,
+    ) -> StoreResult<Option<Connection>>;
+    /// An organization's connections, by name.
+    async fn list_connections(&self, org: OrganizationId) -> StoreResult<Vec<Connection>>;
+    /// Changes a connection's configuration.
+    async fn update_connection(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: ConnectionId,
+        update: &ConnectionUpdate,
+    ) -> StoreResult<Connection>;
+    /// Replaces (or with `None`, clears) a connection's secret.
+    async fn set_connection_secret(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: ConnectionId,
+        secret: Option<&Secret>,
+    ) -> StoreResult<()>;
+    /// Decrypts a connection's secret, for the one component that must send it.
+    async fn connection_secret(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> StoreResult<Option<Secret>>;
+    /// Removes a connection with its links, operations, mappings and tokens; users and groups it
+    /// was the source of are kept and detached. Returns whether it existed.
+    async fn delete_connection(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> StoreResult<bool>;
+
+    // ---- users --------------------------------------------------------------------------
+
+    /// Creates a user; `userName` must be unique in the organization, ignoring case.
+    async fn create_user(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        draft: &UserDraft,
+    ) -> StoreResult<User>;
+    /// One user by id.
+    async fn user(&self, org: OrganizationId, id: UserId) -> StoreResult<Option<User>>;
+    /// One user by userName (case-insensitive).
+    async fn user_by_user_name(
+        &self,
+        org: OrganizationId,
+        user_name: &str,
+    ) -> StoreResult<Option<User>>;
+    /// Users in creation order.
+    async fn list_users(&self, org: OrganizationId, range: ListRange) -> StoreResult<Vec<User>>;
+    /// How many users the organization has.
+    async fn count_users(&self, org: OrganizationId) -> StoreResult<u64>;
+    /// Replaces a user's content; with `if_version`, only if the stored version matches.
+    async fn replace_user(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: UserId,
+        draft: &UserDraft,
+        if_version: Option<i64>,
+    ) -> StoreResult<User>;
+    /// Deletes a user (and their memberships). Returns whether it existed.
+    async fn delete_user(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: UserId,
+    ) -> StoreResult<bool>;
+
+    // ---- groups and memberships ---------------------------------------------------------
+
+    /// Creates a group.
+    async fn create_group(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        draft: &GroupDraft,
+    ) -> StoreResult<Group>;
+    /// One group by id.
+    async fn group(&self, org: OrganizationId, id: GroupId) -> StoreResult<Option<Group>>;
+    /// Groups in creation order.
+    async fn list_groups(&self, org: OrganizationId, range: ListRange) -> StoreResult<Vec<Group>>;
+    /// Replaces a group's content; with `if_version`, only if the stored version matches.
+    async fn replace_group(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: GroupId,
+        draft: &GroupDraft,
+        if_version: Option<i64>,
+    ) -> StoreResult<Group>;
+    /// Deletes a group (and its memberships). Returns whether it existed.
+    async fn delete_group(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: GroupId,
+    ) -> StoreResult<bool>;
+    /// Adds a user to a group of the same organization. Returns false if already a member.
+    async fn add_member(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        group: GroupId,
+        user: UserId,
+    ) -> StoreResult<bool>;
+    /// Removes a user from a group. Returns whether they were a member.
+    async fn remove_member(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        group: GroupId,
+        user: UserId,
+    ) -> StoreResult<bool>;
+    /// A group's members.
+    async fn group_members(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<UserId>>;
+    /// The groups a user is in.
+    async fn user_groups(&self, org: OrganizationId, user: UserId) -> StoreResult<Vec<Group>>;
+
+    // ---- roles and mappings -------------------------------------------------------------
+
+    /// Creates a role.
+    async fn create_role(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        name: &str,
+        description: &str,
+    ) -> StoreResult<Role>;
+    /// One role by id.
+    async fn role(&self, org: OrganizationId, id: RoleId) -> StoreResult<Option<Role>>;
+    /// An organization's roles, by name.
+    async fn list_roles(&self, org: OrganizationId) -> StoreResult<Vec<Role>>;
+    /// Renames or re-describes a role.
+    async fn update_role(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: RoleId,
+        name: &str,
+        description: &str,
+    ) -> StoreResult<Role>;
+    /// Deletes a role and the mappings that grant it. Returns whether it existed.
+    async fn delete_role(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: RoleId,
+    ) -> StoreResult<bool>;
+    /// Creates a group-to-role mapping.
+    async fn create_role_mapping(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        draft: &RoleMappingDraft,
+    ) -> StoreResult<RoleMapping>;
+    /// One mapping by id.
+    async fn role_mapping(
+        &self,
+        org: OrganizationId,
+        id: RoleMappingId,
+    ) -> StoreResult<Option<RoleMapping>>;
+    /// An organization's mappings, oldest first.
+    async fn list_role_mappings(&self, org: OrganizationId) -> StoreResult<Vec<RoleMapping>>;
+    /// Replaces a mapping's content.
+    async fn replace_role_mapping(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: RoleMappingId,
+        draft: &RoleMappingDraft,
+    ) -> StoreResult<RoleMapping>;
+    /// Deletes a mapping. Returns whether it existed.
+    async fn delete_role_mapping(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: RoleMappingId,
+    ) -> StoreResult<bool>;
+
+    // ---- target links -------------------------------------------------------------------
+
+    /// Records what a target now holds for a local resource (insert or replace).
+    async fn upsert_target_link(&self, link: &TargetLink) -> StoreResult<()>;
+    /// What a target holds for a local resource.
+    async fn target_link(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        resource_type: ResourceType,
+        local_id: Uuid,
+    ) -> StoreResult<Option<TargetLink>>;
+    /// Every link of one target.
+    async fn list_target_links(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+    ) -> StoreResult<Vec<TargetLink>>;
+    /// Forgets a link. Returns whether it existed.
+    async fn delete_target_link(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        resource_type: ResourceType,
+        local_id: Uuid,
+    ) -> StoreResult<bool>;
+
+    // ---- operations ---------------------------------------------------------------------
+
+    /// Enqueues an operation in state `pending`.
+    async fn enqueue_operation(
+        &self,
+        org: OrganizationId,
+        new: &NewOperation,
+    ) -> StoreResult<Operation>;
+    /// One operation by id.
+    async fn operation(
+        &self,
+        org: OrganizationId,
+        id: OperationId,
+    ) -> StoreResult<Option<Operation>>;
+    /// Operations matching a filter, oldest first.
+    async fn list_operations(
+        &self,
+        org: OrganizationId,
+        filter: &OperationFilter,
+    ) -> StoreResult<Vec<Operation>>;
+    /// Records one attempt and moves the operation to `state` (with its next eligible time).
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        state: OperationState,
+        not_before: Timestamp,
+    ) -> StoreResult<Operation>;
+    /// The attempts of one operation, in order.
+    async fn operation_attempts(
+        &self,
+        org: OrganizationId,
+        id: OperationId,
+    ) -> StoreResult<Vec<Attempt>>;
+    /// Deletes succeeded and skipped operations last changed before `before`, at most `batch`
+    /// of them. Returns how many were deleted.
+    async fn prune_operations(
+        &self,
+        org: OrganizationId,
+        before: Timestamp,
+        batch: u32,
+    ) -> StoreResult<u64>;
+
+    // ---- audit --------------------------------------------------------------------------
+
+    /// Records an event that is not part of another change (e.g. an operator command).
+    async fn record_audit(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        action: &str,
+        subject_type: &str,
+        subject_id: &str,
+        details: serde_json::Value,
+    ) -> StoreResult<AuditEvent>;
+    /// Audit events, newest first.
+    async fn list_audit(
+        &self,
+        org: OrganizationId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEvent>>;
+
+    // ---- tokens -------------------------------------------------------------------------
+
+    /// Issues a token; the returned text is the only copy.
+    async fn create_api_token(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        new: &NewApiToken,
+    ) -> StoreResult<IssuedApiToken>;
+    /// An organization's tokens (records only), oldest first.
+    async fn list_api_tokens(&self, org: OrganizationId) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes a token. Returns false if it did not exist or was already revoked.
+    async fn revoke_api_token(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: ApiTokenId,
+    ) -> StoreResult<bool>;
+    /// Finds the usable token that `presented` is, in constant time. The token decides the
+    /// organization, so this is the one lookup not scoped by an organization argument.
+    async fn authenticate_token(&self, presented: &str) -> StoreResult<Option<ApiToken>>;
+
+    // ---- keys ---------------------------------------------------------------------------
+
+    /// The ids of master keys that wrap data keys in this database.
+    async fn master_key_ids(&self) -> StoreResult<Vec<String>>;
+    /// Re-wraps every organization's data key under `new` in one transaction, audits it per
+    /// organization, then uses `new` from here on. Returns how many organizations.
+    async fn rotate_master_key(&self, actor: &Actor, new: MasterKey) -> StoreResult<u64>;
+}

@@ -1,0 +1,96 @@
+//! Persistent state: the [`Store`] trait and its PostgreSQL and SQLite implementations.
+//!
+//! `open` picks the backend from the URL: `postgres://` or `postgresql://` for PostgreSQL,
+//! `sqlite:` for SQLite. Migrations are applied on open.
+
+mod api;
+mod codec;
+mod error;
+#[macro_use]
+mod shared;
+mod postgres;
+mod sqlite;
+
+pub use api::{IssuedApiToken, ListRange, OperationFilter, Store};
+pub use error::{StoreError, StoreResult};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::crypto::MasterKey;
+use std::sync::Arc;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a URL names, or a clear refusal.
+    pub fn of_url(url: &str) -> Result<Self, crate::domain::InvalidInput> {
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match scheme.as_str() {
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "sqlite" => Ok(Backend::Sqlite),
+            _ => Err(crate::domain::InvalidInput::new(
+                "database URL",
+                format!(
+                    "{:?} is neither postgres://... nor sqlite:...",
+                    redact_url(url)
+                ),
+            )),
+        }
+    }
+}
+
+/// Opens the store a URL names, migrating it, with `master` as the master key.
+pub async fn open(url: &str, master: MasterKey) -> StoreResult<Arc<dyn Store>> {
+    Ok(match Backend::of_url(url)? {
+        Backend::Postgres => Arc::new(PgStore::open(url, master).await?),
+        Backend::Sqlite => Arc::new(SqliteStore::open(url, master).await?),
+    })
+}
+
+/// A URL with any password replaced by `********`, safe to print and log.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which this one has.
+            let _ = parsed.set_password(Some(crate::crypto::MASK));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Unparseable: show only the scheme, in case the rest holds a secret.
+        Err(_) => format!("{}:…", url.split(':').next().unwrap_or("?")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://alice:pa55@db:5432/x"),
+            "postgres://alice:********@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact_url("sqlite:/tmp/a.db"), "sqlite:/tmp/a.db");
+    }
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(Backend::of_url("postgresql://x/y"), Ok(Backend::Postgres));
+        assert_eq!(Backend::of_url("sqlite://a.db"), Ok(Backend::Sqlite));
+        assert!(Backend::of_url("mysql://x").is_err());
+        assert!(Backend::of_url("nonsense").is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! The PostgreSQL store: production and scale-out (several processes share one database).
+
+use super::shared::KeyRing;
+use super::{StoreError, StoreResult, redact_url};
+use crate::crypto::MasterKey;
+use sqlx::Transaction;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+/// The store on PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    keys: KeyRing,
+    location: String,
+}
+
+impl PgStore {
+    /// Connects to `url`, applies pending migrations, and uses `master` for data keys.
+    pub async fn open(url: &str, master: MasterKey) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        Self::open_with(options, redact_url(url), master).await
+    }
+
+    /// Like [`PgStore::open`] with explicit connect options (tests use it to pin a schema).
+    pub async fn open_with(
+        options: PgConnectOptions,
+        location: String,
+        master: MasterKey,
+    ) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Database(msg) => StoreError::Unavailable(msg),
+                other => other,
+            })?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Self {
+            pool,
+            keys: KeyRing::new(master),
+            location,
+        })
+    }
+
+    /// The connection pool, for backend-specific work (queue claims, LISTEN/NOTIFY).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn backend_name() -> &'static str {
+        "postgres"
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+impl_store!(PgStore, sqlx::postgres::Postgres);

@@ -1,0 +1,1276 @@
+//! The one implementation of [`Store`](super::Store), instantiated for each backend.
+//!
+//! PostgreSQL and SQLite run the same SQL text here: SQLite accepts `$N` placeholders, both have
+//! `RETURNING` and `ON CONFLICT`, and the few type differences are absorbed by the codecs (ids,
+//! JSON, booleans, [`Timestamp`](crate::domain::Timestamp)). sqlx cannot express "any database
+//! that encodes all our types" as a usable generic bound, so the code is written once inside
+//! `impl_store!` and expanded per backend; backend-specific work (connecting, migrations,
+//! transaction mode) lives in `postgres.rs` and `sqlite.rs`.
+
+use crate::crypto::MasterKey;
+use std::sync::{Arc, RwLock};
+
+/// The master key in use, replaceable by a rotation while the store is open.
+pub(crate) struct KeyRing(RwLock<Arc<MasterKey>>);
+
+impl KeyRing {
+    pub(crate) fn new(key: MasterKey) -> Self {
+        Self(RwLock::new(Arc::new(key)))
+    }
+
+    pub(crate) fn current(&self) -> Arc<MasterKey> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn replace(&self, key: MasterKey) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
+    }
+}
+
+/// Converts an unsigned count or offset for binding as BIGINT.
+pub(crate) fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+macro_rules! organization_cols {
+    () => {
+        "id, name, created_at"
+    };
+}
+macro_rules! connection_cols {
+    () => {
+        "id, organization_id, name, kind, base_url, auth_method, (secret_sealed IS NOT NULL) AS has_secret, settings, state, created_at, updated_at"
+    };
+}
+macro_rules! user_cols {
+    () => {
+        "id, organization_id, user_name, external_id, display_name, given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, version, created_at, updated_at"
+    };
+}
+macro_rules! group_cols {
+    () => {
+        "id, organization_id, display_name, external_id, source_connection_id, attributes, version, created_at, updated_at"
+    };
+}
+macro_rules! role_cols {
+    () => {
+        "id, organization_id, name, description, created_at"
+    };
+}
+macro_rules! mapping_cols {
+    () => {
+        "id, organization_id, source_connection_id, selector, match_mode, pattern, role_id, created_at"
+    };
+}
+macro_rules! link_cols {
+    () => {
+        "organization_id, connection_id, resource_type, local_id, remote_id, remote_etag, content_hash, synced_at"
+    };
+}
+macro_rules! operation_cols {
+    () => {
+        "id, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, not_before, last_error, created_at, updated_at"
+    };
+}
+macro_rules! attempt_cols {
+    () => {
+        "operation_id, organization_id, attempt_no, started_at, duration_ms, http_status, error, request_excerpt, response_excerpt"
+    };
+}
+macro_rules! audit_cols {
+    () => {
+        "id, organization_id, occurred_at, actor_kind, actor, action, subject_type, subject_id, details"
+    };
+}
+macro_rules! token_cols {
+    () => {
+        "id, organization_id, connection_id, name, scope, created_at, expires_at, revoked_at"
+    };
+}
+
+/// Implements `Store` for `$store`, whose `pool` field is a `sqlx::Pool<$db>`, whose `keys`
+/// field is a `KeyRing`, and which has `begin_write()`, `backend_name()` and a `location` field.
+macro_rules! impl_store {
+    ($store:ident, $db:ty) => {
+        mod store_impl {
+        use super::$store;
+        use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
+        use $crate::domain::validate;
+        use $crate::domain::*;
+        use $crate::store::api::{IssuedApiToken, ListRange, OperationFilter, Store};
+        use $crate::store::shared::as_i64;
+        use $crate::store::{StoreError, StoreResult};
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
+            move |e| StoreError::from_sqlx(e, move || what)
+        }
+
+        impl $store {
+            /// Appends an audit event on the caller's transaction.
+            async fn append_audit(
+                conn: &mut Conn,
+                actor: &Actor,
+                org: OrganizationId,
+                action: &str,
+                subject_type: &str,
+                subject_id: &str,
+                details: serde_json::Value,
+            ) -> StoreResult<AuditEvent> {
+                let event: AuditEvent = sqlx::query_as(concat!(
+                    "INSERT INTO audit_events (",
+                    audit_cols!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+                    audit_cols!()
+                ))
+                .bind(AuditEventId::new())
+                .bind(org)
+                .bind(Timestamp::now())
+                .bind(actor.kind.as_str())
+                .bind(&actor.name)
+                .bind(action)
+                .bind(subject_type)
+                .bind(subject_id)
+                .bind(Json(details))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, || "organization".into()))?;
+                Ok(event)
+            }
+
+            /// Unwraps an organization's data key on the caller's connection.
+            async fn data_key(&self, conn: &mut Conn, org: OrganizationId) -> StoreResult<DataKey> {
+                let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+                    "SELECT data_key_wrapped, master_key_id FROM organizations WHERE id = $1",
+                )
+                .bind(org)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let (wrapped, key_id) =
+                    row.ok_or_else(|| StoreError::NotFound(format!("organization {org}")))?;
+                let master = self.keys.current();
+                if key_id != master.id() {
+                    return Err(StoreError::WrongMasterKey {
+                        configured: master.id(),
+                        stored: key_id,
+                    });
+                }
+                Ok(crypto::unwrap_data_key(&master, org, &wrapped)?)
+            }
+
+            /// Fails with NotFound unless the connection exists in the organization.
+            async fn require_connection(
+                conn: &mut Conn,
+                org: OrganizationId,
+                id: ConnectionId,
+            ) -> StoreResult<String> {
+                sqlx::query_scalar("SELECT name FROM connections WHERE organization_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("connection {id}")))
+            }
+
+            /// Distinguishes "gone" from "changed" after a guarded UPDATE matched nothing.
+            async fn version_miss(
+                conn: &mut Conn,
+                sql: &'static str,
+                org: OrganizationId,
+                id: Uuid,
+                what: &str,
+                expected: Option<i64>,
+            ) -> StoreError {
+                let current: Result<Option<i64>, _> = sqlx::query_scalar(sql)
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await;
+                match (current, expected) {
+                    (Ok(Some(current)), Some(expected)) => {
+                        StoreError::VersionMismatch { expected, current }
+                    }
+                    (Err(e), _) => e.into(),
+                    _ => StoreError::NotFound(format!("{what} {id}")),
+                }
+            }
+        }
+
+        fn check_user(draft: &UserDraft) -> StoreResult<()> {
+            if draft.user_name.trim().is_empty() {
+                return Err(InvalidInput::new("userName", "must not be empty").into());
+            }
+            if draft.user_name.chars().any(char::is_control) {
+                return Err(InvalidInput::new("userName", "must not contain control characters").into());
+            }
+            Ok(())
+        }
+
+        fn check_group(draft: &GroupDraft) -> StoreResult<()> {
+            if draft.display_name.trim().is_empty() {
+                return Err(InvalidInput::new("displayName", "must not be empty").into());
+            }
+            Ok(())
+        }
+
+        fn check_mapping(draft: &RoleMappingDraft) -> StoreResult<()> {
+            if draft.pattern.trim().is_empty() {
+                return Err(InvalidInput::new("pattern", "must not be empty").into());
+            }
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::backend_name()
+            }
+
+            fn location(&self) -> &str {
+                &self.location
+            }
+
+            async fn applied_migrations(&self) -> StoreResult<Vec<(i64, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            // ---- organizations ----------------------------------------------------------
+
+            async fn create_organization(&self, actor: &Actor, name: &str) -> StoreResult<Organization> {
+                let name = validate::name("organization name", name)?;
+                let id = OrganizationId::new();
+                let master = self.keys.current();
+                let wrapped = crypto::wrap_data_key(&master, id, &DataKey::generate()?)?;
+                let mut tx = self.begin_write().await?;
+                let org: Organization = sqlx::query_as(concat!(
+                    "INSERT INTO organizations (id, name, name_key, data_key_wrapped, master_key_id, created_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+                    organization_cols!()
+                ))
+                .bind(id)
+                .bind(&name)
+                .bind(name.to_lowercase())
+                .bind(wrapped)
+                .bind(master.id())
+                .bind(Timestamp::now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict(format!("an organization named {name:?}")))?;
+                Self::append_audit(&mut tx, actor, id, "organization.create", "organization", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(org)
+            }
+
+            async fn organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>> {
+                Ok(sqlx::query_as(concat!("SELECT ", organization_cols!(), " FROM organizations WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>> {
+                Ok(sqlx::query_as(concat!("SELECT ", organization_cols!(), " FROM organizations WHERE name_key = $1"))
+                    .bind(name.trim().to_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
+                Ok(sqlx::query_as(concat!("SELECT ", organization_cols!(), " FROM organizations ORDER BY name_key"))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn rename_organization(&self, actor: &Actor, id: OrganizationId, name: &str) -> StoreResult<Organization> {
+                let name = validate::name("organization name", name)?;
+                let mut tx = self.begin_write().await?;
+                let org: Organization = sqlx::query_as(concat!(
+                    "UPDATE organizations SET name = $2, name_key = $3 WHERE id = $1 RETURNING ",
+                    organization_cols!()
+                ))
+                .bind(id)
+                .bind(&name)
+                .bind(name.to_lowercase())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(conflict(format!("an organization named {name:?}")))?
+                .ok_or_else(|| StoreError::NotFound(format!("organization {id}")))?;
+                Self::append_audit(&mut tx, actor, id, "organization.rename", "organization", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(org)
+            }
+
+            // ---- connections ------------------------------------------------------------
+
+            async fn create_connection(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                new: &NewConnection,
+                secret: Option<&Secret>,
+            ) -> StoreResult<Connection> {
+                let name = validate::name("connection name", &new.name)?;
+                let base_url = new.base_url.as_deref().map(validate::base_url).transpose()?;
+                let id = ConnectionId::new();
+                let now = Timestamp::now();
+                let mut tx = self.begin_write().await?;
+                let sealed = match secret {
+                    Some(s) => Some(crypto::seal_secret(&self.data_key(&mut tx, org).await?, org, id, s)?),
+                    None => None,
+                };
+                let conn: Connection = sqlx::query_as(concat!(
+                    "INSERT INTO connections (id, organization_id, name, name_key, kind, base_url, auth_method, ",
+                    "secret_sealed, settings, state, created_at, updated_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+                    connection_cols!()
+                ))
+                .bind(id)
+                .bind(org)
+                .bind(&name)
+                .bind(name.to_lowercase())
+                .bind(new.kind.as_str())
+                .bind(&base_url)
+                .bind(new.auth_method.as_str())
+                .bind(sealed)
+                .bind(Json(&new.settings))
+                .bind(ConnectionState::Active.as_str())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict(format!("a connection named {name:?}")))?;
+                Self::append_audit(&mut tx, actor, org, "connection.create", "connection", &id.to_string(),
+                    serde_json::json!({
+                        "name": name, "kind": new.kind.as_str(), "base_url": base_url,
+                        "auth_method": new.auth_method.as_str(), "has_secret": secret.is_some(),
+                    })).await?;
+                tx.commit().await?;
+                Ok(conn)
+            }
+
+            async fn connection(&self, org: OrganizationId, id: ConnectionId) -> StoreResult<Option<Connection>> {
+                Ok(sqlx::query_as(concat!("SELECT ", connection_cols!(), " FROM connections WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn connection_by_name(&self, org: OrganizationId, name: &str) -> StoreResult<Option<Connection>> {
+                Ok(sqlx::query_as(concat!("SELECT ", connection_cols!(), " FROM connections WHERE organization_id = $1 AND name_key = $2"))
+                    .bind(org)
+                    .bind(name.trim().to_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_connections(&self, org: OrganizationId) -> StoreResult<Vec<Connection>> {
+                Ok(sqlx::query_as(concat!("SELECT ", connection_cols!(), " FROM connections WHERE organization_id = $1 ORDER BY name_key"))
+                    .bind(org)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn update_connection(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                id: ConnectionId,
+                update: &ConnectionUpdate,
+            ) -> StoreResult<Connection> {
+                let base_url = match &update.base_url {
+                    Some(Some(url)) => Some(Some(validate::base_url(url)?)),
+                    other => other.clone(),
+                };
+                let mut tx = self.begin_write().await?;
+                let conn: Connection = sqlx::query_as(concat!(
+                    "UPDATE connections SET ",
+                    "base_url = CASE WHEN $3 THEN $4 ELSE base_url END, ",
+                    "auth_method = COALESCE($5, auth_method), ",
+                    "settings = COALESCE($6, settings), ",
+                    "state = COALESCE($7, state), ",
+                    "updated_at = $8 ",
+                    "WHERE organization_id = $1 AND id = $2 RETURNING ",
+                    connection_cols!()
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(base_url.is_some())
+                .bind(base_url.clone().flatten())
+                .bind(update.auth_method.map(|a| a.as_str()))
+                .bind(update.settings.as_ref().map(Json))
+                .bind(update.state.map(|s| s.as_str()))
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("connection {id}")))?;
+                Self::append_audit(&mut tx, actor, org, "connection.update", "connection", &id.to_string(),
+                    serde_json::json!({
+                        "name": conn.name,
+                        "base_url": base_url,
+                        "auth_method": update.auth_method.map(|a| a.as_str()),
+                        "settings_changed": update.settings.is_some(),
+                        "state": update.state.map(|s| s.as_str()),
+                    })).await?;
+                tx.commit().await?;
+                Ok(conn)
+            }
+
+            async fn set_connection_secret(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                id: ConnectionId,
+                secret: Option<&Secret>,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let name = Self::require_connection(&mut tx, org, id).await?;
+                let sealed = match secret {
+                    Some(s) => Some(crypto::seal_secret(&self.data_key(&mut tx, org).await?, org, id, s)?),
+                    None => None,
+                };
+                sqlx::query("UPDATE connections SET secret_sealed = $3, updated_at = $4 WHERE organization_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .bind(sealed)
+                    .bind(Timestamp::now())
+                    .execute(&mut *tx)
+                    .await?;
+                let action = if secret.is_some() { "connection.secret_rotate" } else { "connection.secret_clear" };
+                Self::append_audit(&mut tx, actor, org, action, "connection", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn connection_secret(&self, org: OrganizationId, id: ConnectionId) -> StoreResult<Option<Secret>> {
+                let mut conn = self.pool.acquire().await?;
+                let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                    "SELECT secret_sealed FROM connections WHERE organization_id = $1 AND id = $2",
+                )
+                .bind(org)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                match sealed {
+                    None => Err(StoreError::NotFound(format!("connection {id}"))),
+                    Some(None) => Ok(None),
+                    Some(Some(blob)) => {
+                        let key = self.data_key(&mut conn, org).await?;
+                        Ok(Some(crypto::open_secret(&key, org, id, &blob)?))
+                    }
+                }
+            }
+
+            async fn delete_connection(&self, actor: &Actor, org: OrganizationId, id: ConnectionId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let Ok(name) = Self::require_connection(&mut tx, org, id).await else {
+                    return Ok(false);
+                };
+                for sql in [
+                    "UPDATE users SET source_connection_id = NULL WHERE organization_id = $1 AND source_connection_id = $2",
+                    "UPDATE groups SET source_connection_id = NULL WHERE organization_id = $1 AND source_connection_id = $2",
+                    "DELETE FROM connections WHERE organization_id = $1 AND id = $2",
+                ] {
+                    sqlx::query(sql).bind(org).bind(id).execute(&mut *tx).await?;
+                }
+                Self::append_audit(&mut tx, actor, org, "connection.delete", "connection", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            // ---- users ------------------------------------------------------------------
+
+            async fn create_user(&self, actor: &Actor, org: OrganizationId, draft: &UserDraft) -> StoreResult<User> {
+                check_user(draft)?;
+                let id = UserId::new();
+                let now = Timestamp::now();
+                let mut tx = self.begin_write().await?;
+                let user: User = sqlx::query_as(concat!(
+                    "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
+                    "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
+                    "version, created_at, updated_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14) RETURNING ",
+                    user_cols!()
+                ))
+                .bind(id)
+                .bind(org)
+                .bind(&draft.user_name)
+                .bind(validate::user_name_key(&draft.user_name))
+                .bind(&draft.external_id)
+                .bind(&draft.display_name)
+                .bind(&draft.given_name)
+                .bind(&draft.family_name)
+                .bind(Json(&draft.emails))
+                .bind(draft.active)
+                .bind(draft.lifecycle_state().as_str())
+                .bind(draft.source_connection_id)
+                .bind(Json(&draft.attributes))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
+                Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(),
+                    serde_json::json!({ "user_name": draft.user_name, "active": draft.active })).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn user(&self, org: OrganizationId, id: UserId) -> StoreResult<Option<User>> {
+                Ok(sqlx::query_as(concat!("SELECT ", user_cols!(), " FROM users WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn user_by_user_name(&self, org: OrganizationId, user_name: &str) -> StoreResult<Option<User>> {
+                Ok(sqlx::query_as(concat!("SELECT ", user_cols!(), " FROM users WHERE organization_id = $1 AND user_name_key = $2"))
+                    .bind(org)
+                    .bind(validate::user_name_key(user_name))
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_users(&self, org: OrganizationId, range: ListRange) -> StoreResult<Vec<User>> {
+                Ok(sqlx::query_as(concat!("SELECT ", user_cols!(), " FROM users WHERE organization_id = $1 ORDER BY id LIMIT $2 OFFSET $3"))
+                    .bind(org)
+                    .bind(i64::from(range.limit))
+                    .bind(as_i64(range.offset))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn count_users(&self, org: OrganizationId) -> StoreResult<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE organization_id = $1")
+                    .bind(org)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn replace_user(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                id: UserId,
+                draft: &UserDraft,
+                if_version: Option<i64>,
+            ) -> StoreResult<User> {
+                check_user(draft)?;
+                let mut tx = self.begin_write().await?;
+                let updated: Option<User> = sqlx::query_as(concat!(
+                    "UPDATE users SET user_name = $3, user_name_key = $4, external_id = $5, display_name = $6, ",
+                    "given_name = $7, family_name = $8, emails = $9, active = $10, lifecycle_state = $11, ",
+                    "source_connection_id = $12, attributes = $13, version = version + 1, updated_at = $14 ",
+                    "WHERE organization_id = $1 AND id = $2 AND ($15 IS NULL OR version = $15) RETURNING ",
+                    user_cols!()
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(&draft.user_name)
+                .bind(validate::user_name_key(&draft.user_name))
+                .bind(&draft.external_id)
+                .bind(&draft.display_name)
+                .bind(&draft.given_name)
+                .bind(&draft.family_name)
+                .bind(Json(&draft.emails))
+                .bind(draft.active)
+                .bind(draft.lifecycle_state().as_str())
+                .bind(draft.source_connection_id)
+                .bind(Json(&draft.attributes))
+                .bind(Timestamp::now())
+                .bind(if_version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
+                let Some(user) = updated else {
+                    return Err(Self::version_miss(&mut tx,
+                        "SELECT version FROM users WHERE organization_id = $1 AND id = $2",
+                        org, id.0, "user", if_version).await);
+                };
+                Self::append_audit(&mut tx, actor, org, "user.replace", "user", &id.to_string(),
+                    serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version })).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn delete_user(&self, actor: &Actor, org: OrganizationId, id: UserId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let name: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM users WHERE organization_id = $1 AND id = $2 RETURNING user_name",
+                )
+                .bind(org)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(name) = name else { return Ok(false) };
+                Self::append_audit(&mut tx, actor, org, "user.delete", "user", &id.to_string(),
+                    serde_json::json!({ "user_name": name })).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            // ---- groups and memberships -------------------------------------------------
+
+            async fn create_group(&self, actor: &Actor, org: OrganizationId, draft: &GroupDraft) -> StoreResult<Group> {
+                check_group(draft)?;
+                let id = GroupId::new();
+                let mut tx = self.begin_write().await?;
+                let group: Group = sqlx::query_as(concat!(
+                    "INSERT INTO groups (id, organization_id, display_name, external_id, source_connection_id, ",
+                    "attributes, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING ",
+                    group_cols!()
+                ))
+                .bind(id)
+                .bind(org)
+                .bind(&draft.display_name)
+                .bind(&draft.external_id)
+                .bind(draft.source_connection_id)
+                .bind(Json(&draft.attributes))
+                .bind(Timestamp::now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict(format!("group {:?}", draft.display_name)))?;
+                Self::append_audit(&mut tx, actor, org, "group.create", "group", &id.to_string(),
+                    serde_json::json!({ "display_name": draft.display_name })).await?;
+                tx.commit().await?;
+                Ok(group)
+            }
+
+            async fn group(&self, org: OrganizationId, id: GroupId) -> StoreResult<Option<Group>> {
+                Ok(sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_groups(&self, org: OrganizationId, range: ListRange) -> StoreResult<Vec<Group>> {
+                Ok(sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 ORDER BY id LIMIT $2 OFFSET $3"))
+                    .bind(org)
+                    .bind(i64::from(range.limit))
+                    .bind(as_i64(range.offset))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn replace_group(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                id: GroupId,
+                draft: &GroupDraft,
+                if_version: Option<i64>,
+            ) -> StoreResult<Group> {
+                check_group(draft)?;
+                let mut tx = self.begin_write().await?;
+                let updated: Option<Group> = sqlx::query_as(concat!(
+                    "UPDATE groups SET display_name = $3, external_id = $4, source_connection_id = $5, attributes = $6, ",
+                    "version = version + 1, updated_at = $7 ",
+                    "WHERE organization_id = $1 AND id = $2 AND ($8 IS NULL OR version = $8) RETURNING ",
+                    group_cols!()
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(&draft.display_name)
+                .bind(&draft.external_id)
+                .bind(draft.source_connection_id)
+                .bind(Json(&draft.attributes))
+                .bind(Timestamp::now())
+                .bind(if_version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(group) = updated else {
+                    return Err(Self::version_miss(&mut tx,
+                        "SELECT version FROM groups WHERE organization_id = $1 AND id = $2",
+                        org, id.0, "group", if_version).await);
+                };
+                Self::append_audit(&mut tx, actor, org, "group.replace", "group", &id.to_string(),
+                    serde_json::json!({ "display_name": group.display_name, "version": group.version })).await?;
+                tx.commit().await?;
+                Ok(group)
+            }
+
+            async fn delete_group(&self, actor: &Actor, org: OrganizationId, id: GroupId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let name: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM groups WHERE organization_id = $1 AND id = $2 RETURNING display_name",
+                )
+                .bind(org)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(name) = name else { return Ok(false) };
+                Self::append_audit(&mut tx, actor, org, "group.delete", "group", &id.to_string(),
+                    serde_json::json!({ "display_name": name })).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn add_member(&self, actor: &Actor, org: OrganizationId, group: GroupId, user: UserId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let added = sqlx::query(
+                    "INSERT INTO memberships (organization_id, group_id, user_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(org)
+                .bind(group)
+                .bind(user)
+                .bind(Timestamp::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::NotFound(_) => StoreError::NotFound(format!("group {group} or user {user}")),
+                    other => other,
+                })?
+                .rows_affected() > 0;
+                if added {
+                    sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
+                        .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
+                    Self::append_audit(&mut tx, actor, org, "group.member_add", "group", &group.to_string(),
+                        serde_json::json!({ "user_id": user })).await?;
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn remove_member(&self, actor: &Actor, org: OrganizationId, group: GroupId, user: UserId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let removed = sqlx::query("DELETE FROM memberships WHERE organization_id = $1 AND group_id = $2 AND user_id = $3")
+                    .bind(org)
+                    .bind(group)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() > 0;
+                if removed {
+                    sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
+                        .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
+                    Self::append_audit(&mut tx, actor, org, "group.member_remove", "group", &group.to_string(),
+                        serde_json::json!({ "user_id": user })).await?;
+                }
+                tx.commit().await?;
+                Ok(removed)
+            }
+
+            async fn group_members(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<UserId>> {
+                Ok(sqlx::query_scalar("SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2 ORDER BY user_id")
+                    .bind(org)
+                    .bind(group)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn user_groups(&self, org: OrganizationId, user: UserId) -> StoreResult<Vec<Group>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id IN ",
+                    "(SELECT group_id FROM memberships WHERE organization_id = $1 AND user_id = $2) ORDER BY display_name"
+                ))
+                .bind(org)
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            // ---- roles and mappings -----------------------------------------------------
+
+            async fn create_role(&self, actor: &Actor, org: OrganizationId, name: &str, description: &str) -> StoreResult<Role> {
+                let name = validate::name("role name", name)?;
+                let id = RoleId::new();
+                let mut tx = self.begin_write().await?;
+                let role: Role = sqlx::query_as(concat!(
+                    "INSERT INTO roles (id, organization_id, name, name_key, description, created_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", role_cols!()
+                ))
+                .bind(id)
+                .bind(org)
+                .bind(&name)
+                .bind(name.to_lowercase())
+                .bind(description)
+                .bind(Timestamp::now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict(format!("a role named {name:?}")))?;
+                Self::append_audit(&mut tx, actor, org, "role.create", "role", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(role)
+            }
+
+            async fn role(&self, org: OrganizationId, id: RoleId) -> StoreResult<Option<Role>> {
+                Ok(sqlx::query_as(concat!("SELECT ", role_cols!(), " FROM roles WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_roles(&self, org: OrganizationId) -> StoreResult<Vec<Role>> {
+                Ok(sqlx::query_as(concat!("SELECT ", role_cols!(), " FROM roles WHERE organization_id = $1 ORDER BY name_key"))
+                    .bind(org)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn update_role(&self, actor: &Actor, org: OrganizationId, id: RoleId, name: &str, description: &str) -> StoreResult<Role> {
+                let name = validate::name("role name", name)?;
+                let mut tx = self.begin_write().await?;
+                let role: Role = sqlx::query_as(concat!(
+                    "UPDATE roles SET name = $3, name_key = $4, description = $5 WHERE organization_id = $1 AND id = $2 RETURNING ",
+                    role_cols!()
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(&name)
+                .bind(name.to_lowercase())
+                .bind(description)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(conflict(format!("a role named {name:?}")))?
+                .ok_or_else(|| StoreError::NotFound(format!("role {id}")))?;
+                Self::append_audit(&mut tx, actor, org, "role.update", "role", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(role)
+            }
+
+            async fn delete_role(&self, actor: &Actor, org: OrganizationId, id: RoleId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let name: Option<String> = sqlx::query_scalar("DELETE FROM roles WHERE organization_id = $1 AND id = $2 RETURNING name")
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(name) = name else { return Ok(false) };
+                Self::append_audit(&mut tx, actor, org, "role.delete", "role", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn create_role_mapping(&self, actor: &Actor, org: OrganizationId, draft: &RoleMappingDraft) -> StoreResult<RoleMapping> {
+                check_mapping(draft)?;
+                let id = RoleMappingId::new();
+                let mut tx = self.begin_write().await?;
+                let mapping: RoleMapping = sqlx::query_as(concat!(
+                    "INSERT INTO role_mappings (id, organization_id, source_connection_id, selector, match_mode, pattern, role_id, created_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", mapping_cols!()
+                ))
+                .bind(id)
+                .bind(org)
+                .bind(draft.source_connection_id)
+                .bind(draft.selector.as_str())
+                .bind(draft.match_mode.as_str())
+                .bind(&draft.pattern)
+                .bind(draft.role_id)
+                .bind(Timestamp::now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict("the mapping".into()))?;
+                Self::append_audit(&mut tx, actor, org, "mapping.create", "role_mapping", &id.to_string(),
+                    serde_json::json!({
+                        "selector": draft.selector.as_str(), "match_mode": draft.match_mode.as_str(),
+                        "pattern": draft.pattern, "role_id": draft.role_id, "source_connection_id": draft.source_connection_id,
+                    })).await?;
+                tx.commit().await?;
+                Ok(mapping)
+            }
+
+            async fn role_mapping(&self, org: OrganizationId, id: RoleMappingId) -> StoreResult<Option<RoleMapping>> {
+                Ok(sqlx::query_as(concat!("SELECT ", mapping_cols!(), " FROM role_mappings WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_role_mappings(&self, org: OrganizationId) -> StoreResult<Vec<RoleMapping>> {
+                Ok(sqlx::query_as(concat!("SELECT ", mapping_cols!(), " FROM role_mappings WHERE organization_id = $1 ORDER BY id"))
+                    .bind(org)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn replace_role_mapping(&self, actor: &Actor, org: OrganizationId, id: RoleMappingId, draft: &RoleMappingDraft) -> StoreResult<RoleMapping> {
+                check_mapping(draft)?;
+                let mut tx = self.begin_write().await?;
+                let mapping: RoleMapping = sqlx::query_as(concat!(
+                    "UPDATE role_mappings SET source_connection_id = $3, selector = $4, match_mode = $5, pattern = $6, role_id = $7 ",
+                    "WHERE organization_id = $1 AND id = $2 RETURNING ", mapping_cols!()
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(draft.source_connection_id)
+                .bind(draft.selector.as_str())
+                .bind(draft.match_mode.as_str())
+                .bind(&draft.pattern)
+                .bind(draft.role_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(conflict("the mapping".into()))?
+                .ok_or_else(|| StoreError::NotFound(format!("mapping {id}")))?;
+                Self::append_audit(&mut tx, actor, org, "mapping.replace", "role_mapping", &id.to_string(),
+                    serde_json::json!({
+                        "selector": draft.selector.as_str(), "match_mode": draft.match_mode.as_str(),
+                        "pattern": draft.pattern, "role_id": draft.role_id,
+                    })).await?;
+                tx.commit().await?;
+                Ok(mapping)
+            }
+
+            async fn delete_role_mapping(&self, actor: &Actor, org: OrganizationId, id: RoleMappingId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let pattern: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM role_mappings WHERE organization_id = $1 AND id = $2 RETURNING pattern",
+                )
+                .bind(org)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(pattern) = pattern else { return Ok(false) };
+                Self::append_audit(&mut tx, actor, org, "mapping.delete", "role_mapping", &id.to_string(),
+                    serde_json::json!({ "pattern": pattern })).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            // ---- target links -----------------------------------------------------------
+
+            async fn upsert_target_link(&self, link: &TargetLink) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO target_links (", link_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ",
+                    "ON CONFLICT (connection_id, resource_type, local_id) DO UPDATE SET ",
+                    "remote_id = excluded.remote_id, remote_etag = excluded.remote_etag, ",
+                    "content_hash = excluded.content_hash, synced_at = excluded.synced_at ",
+                    "WHERE target_links.organization_id = excluded.organization_id"
+                ))
+                .bind(link.organization_id)
+                .bind(link.connection_id)
+                .bind(link.resource_type.as_str())
+                .bind(link.local_id)
+                .bind(&link.remote_id)
+                .bind(&link.remote_etag)
+                .bind(&link.content_hash)
+                .bind(link.synced_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, || format!("connection {}", link.connection_id)))?;
+                Ok(())
+            }
+
+            async fn target_link(
+                &self,
+                org: OrganizationId,
+                connection: ConnectionId,
+                resource_type: ResourceType,
+                local_id: Uuid,
+            ) -> StoreResult<Option<TargetLink>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", link_cols!(), " FROM target_links ",
+                    "WHERE organization_id = $1 AND connection_id = $2 AND resource_type = $3 AND local_id = $4"
+                ))
+                .bind(org)
+                .bind(connection)
+                .bind(resource_type.as_str())
+                .bind(local_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn list_target_links(&self, org: OrganizationId, connection: ConnectionId) -> StoreResult<Vec<TargetLink>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", link_cols!(), " FROM target_links WHERE organization_id = $1 AND connection_id = $2 ",
+                    "ORDER BY resource_type, local_id"
+                ))
+                .bind(org)
+                .bind(connection)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn delete_target_link(
+                &self,
+                org: OrganizationId,
+                connection: ConnectionId,
+                resource_type: ResourceType,
+                local_id: Uuid,
+            ) -> StoreResult<bool> {
+                Ok(sqlx::query(
+                    "DELETE FROM target_links WHERE organization_id = $1 AND connection_id = $2 AND resource_type = $3 AND local_id = $4",
+                )
+                .bind(org)
+                .bind(connection)
+                .bind(resource_type.as_str())
+                .bind(local_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected() > 0)
+            }
+
+            // ---- operations -------------------------------------------------------------
+
+            async fn enqueue_operation(&self, org: OrganizationId, new: &NewOperation) -> StoreResult<Operation> {
+                let now = Timestamp::now();
+                Ok(sqlx::query_as(concat!(
+                    "INSERT INTO operations (", operation_cols!(), ") ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, NULL, $8, $8) RETURNING ",
+                    operation_cols!()
+                ))
+                .bind(OperationId::new())
+                .bind(org)
+                .bind(new.connection_id)
+                .bind(new.resource_type.as_str())
+                .bind(new.resource_id)
+                .bind(new.action.as_str())
+                .bind(Json(&new.payload))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, || format!("connection {}", new.connection_id)))?)
+            }
+
+            async fn operation(&self, org: OrganizationId, id: OperationId) -> StoreResult<Option<Operation>> {
+                Ok(sqlx::query_as(concat!("SELECT ", operation_cols!(), " FROM operations WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_operations(&self, org: OrganizationId, filter: &OperationFilter) -> StoreResult<Vec<Operation>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", operation_cols!(), " FROM operations WHERE organization_id = $1 ",
+                    "AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR state = $3) ORDER BY id LIMIT $4"
+                ))
+                .bind(org)
+                .bind(filter.connection_id)
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(i64::from(filter.limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn record_attempt(&self, attempt: &Attempt, state: OperationState, not_before: Timestamp) -> StoreResult<Operation> {
+                let mut tx = self.begin_write().await?;
+                let op: Operation = sqlx::query_as(concat!(
+                    "UPDATE operations SET state = $3, attempts = attempts + 1, not_before = $4, last_error = $5, updated_at = $6 ",
+                    "WHERE organization_id = $1 AND id = $2 RETURNING ", operation_cols!()
+                ))
+                .bind(attempt.organization_id)
+                .bind(attempt.operation_id)
+                .bind(state.as_str())
+                .bind(not_before)
+                .bind(&attempt.error)
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("operation {}", attempt.operation_id)))?;
+                sqlx::query(concat!("INSERT INTO operation_attempts (", attempt_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                    .bind(attempt.operation_id)
+                    .bind(attempt.organization_id)
+                    .bind(op.attempts)
+                    .bind(attempt.started_at)
+                    .bind(attempt.duration_ms)
+                    .bind(attempt.http_status)
+                    .bind(&attempt.error)
+                    .bind(&attempt.request_excerpt)
+                    .bind(&attempt.response_excerpt)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(op)
+            }
+
+            async fn operation_attempts(&self, org: OrganizationId, id: OperationId) -> StoreResult<Vec<Attempt>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", attempt_cols!(), " FROM operation_attempts WHERE organization_id = $1 AND operation_id = $2 ORDER BY attempt_no"
+                ))
+                .bind(org)
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn prune_operations(&self, org: OrganizationId, before: Timestamp, batch: u32) -> StoreResult<u64> {
+                Ok(sqlx::query(concat!(
+                    "DELETE FROM operations WHERE id IN (SELECT id FROM operations WHERE organization_id = $1 ",
+                    "AND state IN ('succeeded', 'skipped') AND updated_at < $2 ORDER BY id LIMIT $3)"
+                ))
+                .bind(org)
+                .bind(before)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
+            }
+
+            // ---- audit ------------------------------------------------------------------
+
+            async fn record_audit(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                action: &str,
+                subject_type: &str,
+                subject_id: &str,
+                details: serde_json::Value,
+            ) -> StoreResult<AuditEvent> {
+                let mut conn = self.pool.acquire().await?;
+                Self::append_audit(&mut conn, actor, org, action, subject_type, subject_id, details).await
+            }
+
+            async fn list_audit(&self, org: OrganizationId, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", audit_cols!(), " FROM audit_events WHERE organization_id = $1 ",
+                    "AND ($2 IS NULL OR actor = $2) ",
+                    "AND ($3 IS NULL OR substr(action, 1, length(CAST($3 AS TEXT))) = CAST($3 AS TEXT)) ",
+                    "AND ($4 IS NULL OR subject_id = $4) ",
+                    "AND ($5 IS NULL OR id < $5) ",
+                    "ORDER BY id DESC LIMIT $6"
+                ))
+                .bind(org)
+                .bind(&filter.actor)
+                .bind(&filter.action_prefix)
+                .bind(&filter.subject_id)
+                .bind(filter.before)
+                .bind(i64::from(filter.limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            // ---- tokens -----------------------------------------------------------------
+
+            async fn create_api_token(&self, actor: &Actor, org: OrganizationId, new: &NewApiToken) -> StoreResult<IssuedApiToken> {
+                let name = validate::name("token name", &new.name)?;
+                if new.scope == TokenScope::Scim && new.connection_id.is_none() {
+                    return Err(InvalidInput::new("token", "a SCIM token must name its inbound connection").into());
+                }
+                let id = ApiTokenId::new();
+                let issued = crypto::token::issue(id)?;
+                let mut tx = self.begin_write().await?;
+                if let Some(conn_id) = new.connection_id {
+                    let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM connections WHERE organization_id = $1 AND id = $2")
+                        .bind(org).bind(conn_id).fetch_optional(&mut *tx).await?;
+                    match kind.as_deref() {
+                        None => return Err(StoreError::NotFound(format!("connection {conn_id}"))),
+                        Some(k) if new.scope == TokenScope::Scim && k != ConnectionKind::ScimInbound.as_str() => {
+                            return Err(InvalidInput::new("token", format!(
+                                "SCIM tokens authenticate scim_inbound connections; this connection is {k}")).into());
+                        }
+                        _ => {}
+                    }
+                }
+                let token: ApiToken = sqlx::query_as(concat!(
+                    "INSERT INTO api_tokens (id, organization_id, connection_id, name, scope, secret_hash, created_at, expires_at, revoked_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING ", token_cols!()
+                ))
+                .bind(id)
+                .bind(org)
+                .bind(new.connection_id)
+                .bind(&name)
+                .bind(new.scope.as_str())
+                .bind(&issued.hash)
+                .bind(Timestamp::now())
+                .bind(new.expires_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                Self::append_audit(&mut tx, actor, org, "token.create", "api_token", &id.to_string(),
+                    serde_json::json!({ "name": name, "scope": new.scope.as_str(), "connection_id": new.connection_id })).await?;
+                tx.commit().await?;
+                Ok(IssuedApiToken { token, text: issued.text })
+            }
+
+            async fn list_api_tokens(&self, org: OrganizationId) -> StoreResult<Vec<ApiToken>> {
+                Ok(sqlx::query_as(concat!("SELECT ", token_cols!(), " FROM api_tokens WHERE organization_id = $1 ORDER BY id"))
+                    .bind(org)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn revoke_api_token(&self, actor: &Actor, org: OrganizationId, id: ApiTokenId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let name: Option<String> = sqlx::query_scalar(
+                    "UPDATE api_tokens SET revoked_at = $3 WHERE organization_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING name",
+                )
+                .bind(org)
+                .bind(id)
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(name) = name else { return Ok(false) };
+                Self::append_audit(&mut tx, actor, org, "token.revoke", "api_token", &id.to_string(),
+                    serde_json::json!({ "name": name })).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn authenticate_token(&self, presented: &str) -> StoreResult<Option<ApiToken>> {
+                let Some((id, secret)) = crypto::token::parse(presented) else { return Ok(None) };
+                let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT secret_hash FROM api_tokens WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some((hash,)) = row else { return Ok(None) };
+                if !crypto::token::verify(secret, &hash) {
+                    return Ok(None);
+                }
+                let token: Option<ApiToken> = sqlx::query_as(concat!("SELECT ", token_cols!(), " FROM api_tokens WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(token.filter(|t| t.is_usable_at(Timestamp::now())))
+            }
+
+            // ---- keys -------------------------------------------------------------------
+
+            async fn master_key_ids(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT DISTINCT master_key_id FROM organizations ORDER BY master_key_id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn rotate_master_key(&self, actor: &Actor, new: MasterKey) -> StoreResult<u64> {
+                let old = self.keys.current();
+                let mut tx = self.begin_write().await?;
+                let rows: Vec<(OrganizationId, Vec<u8>, String)> = sqlx::query_as(
+                    "SELECT id, data_key_wrapped, master_key_id FROM organizations ORDER BY id",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut count = 0u64;
+                for (org, wrapped, key_id) in rows {
+                    let data_key = if key_id == new.id() {
+                        continue; // already under the new key (an interrupted earlier rotation)
+                    } else if key_id == old.id() {
+                        crypto::unwrap_data_key(&old, org, &wrapped)?
+                    } else {
+                        return Err(StoreError::WrongMasterKey { configured: old.id(), stored: key_id });
+                    };
+                    let rewrapped = crypto::wrap_data_key(&new, org, &data_key)?;
+                    sqlx::query("UPDATE organizations SET data_key_wrapped = $2, master_key_id = $3 WHERE id = $1")
+                        .bind(org)
+                        .bind(rewrapped)
+                        .bind(new.id())
+                        .execute(&mut *tx)
+                        .await?;
+                    Self::append_audit(&mut tx, actor, org, "key.rotate", "organization", &org.to_string(),
+                        serde_json::json!({ "from_master_key_id": old.id(), "to_master_key_id": new.id() })).await?;
+                    count += 1;
+                }
+                tx.commit().await?;
+                self.keys.replace(new);
+                Ok(count)
+            }
+        }
+        }
+    };
+}
