@@ -946,7 +946,7 @@ macro_rules! impl_store {
             // ---- target links -----------------------------------------------------------
 
             async fn upsert_target_link(&self, link: &TargetLink) -> StoreResult<()> {
-                sqlx::query(concat!(
+                let written = sqlx::query(concat!(
                     "INSERT INTO target_links (", link_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ",
                     "ON CONFLICT (connection_id, resource_type, local_id) DO UPDATE SET ",
                     "remote_id = excluded.remote_id, remote_etag = excluded.remote_etag, ",
@@ -964,6 +964,12 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, || format!("connection {}", link.connection_id)))?;
+                if written.rows_affected() == 0 {
+                    // The link exists under another organization: touch nothing, say so.
+                    return Err(StoreError::NotFound(format!(
+                        "connection {} in organization {}", link.connection_id, link.organization_id
+                    )));
+                }
                 Ok(())
             }
 

@@ -1,0 +1,249 @@
+//! Test harness: a fresh store per test, on real SQLite (a temp file) or real PostgreSQL (a
+//! fresh schema in the database `TEST_DATABASE_URL` names, dropped afterwards).
+//!
+//! With `CI=true`, PostgreSQL is mandatory: a test panics if it cannot connect. Elsewhere the
+//! PostgreSQL variant of a test prints why it is skipped and returns.
+#![allow(dead_code)]
+
+use scimdesk::crypto::MasterKey;
+use scimdesk::store::{PgStore, SqliteStore, Store};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::SqlitePool;
+use sqlx::{AssertSqlSafe, Connection as _};
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+/// The database that PostgreSQL tests make their schemas in.
+pub fn pg_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Whether PostgreSQL tests must run (CI) rather than skip.
+pub fn pg_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A fresh PostgreSQL schema, or `None` (skip) when PostgreSQL is unreachable outside CI.
+pub async fn pg_schema() -> Option<PgSchema> {
+    let admin = match sqlx::PgConnection::connect(&pg_url()).await {
+        Ok(c) => c,
+        Err(e) if !pg_required() => {
+            eprintln!("SKIPPED: PostgreSQL at {} is unreachable ({e}); set CI=true to make this fatal", pg_url());
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {} is unreachable and CI=true: {e}", pg_url()),
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = admin;
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test schema");
+    let _ = admin.close().await;
+    Some(PgSchema { name })
+}
+
+/// A schema that is dropped (with everything in it) when this value is dropped, even on panic.
+pub struct PgSchema {
+    pub name: String,
+}
+
+impl PgSchema {
+    /// Connect options that put everything in this schema.
+    pub fn options(&self) -> PgConnectOptions {
+        PgConnectOptions::from_str(&pg_url())
+            .expect("TEST_DATABASE_URL")
+            .options([("search_path", self.name.as_str())])
+    }
+
+    /// A database URL for the CLI that puts everything in this schema.
+    pub fn url(&self) -> String {
+        let sep = if pg_url().contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", pg_url(), self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Async work cannot run in Drop; a short-lived thread with its own runtime can.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut c = sqlx::PgConnection::connect(&pg_url()).await.ok()?;
+                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
+                    .execute(&mut c)
+                    .await
+                    .ok()?;
+                c.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Direct access to the database under a store, for what the application must not do itself.
+pub enum Raw {
+    Pg(PgPool),
+    Sqlite(SqlitePool, PathBuf),
+}
+
+impl Raw {
+    /// Runs a statement; returns rows affected or the database's error text.
+    pub async fn exec(&self, sql: &str) -> Result<u64, String> {
+        let sql = AssertSqlSafe(sql.to_string());
+        match self {
+            Raw::Pg(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
+            Raw::Sqlite(p, _) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Every byte the database holds that a thief of the disk or a dump would get: the SQLite
+    /// file and its WAL, or the text of every row of every table in the PostgreSQL schema.
+    pub async fn everything(&self) -> Vec<u8> {
+        match self {
+            Raw::Sqlite(pool, path) => {
+                let _ = sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(pool).await;
+                let mut bytes = std::fs::read(path).expect("read sqlite file");
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                bytes.extend(std::fs::read(wal).unwrap_or_default());
+                bytes
+            }
+            Raw::Pg(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+                )
+                .fetch_all(pool)
+                .await
+                .expect("list tables");
+                let mut bytes = Vec::new();
+                for t in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT row_to_json(x)::text FROM {t} x"
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .expect("dump table");
+                    for r in rows {
+                        bytes.extend(r.into_bytes());
+                    }
+                }
+                bytes
+            }
+        }
+    }
+}
+
+/// One test's store and raw access to its database.
+pub struct Harness {
+    pub store: Arc<dyn Store>,
+    pub raw: Raw,
+    pub backend: &'static str,
+    key_text: scimdesk::crypto::Secret,
+    reopen: Reopen,
+    _tmp: Option<tempfile::TempDir>,
+    _schema: Option<PgSchema>,
+}
+
+enum Reopen {
+    Pg(PgConnectOptions),
+    Sqlite(String),
+}
+
+impl Harness {
+    /// A store on a fresh SQLite file.
+    pub async fn sqlite() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("test.db");
+        let url = format!("sqlite://{}", path.display());
+        let key = MasterKey::generate().unwrap();
+        let key_text = key.to_base64();
+        let store = SqliteStore::open(&url, key)
+            .await
+            .expect("open sqlite store");
+        let raw = Raw::Sqlite(store.pool().clone(), path);
+        Self {
+            store: Arc::new(store),
+            raw,
+            backend: "sqlite",
+            key_text,
+            reopen: Reopen::Sqlite(url),
+            _tmp: Some(tmp),
+            _schema: None,
+        }
+    }
+
+    /// A store on a fresh PostgreSQL schema, or `None` when skipped (see module docs).
+    pub async fn postgres() -> Option<Self> {
+        let schema = pg_schema().await?;
+        let options = schema.options();
+        let key = MasterKey::generate().unwrap();
+        let key_text = key.to_base64();
+        let store = PgStore::open_with(options.clone(), format!("test schema {}", schema.name), key)
+            .await
+            .expect("open postgres store");
+        let raw = Raw::Pg(
+            PgPoolOptions::new()
+                .max_connections(2)
+                .connect_with(options.clone())
+                .await
+                .expect("raw pool"),
+        );
+        Some(Self {
+            store: Arc::new(store),
+            raw,
+            backend: "postgres",
+            key_text,
+            reopen: Reopen::Pg(options),
+            _tmp: None,
+            _schema: Some(schema),
+        })
+    }
+
+    /// A copy of the master key the store was opened with.
+    pub fn key(&self) -> MasterKey {
+        MasterKey::from_base64(self.key_text.expose()).unwrap()
+    }
+
+    /// Opens the same database again with `key` (running migrations again).
+    pub async fn reopen(&self, key: MasterKey) -> Arc<dyn Store> {
+        match &self.reopen {
+            Reopen::Sqlite(url) => Arc::new(SqliteStore::open(url, key).await.expect("reopen")),
+            Reopen::Pg(opts) => Arc::new(
+                PgStore::open_with(opts.clone(), "reopened".into(), key)
+                    .await
+                    .expect("reopen"),
+            ),
+        }
+    }
+}
+
+/// Declares each named `async fn(&Harness)` as a test on SQLite and on PostgreSQL, so the
+/// output shows `sqlite::NAME` and `postgres::NAME` side by side.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = $crate::support::Harness::sqlite().await;
+                    super::$name(&h).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = $crate::support::Harness::postgres().await else { return };
+                    super::$name(&h).await;
+                }
+            )*
+        }
+    };
+}
