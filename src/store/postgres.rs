@@ -3,7 +3,7 @@
 use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
-use sqlx::Transaction;
+use sqlx::{ConnectOptions as _, Connection as _, Transaction};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -29,6 +29,15 @@ impl PgStore {
         location: String,
         master: MasterKey,
     ) -> StoreResult<Self> {
+        // One direct connection first: an unreachable server is reported at once, with its
+        // real reason, instead of after the pool's acquire timeout.
+        options
+            .connect()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .close()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

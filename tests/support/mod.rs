@@ -150,7 +150,7 @@ pub struct Harness {
 }
 
 enum Reopen {
-    Pg(PgConnectOptions),
+    Pg(Box<PgConnectOptions>),
     Sqlite(String),
 }
 
@@ -198,7 +198,7 @@ impl Harness {
             raw,
             backend: "postgres",
             key_text,
-            reopen: Reopen::Pg(options),
+            reopen: Reopen::Pg(Box::new(options)),
             _tmp: None,
             _schema: Some(schema),
         })
@@ -214,7 +214,7 @@ impl Harness {
         match &self.reopen {
             Reopen::Sqlite(url) => Arc::new(SqliteStore::open(url, key).await.expect("reopen")),
             Reopen::Pg(opts) => Arc::new(
-                PgStore::open_with(opts.clone(), "reopened".into(), key)
+                PgStore::open_with((**opts).clone(), "reopened".into(), key)
                     .await
                     .expect("reopen"),
             ),
