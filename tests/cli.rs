@@ -14,12 +14,20 @@ struct Sandbox {
 
 impl Sandbox {
     fn sqlite() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), database_url: None, _schema: None }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: None,
+            _schema: None,
+        }
     }
 
     async fn postgres() -> Option<Self> {
         let schema = support::pg_schema().await?;
-        Some(Self { dir: tempfile::tempdir().unwrap(), database_url: Some(schema.url()), _schema: Some(schema) })
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: Some(schema.url()),
+            _schema: Some(schema),
+        })
     }
 
     fn config_dir(&self) -> PathBuf {
@@ -32,7 +40,13 @@ impl Sandbox {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_scimdesk"));
-        for var in ["DATABASE_URL", "SCIMDESK_DATABASE_URL", "SCIMDESK_MASTER_KEY", "SCIMDESK_ORG", "RUST_LOG"] {
+        for var in [
+            "DATABASE_URL",
+            "SCIMDESK_DATABASE_URL",
+            "SCIMDESK_MASTER_KEY",
+            "SCIMDESK_ORG",
+            "RUST_LOG",
+        ] {
             c.env_remove(var);
         }
         c.env("SCIMDESK_CONFIG", self.config_dir())
@@ -100,30 +114,76 @@ fn lifecycle(sb: &Sandbox) {
         out
     };
     let out = run(&["org", "create", "Riverside Health"], None);
-    assert!(out.contains("created organization \"Riverside Health\""), "{out}");
+    assert!(
+        out.contains("created organization \"Riverside Health\""),
+        "{out}"
+    );
     let out = run(&["org", "list"], None);
     assert!(out.contains("Riverside Health"), "{out}");
 
     let out = run(
-        &["--org", "Riverside Health", "connection", "add", "workday", "--kind", "scim_target",
-          "--base-url", "https://workday.example.com/scim/v2/", "--secret-stdin"],
+        &[
+            "--org",
+            "Riverside Health",
+            "connection",
+            "add",
+            "workday",
+            "--kind",
+            "scim_target",
+            "--base-url",
+            "https://workday.example.com/scim/v2/",
+            "--secret-stdin",
+        ],
         Some(&format!("{SECRET}\n")),
     );
-    assert!(out.contains("added scim_target connection \"workday\""), "{out}");
+    assert!(
+        out.contains("added scim_target connection \"workday\""),
+        "{out}"
+    );
     let out = run(&["--org", "riverside health", "connection", "list"], None);
     assert!(out.contains("workday") && out.contains("********"), "{out}");
     assert!(out.contains("https://workday.example.com/scim/v2"), "{out}");
-    let out = run(&["--org", "Riverside Health", "connection", "show", "WORKDAY"], None);
+    let out = run(
+        &["--org", "Riverside Health", "connection", "show", "WORKDAY"],
+        None,
+    );
     assert!(out.contains("secret") && out.contains("********"), "{out}");
 
     // A secret from a file, then rotated from stdin.
     let secret_file = sb.dir.path().join("kc.secret");
     std::fs::write(&secret_file, format!("{SECRET}-kc\n")).unwrap();
-    run(&["--org", "Riverside Health", "connection", "add", "keycloak", "--kind", "keycloak",
-          "--base-url", "https://sso.example.com", "--client-id", "scimdesk",
-          "--issuer", "https://sso.example.com/realms/hospital",
-          "--secret-file", secret_file.to_str().unwrap()], None);
-    run(&["--org", "Riverside Health", "connection", "rotate-secret", "keycloak", "--secret-file", "-"], Some(&format!("{SECRET}-rotated")));
+    run(
+        &[
+            "--org",
+            "Riverside Health",
+            "connection",
+            "add",
+            "keycloak",
+            "--kind",
+            "keycloak",
+            "--base-url",
+            "https://sso.example.com",
+            "--client-id",
+            "scimdesk",
+            "--issuer",
+            "https://sso.example.com/realms/hospital",
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    run(
+        &[
+            "--org",
+            "Riverside Health",
+            "connection",
+            "rotate-secret",
+            "keycloak",
+            "--secret-file",
+            "-",
+        ],
+        Some(&format!("{SECRET}-rotated")),
+    );
 
     let conns = sb.json(&["--org", "Riverside Health", "connection", "list"]);
     let conns = conns.as_array().unwrap();
@@ -133,42 +193,123 @@ fn lifecycle(sb: &Sandbox) {
     assert_eq!(conns[0]["settings"]["client_id"], "scimdesk");
     assert_eq!(conns[1]["has_secret"], true);
 
-    run(&["--org", "Riverside Health", "connection", "add", "okta", "--kind", "scim_inbound"], None);
-    let token = run(&["--org", "Riverside Health", "token", "create", "--name", "okta push", "--connection", "okta"], None);
+    run(
+        &[
+            "--org",
+            "Riverside Health",
+            "connection",
+            "add",
+            "okta",
+            "--kind",
+            "scim_inbound",
+        ],
+        None,
+    );
+    let token = run(
+        &[
+            "--org",
+            "Riverside Health",
+            "token",
+            "create",
+            "--name",
+            "okta push",
+            "--connection",
+            "okta",
+        ],
+        None,
+    );
     let token = token.trim().to_string();
     assert!(token.starts_with("scd_"), "{token}");
     let tokens = run(&["--org", "Riverside Health", "token", "list"], None);
-    assert!(tokens.contains("okta push") && tokens.contains("active") && !tokens.contains(&token), "{tokens}");
+    assert!(
+        tokens.contains("okta push") && tokens.contains("active") && !tokens.contains(&token),
+        "{tokens}"
+    );
     let listed = sb.json(&["--org", "Riverside Health", "token", "list"]);
     let id = listed[0]["id"].as_str().unwrap().to_string();
     run(&["--org", "Riverside Health", "token", "revoke", &id], None);
     assert!(run(&["--org", "Riverside Health", "token", "list"], None).contains("revoked"));
 
-    run(&["--org", "Riverside Health", "connection", "remove", "workday"], None);
+    run(
+        &[
+            "--org",
+            "Riverside Health",
+            "connection",
+            "remove",
+            "workday",
+        ],
+        None,
+    );
     let out = run(&["--org", "Riverside Health", "connection", "list"], None);
     assert!(!out.contains("workday"), "{out}");
 
     let audit = sb.json(&["--org", "Riverside Health", "audit", "list"]);
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, [
-        "connection.delete", "token.revoke", "token.create", "connection.create",
-        "connection.secret_rotate", "connection.create", "connection.create", "organization.create",
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "connection.delete",
+            "token.revoke",
+            "token.create",
+            "connection.create",
+            "connection.secret_rotate",
+            "connection.create",
+            "connection.create",
+            "organization.create",
+        ]
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "tester" && e["actor_kind"] == "operator")
+    );
+    let filtered = sb.json(&[
+        "--org",
+        "Riverside Health",
+        "audit",
+        "list",
+        "--action",
+        "token.",
+        "--limit",
+        "1",
     ]);
-    assert!(audit.as_array().unwrap().iter().all(|e| e["actor"] == "tester" && e["actor_kind"] == "operator"));
-    let filtered = sb.json(&["--org", "Riverside Health", "audit", "list", "--action", "token.", "--limit", "1"]);
     assert_eq!(filtered.as_array().unwrap().len(), 1);
     assert_eq!(filtered[0]["action"], "token.revoke");
     let table = run(&["--org", "Riverside Health", "audit", "list"], None);
-    assert!(table.contains("operator:tester") && table.contains("connection.secret_rotate"), "{table}");
+    assert!(
+        table.contains("operator:tester") && table.contains("connection.secret_rotate"),
+        "{table}"
+    );
 
     // No secret anywhere a person or a log could see it.
-    for s in [SECRET, &format!("{SECRET}-kc"), &format!("{SECRET}-rotated")] {
+    for s in [
+        SECRET,
+        &format!("{SECRET}-kc"),
+        &format!("{SECRET}-rotated"),
+    ] {
         assert!(!transcript.contains(s), "secret printed");
     }
-    assert!(transcript.matches(&token).count() == 1, "the token is printed exactly once, at creation");
-    for file in files_under(&sb.data_dir()).into_iter().chain(files_under(&sb.config_dir())) {
+    assert!(
+        transcript.matches(&token).count() == 1,
+        "the token is printed exactly once, at creation"
+    );
+    for file in files_under(&sb.data_dir())
+        .into_iter()
+        .chain(files_under(&sb.config_dir()))
+    {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "secret in {}", file.display());
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "secret in {}",
+            file.display()
+        );
     }
 }
 
@@ -176,19 +317,27 @@ fn lifecycle(sb: &Sandbox) {
 fn lifecycle_on_sqlite() {
     let sb = Sandbox::sqlite();
     lifecycle(&sb);
-    assert!(sb.data_dir().join("scimdesk.db").exists(), "the default store is an SQLite file in the data dir");
+    assert!(
+        sb.data_dir().join("scimdesk.db").exists(),
+        "the default store is an SQLite file in the data dir"
+    );
     let logs = files_under(&sb.data_dir().join("logs"));
     assert!(!logs.is_empty(), "a log file is written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_on_postgres() {
-    let Some(sb) = Sandbox::postgres().await else { return };
+    let Some(sb) = Sandbox::postgres().await else {
+        return;
+    };
     tokio::task::spawn_blocking(move || {
         lifecycle(&sb);
         let status = sb.ok(&["status"], None);
         assert!(status.contains("postgres"), "{status}");
-        assert!(!sb.data_dir().join("scimdesk.db").exists(), "no SQLite file when PostgreSQL is configured");
+        assert!(
+            !sb.data_dir().join("scimdesk.db").exists(),
+            "no SQLite file when PostgreSQL is configured"
+        );
     })
     .await
     .unwrap();
@@ -198,34 +347,265 @@ async fn lifecycle_on_postgres() {
 fn bad_input_gets_a_clear_error_and_exit_code() {
     let sb = Sandbox::sqlite();
     sb.ok(&["org", "create", "Riverside"], None);
-    sb.ok(&["--org", "Riverside", "connection", "add", "app", "--kind", "scim_target", "--base-url", "https://a.example"], None);
+    sb.ok(
+        &[
+            "--org",
+            "Riverside",
+            "connection",
+            "add",
+            "app",
+            "--kind",
+            "scim_target",
+            "--base-url",
+            "https://a.example",
+        ],
+        None,
+    );
     let cases: &[(&[&str], Option<&str>, i32, &str)] = &[
         (&["org", "create", "RIVERSIDE"], None, 4, "already exists"),
         (&["org", "create", "   "], None, 2, "must not be empty"),
-        (&["--org", "Nowhere", "connection", "list"], None, 3, "unknown organization \"Nowhere\""),
+        (
+            &["--org", "Nowhere", "connection", "list"],
+            None,
+            3,
+            "unknown organization \"Nowhere\"",
+        ),
         (&["connection", "list"], None, 2, "needs an organization"),
-        (&["--org", "Riverside", "connection", "show", "ghost"], None, 3, "no connection \"ghost\""),
-        (&["--org", "Riverside", "connection", "add", "app", "--kind", "scim_target", "--base-url", "https://b.example"], None, 4, "already exists"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target", "--base-url", "not a url"], None, 2, "not a URL"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target", "--base-url", "ftp://files.example"], None, 2, "http or https"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target", "--base-url", "https://u:pw@h.example"], None, 2, "must not contain credentials"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target"], None, 2, "needs --base-url"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "ldap"], None, 2, "unknown value \"ldap\""),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_inbound", "--secret-stdin"], Some("abc"), 2, "never be used"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "keycloak", "--base-url", "https://kc.example"], None, 2, "needs --client-id"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target", "--base-url", "https://c.example", "--secret-stdin"], Some("\n"), 2, "the secret is empty"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target", "--base-url", "https://c.example", "--secret-file", "/nonexistent/s"], None, 2, "cannot read secret file"),
-        (&["--org", "Riverside", "connection", "add", "x", "--kind", "scim_target", "--base-url", "https://c.example", "--setting", "novalue"], None, 2, "is not KEY=VALUE"),
-        (&["--org", "Riverside", "connection", "rotate-secret", "app"], None, 2, "--secret-file"),
-        (&["--org", "Riverside", "token", "create", "--name", "t", "--connection", "app"], None, 2, "scim_inbound"),
-        (&["--org", "Riverside", "token", "revoke", "not-an-id"], None, 2, "is not a token id"),
-        (&["--org", "Riverside", "token", "revoke", "01a221d1-756b-706a-bd31-5a7732332c6f"], None, 3, "no active token"),
-        (&["--database-url", "mysql://db/x", "status"], None, 2, "neither postgres"),
+        (
+            &["--org", "Riverside", "connection", "show", "ghost"],
+            None,
+            3,
+            "no connection \"ghost\"",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "app",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "https://b.example",
+            ],
+            None,
+            4,
+            "already exists",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "not a url",
+            ],
+            None,
+            2,
+            "not a URL",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "ftp://files.example",
+            ],
+            None,
+            2,
+            "http or https",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "https://u:pw@h.example",
+            ],
+            None,
+            2,
+            "must not contain credentials",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+            ],
+            None,
+            2,
+            "needs --base-url",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "ldap",
+            ],
+            None,
+            2,
+            "unknown value \"ldap\"",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_inbound",
+                "--secret-stdin",
+            ],
+            Some("abc"),
+            2,
+            "never be used",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "keycloak",
+                "--base-url",
+                "https://kc.example",
+            ],
+            None,
+            2,
+            "needs --client-id",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "https://c.example",
+                "--secret-stdin",
+            ],
+            Some("\n"),
+            2,
+            "the secret is empty",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "https://c.example",
+                "--secret-file",
+                "/nonexistent/s",
+            ],
+            None,
+            2,
+            "cannot read secret file",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "connection",
+                "add",
+                "x",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "https://c.example",
+                "--setting",
+                "novalue",
+            ],
+            None,
+            2,
+            "is not KEY=VALUE",
+        ),
+        (
+            &["--org", "Riverside", "connection", "rotate-secret", "app"],
+            None,
+            2,
+            "--secret-file",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "token",
+                "create",
+                "--name",
+                "t",
+                "--connection",
+                "app",
+            ],
+            None,
+            2,
+            "scim_inbound",
+        ),
+        (
+            &["--org", "Riverside", "token", "revoke", "not-an-id"],
+            None,
+            2,
+            "is not a token id",
+        ),
+        (
+            &[
+                "--org",
+                "Riverside",
+                "token",
+                "revoke",
+                "01a221d1-756b-706a-bd31-5a7732332c6f",
+            ],
+            None,
+            3,
+            "no active token",
+        ),
+        (
+            &["--database-url", "mysql://db/x", "status"],
+            None,
+            2,
+            "neither postgres",
+        ),
     ];
     for (args, stdin, code, fragment) in cases {
         let (got, out, err) = sb.run(args, *stdin);
         assert_eq!(got, *code, "scimdesk {args:?}: stdout={out} stderr={err}");
-        assert!(err.contains(fragment), "scimdesk {args:?}: expected {fragment:?} in {err:?}");
+        assert!(
+            err.contains(fragment),
+            "scimdesk {args:?}: expected {fragment:?} in {err:?}"
+        );
         assert!(err.starts_with("error: "), "{err}");
     }
     // Refused input changed nothing.
@@ -238,18 +618,45 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
 #[test]
 fn secrets_are_never_taken_from_argv() {
     let sb = Sandbox::sqlite();
-    let (code, _, err) = sb.run(&["--org", "x", "connection", "add", "a", "--kind", "scim_target", "--secret", "hunter2"], None);
+    let (code, _, err) = sb.run(
+        &[
+            "--org",
+            "x",
+            "connection",
+            "add",
+            "a",
+            "--kind",
+            "scim_target",
+            "--secret",
+            "hunter2",
+        ],
+        None,
+    );
     assert_eq!(code, 2);
     assert!(err.contains("--secret"), "{err}");
-    assert!(err.contains("unexpected argument") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("unexpected argument") && !err.contains("hunter2"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unreachable_database_is_reported_without_its_password() {
     let sb = Sandbox::sqlite();
-    let (code, _, err) = sb.run(&["--database-url", "postgres://admin:hunter2@127.0.0.1:1/scimdesk", "org", "list"], None);
+    let (code, _, err) = sb.run(
+        &[
+            "--database-url",
+            "postgres://admin:hunter2@127.0.0.1:1/scimdesk",
+            "org",
+            "list",
+        ],
+        None,
+    );
     assert_eq!(code, 5, "{err}");
-    assert!(err.contains("cannot reach the database at postgres://admin:********@127.0.0.1:1/scimdesk"), "{err}");
+    assert!(
+        err.contains("cannot reach the database at postgres://admin:********@127.0.0.1:1/scimdesk"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }
 
@@ -257,7 +664,10 @@ fn unreachable_database_is_reported_without_its_password() {
 fn db_migrate_is_idempotent() {
     let sb = Sandbox::sqlite();
     let first = sb.ok(&["db", "migrate"], None);
-    assert!(first.contains("up to date") && first.contains("init"), "{first}");
+    assert!(
+        first.contains("up to date") && first.contains("init"),
+        "{first}"
+    );
     let second = sb.json(&["db", "migrate"]);
     assert_eq!(second["backend"], "sqlite");
     assert_eq!(second["applied"][0]["version"], 1);
@@ -269,24 +679,54 @@ fn key_rotate_rewraps_and_secrets_stay_usable() {
     sb.ok(&["org", "create", "A"], None);
     sb.ok(&["org", "create", "B"], None);
     for org in ["A", "B"] {
-        sb.ok(&["--org", org, "connection", "add", "app", "--kind", "scim_target", "--base-url", "https://a.example", "--secret-stdin"], Some(SECRET));
+        sb.ok(
+            &[
+                "--org",
+                org,
+                "connection",
+                "add",
+                "app",
+                "--kind",
+                "scim_target",
+                "--base-url",
+                "https://a.example",
+                "--secret-stdin",
+            ],
+            Some(SECRET),
+        );
     }
     let key_file = sb.config_dir().join("master.key");
     let before = std::fs::read_to_string(&key_file).unwrap();
     let out = sb.ok(&["key", "rotate"], None);
-    assert!(out.contains("re-wrapped the data keys of 2 organization(s)"), "{out}");
+    assert!(
+        out.contains("re-wrapped the data keys of 2 organization(s)"),
+        "{out}"
+    );
     let after = std::fs::read_to_string(&key_file).unwrap();
     assert_ne!(before, after);
     assert!(!out.contains(after.trim()), "the key is never printed");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     assert!(!sb.config_dir().join("master.key.next").exists());
     // Sealing a new secret needs the data key, which only the new master key unwraps.
     for org in ["A", "B"] {
-        sb.ok(&["--org", org, "connection", "rotate-secret", "app", "--secret-stdin"], Some("new"));
+        sb.ok(
+            &[
+                "--org",
+                org,
+                "connection",
+                "rotate-secret",
+                "app",
+                "--secret-stdin",
+            ],
+            Some("new"),
+        );
     }
     let audit = sb.json(&["--org", "A", "audit", "list", "--action", "key."]);
     assert_eq!(audit.as_array().unwrap().len(), 1);
@@ -308,17 +748,50 @@ fn key_rotate_rewraps_and_secrets_stay_usable() {
 fn interrupted_rotation_is_finished_by_the_next_command() {
     let sb = Sandbox::sqlite();
     sb.ok(&["org", "create", "A"], None);
-    sb.ok(&["--org", "A", "connection", "add", "app", "--kind", "scim_target", "--base-url", "https://a.example", "--secret-stdin"], Some(SECRET));
+    sb.ok(
+        &[
+            "--org",
+            "A",
+            "connection",
+            "add",
+            "app",
+            "--kind",
+            "scim_target",
+            "--base-url",
+            "https://a.example",
+            "--secret-stdin",
+        ],
+        Some(SECRET),
+    );
     // Simulate a crash after the database switched but before the key file was replaced:
     // rotate with the env key, staging the new key where a file rotation would have.
     let key_file = sb.config_dir().join("master.key");
     let old = std::fs::read_to_string(&key_file).unwrap();
     let staged = sb.config_dir().join("master.key.next");
-    let out = sb.cmd().env("SCIMDESK_MASTER_KEY", old.trim()).args(["key", "rotate", "--new-key-file", staged.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .cmd()
+        .env("SCIMDESK_MASTER_KEY", old.trim())
+        .args(["key", "rotate", "--new-key-file", staged.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old);
     // The next command notices, finishes the rotation, and works.
-    sb.ok(&["--org", "A", "connection", "rotate-secret", "app", "--secret-stdin"], Some("x"));
+    sb.ok(
+        &[
+            "--org",
+            "A",
+            "connection",
+            "rotate-secret",
+            "app",
+            "--secret-stdin",
+        ],
+        Some("x"),
+    );
     assert!(!staged.exists());
     assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old);
 }
@@ -328,13 +801,31 @@ fn env_master_key_needs_a_place_for_the_new_one() {
     let sb = Sandbox::sqlite();
     let key = scimdesk::crypto::MasterKey::generate().unwrap();
     let text = key.to_base64();
-    let out = sb.cmd().env("SCIMDESK_MASTER_KEY", text.expose()).args(["org", "create", "A"]).output().unwrap();
+    let out = sb
+        .cmd()
+        .env("SCIMDESK_MASTER_KEY", text.expose())
+        .args(["org", "create", "A"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(!sb.config_dir().join("master.key").exists(), "no key file when the env provides the key");
-    let out = sb.cmd().env("SCIMDESK_MASTER_KEY", text.expose()).args(["key", "rotate"]).output().unwrap();
+    assert!(
+        !sb.config_dir().join("master.key").exists(),
+        "no key file when the env provides the key"
+    );
+    let out = sb
+        .cmd()
+        .env("SCIMDESK_MASTER_KEY", text.expose())
+        .args(["key", "rotate"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--new-key-file"));
-    let bad = sb.cmd().env("SCIMDESK_MASTER_KEY", "short").args(["org", "list"]).output().unwrap();
+    let bad = sb
+        .cmd()
+        .env("SCIMDESK_MASTER_KEY", "short")
+        .args(["org", "list"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("master key is unusable"));
 }
@@ -343,7 +834,10 @@ fn env_master_key_needs_a_place_for_the_new_one() {
 fn bare_scimdesk_shows_status() {
     let sb = Sandbox::sqlite();
     let out = sb.ok(&[], None);
-    assert!(out.contains("sqlite") && out.contains("no organizations yet"), "{out}");
+    assert!(
+        out.contains("sqlite") && out.contains("no organizations yet"),
+        "{out}"
+    );
     sb.ok(&["org", "create", "Riverside"], None);
     let out = sb.ok(&[], None);
     assert!(out.contains("Riverside"), "{out}");

@@ -72,21 +72,40 @@ async fn organizations_crud(h: &Harness) {
     let s = &*h.store;
     let a = org(s, "Riverside Health").await;
     assert_eq!(s.organization(a.id).await.unwrap(), Some(a.clone()));
-    assert_eq!(s.organization_by_name("riverside health").await.unwrap(), Some(a.clone()));
-    let dup = s.create_organization(&op(), "RIVERSIDE HEALTH").await.unwrap_err();
+    assert_eq!(
+        s.organization_by_name("riverside health").await.unwrap(),
+        Some(a.clone())
+    );
+    let dup = s
+        .create_organization(&op(), "RIVERSIDE HEALTH")
+        .await
+        .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
-    assert!(matches!(s.create_organization(&op(), "  ").await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        s.create_organization(&op(), "  ").await,
+        Err(StoreError::Invalid(_))
+    ));
     let b = org(s, "Agency Staffing").await;
-    let names: Vec<_> = s.list_organizations().await.unwrap().into_iter().map(|o| o.name).collect();
+    let names: Vec<_> = s
+        .list_organizations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     assert_eq!(names, ["Agency Staffing", "Riverside Health"]);
-    let renamed = s.rename_organization(&op(), b.id, "Agency Nurses").await.unwrap();
+    let renamed = s
+        .rename_organization(&op(), b.id, "Agency Nurses")
+        .await
+        .unwrap();
     assert_eq!(renamed.name, "Agency Nurses");
     assert!(matches!(
         s.rename_organization(&op(), b.id, "riverside health").await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.rename_organization(&op(), OrganizationId::new(), "x").await,
+        s.rename_organization(&op(), OrganizationId::new(), "x")
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -95,49 +114,110 @@ async fn connections_crud(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
     let secret = Secret::new("bearer-token-123");
-    let c = s.create_connection(&op(), o.id, &target("Workday App"), Some(&secret)).await.unwrap();
+    let c = s
+        .create_connection(&op(), o.id, &target("Workday App"), Some(&secret))
+        .await
+        .unwrap();
     assert!(c.has_secret);
     assert_eq!(c.state, ConnectionState::Active);
     assert_eq!(c.settings.0["delete_policy"], "suspend");
     assert_eq!(s.connection(o.id, c.id).await.unwrap(), Some(c.clone()));
-    assert_eq!(s.connection_by_name(o.id, "workday app").await.unwrap(), Some(c.clone()));
-    assert_eq!(s.connection_secret(o.id, c.id).await.unwrap().unwrap().expose(), "bearer-token-123");
+    assert_eq!(
+        s.connection_by_name(o.id, "workday app").await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(
+        s.connection_secret(o.id, c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "bearer-token-123"
+    );
 
-    let dup = s.create_connection(&op(), o.id, &target("WORKDAY APP"), None).await.unwrap_err();
+    let dup = s
+        .create_connection(&op(), o.id, &target("WORKDAY APP"), None)
+        .await
+        .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
     let mut bad = target("bad");
     bad.base_url = Some("ftp://nope".into());
-    assert!(matches!(s.create_connection(&op(), o.id, &bad, None).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        s.create_connection(&op(), o.id, &bad, None).await,
+        Err(StoreError::Invalid(_))
+    ));
 
-    let i = s.create_connection(&op(), o.id, &inbound("okta-push"), None).await.unwrap();
+    let i = s
+        .create_connection(&op(), o.id, &inbound("okta-push"), None)
+        .await
+        .unwrap();
     assert!(!i.has_secret);
-    assert_eq!(s.connection_secret(o.id, i.id).await.unwrap().map(|s| s.expose().to_string()), None);
-    let names: Vec<_> = s.list_connections(o.id).await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        s.connection_secret(o.id, i.id)
+            .await
+            .unwrap()
+            .map(|s| s.expose().to_string()),
+        None
+    );
+    let names: Vec<_> = s
+        .list_connections(o.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     assert_eq!(names, ["okta-push", "Workday App"]);
 
     let updated = s
-        .update_connection(&op(), o.id, c.id, &ConnectionUpdate {
-            base_url: Some(Some("https://new.example.com/scim".into())),
-            state: Some(ConnectionState::Paused),
-            settings: Some(serde_json::json!({ "delete_policy": "delete" })),
-            ..Default::default()
-        })
+        .update_connection(
+            &op(),
+            o.id,
+            c.id,
+            &ConnectionUpdate {
+                base_url: Some(Some("https://new.example.com/scim".into())),
+                state: Some(ConnectionState::Paused),
+                settings: Some(serde_json::json!({ "delete_policy": "delete" })),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(updated.base_url.as_deref(), Some("https://new.example.com/scim"));
+    assert_eq!(
+        updated.base_url.as_deref(),
+        Some("https://new.example.com/scim")
+    );
     assert_eq!(updated.state, ConnectionState::Paused);
     assert_eq!(updated.auth_method, AuthMethod::Bearer);
     assert_eq!(updated.settings.0["delete_policy"], "delete");
     let cleared = s
-        .update_connection(&op(), o.id, c.id, &ConnectionUpdate { base_url: Some(None), ..Default::default() })
+        .update_connection(
+            &op(),
+            o.id,
+            c.id,
+            &ConnectionUpdate {
+                base_url: Some(None),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(cleared.base_url, None);
     assert_eq!(cleared.state, ConnectionState::Paused);
 
-    s.set_connection_secret(&op(), o.id, c.id, Some(&Secret::new("rotated"))).await.unwrap();
-    assert_eq!(s.connection_secret(o.id, c.id).await.unwrap().unwrap().expose(), "rotated");
-    s.set_connection_secret(&op(), o.id, c.id, None).await.unwrap();
+    s.set_connection_secret(&op(), o.id, c.id, Some(&Secret::new("rotated")))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.connection_secret(o.id, c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "rotated"
+    );
+    s.set_connection_secret(&op(), o.id, c.id, None)
+        .await
+        .unwrap();
     assert!(s.connection_secret(o.id, c.id).await.unwrap().is_none());
     assert!(!s.connection(o.id, c.id).await.unwrap().unwrap().has_secret);
 
@@ -148,7 +228,14 @@ async fn connections_crud(h: &Harness) {
     assert!(s.delete_connection(&op(), o.id, i.id).await.unwrap());
     assert!(!s.delete_connection(&op(), o.id, i.id).await.unwrap());
     assert_eq!(s.connection(o.id, i.id).await.unwrap(), None);
-    assert_eq!(s.user(o.id, u.id).await.unwrap().unwrap().source_connection_id, None);
+    assert_eq!(
+        s.user(o.id, u.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .source_connection_id,
+        None
+    );
 }
 
 async fn users_crud(h: &Harness) {
@@ -159,27 +246,61 @@ async fn users_crud(h: &Harness) {
     assert_eq!(u.lifecycle_state, LifecycleState::Active);
     assert_eq!(u.emails.0[0].value, "nurse1@riverside.example");
     assert_eq!(s.user(o.id, u.id).await.unwrap(), Some(u.clone()));
-    assert_eq!(s.user_by_user_name(o.id, "NURSE1@Riverside.Example").await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        s.user_by_user_name(o.id, "NURSE1@Riverside.Example")
+            .await
+            .unwrap(),
+        Some(u.clone())
+    );
     for n in 2..=5 {
         s.create_user(&op(), o.id, &nurse(n)).await.unwrap();
     }
     assert_eq!(s.count_users(o.id).await.unwrap(), 5);
-    let page: Vec<_> = s.list_users(o.id, ListRange { offset: 1, limit: 2 }).await.unwrap()
-        .into_iter().map(|u| u.user_name).collect();
-    assert_eq!(page, ["nurse2@riverside.example", "nurse3@riverside.example"]);
+    let page: Vec<_> = s
+        .list_users(
+            o.id,
+            ListRange {
+                offset: 1,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    assert_eq!(
+        page,
+        ["nurse2@riverside.example", "nurse3@riverside.example"]
+    );
 
     let mut d = nurse(1);
     d.active = false;
     d.attributes = serde_json::json!({ "title": "Charge Nurse" });
-    let v2 = s.replace_user(&op(), o.id, u.id, &d, Some(1)).await.unwrap();
+    let v2 = s
+        .replace_user(&op(), o.id, u.id, &d, Some(1))
+        .await
+        .unwrap();
     assert_eq!(v2.version, 2);
     assert!(!v2.active);
     assert_eq!(v2.lifecycle_state, LifecycleState::Suspended);
     assert_eq!(v2.attributes.0["title"], "Charge Nurse");
     assert!(v2.updated_at >= u.updated_at);
     assert_eq!(v2.created_at, u.created_at);
-    let stale = s.replace_user(&op(), o.id, u.id, &d, Some(1)).await.unwrap_err();
-    assert!(matches!(stale, StoreError::VersionMismatch { expected: 1, current: 2 }), "{stale}");
+    let stale = s
+        .replace_user(&op(), o.id, u.id, &d, Some(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            StoreError::VersionMismatch {
+                expected: 1,
+                current: 2
+            }
+        ),
+        "{stale}"
+    );
     let v3 = s.replace_user(&op(), o.id, u.id, &d, None).await.unwrap();
     assert_eq!(v3.version, 3);
     assert!(matches!(
@@ -201,22 +322,42 @@ async fn user_name_unique_per_org_ignoring_case(h: &Harness) {
     let s = &*h.store;
     let a = org(s, "A").await;
     let b = org(s, "B").await;
-    s.create_user(&op(), a.id, &UserDraft::new("Alice@Example.org")).await.unwrap();
-    let dup = s.create_user(&op(), a.id, &UserDraft::new("ALICE@example.ORG")).await.unwrap_err();
+    s.create_user(&op(), a.id, &UserDraft::new("Alice@Example.org"))
+        .await
+        .unwrap();
+    let dup = s
+        .create_user(&op(), a.id, &UserDraft::new("ALICE@example.ORG"))
+        .await
+        .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
     assert!(dup.to_string().contains("ALICE@example.ORG"));
     // Not across organizations.
-    s.create_user(&op(), b.id, &UserDraft::new("alice@example.org")).await.unwrap();
+    s.create_user(&op(), b.id, &UserDraft::new("alice@example.org"))
+        .await
+        .unwrap();
     // Unicode case folding, not just ASCII.
-    s.create_user(&op(), a.id, &UserDraft::new("ÅSA@example.org")).await.unwrap();
+    s.create_user(&op(), a.id, &UserDraft::new("ÅSA@example.org"))
+        .await
+        .unwrap();
     assert!(matches!(
-        s.create_user(&op(), a.id, &UserDraft::new("åsa@EXAMPLE.org")).await,
+        s.create_user(&op(), a.id, &UserDraft::new("åsa@EXAMPLE.org"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     // Renaming onto a taken name is refused too.
-    let bob = s.create_user(&op(), a.id, &UserDraft::new("bob@example.org")).await.unwrap();
+    let bob = s
+        .create_user(&op(), a.id, &UserDraft::new("bob@example.org"))
+        .await
+        .unwrap();
     assert!(matches!(
-        s.replace_user(&op(), a.id, bob.id, &UserDraft::new("alice@EXAMPLE.org"), None).await,
+        s.replace_user(
+            &op(),
+            a.id,
+            bob.id,
+            &UserDraft::new("alice@EXAMPLE.org"),
+            None
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.count_users(a.id).await.unwrap(), 3);
@@ -226,15 +367,30 @@ async fn user_name_unique_per_org_ignoring_case(h: &Harness) {
 async fn groups_and_memberships(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
-    let icu = s.create_group(&op(), o.id, &GroupDraft::new("Ward ICU")).await.unwrap();
-    let er = s.create_group(&op(), o.id, &GroupDraft::new("Ward ER")).await.unwrap();
+    let icu = s
+        .create_group(&op(), o.id, &GroupDraft::new("Ward ICU"))
+        .await
+        .unwrap();
+    let er = s
+        .create_group(&op(), o.id, &GroupDraft::new("Ward ER"))
+        .await
+        .unwrap();
     assert_eq!(s.group(o.id, icu.id).await.unwrap(), Some(icu.clone()));
-    assert_eq!(s.list_groups(o.id, ListRange::first(10)).await.unwrap().len(), 2);
+    assert_eq!(
+        s.list_groups(o.id, ListRange::first(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let u1 = s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
     let u2 = s.create_user(&op(), o.id, &nurse(2)).await.unwrap();
 
     assert!(s.add_member(&op(), o.id, icu.id, u1.id).await.unwrap());
-    assert!(!s.add_member(&op(), o.id, icu.id, u1.id).await.unwrap(), "second add is a no-op");
+    assert!(
+        !s.add_member(&op(), o.id, icu.id, u1.id).await.unwrap(),
+        "second add is a no-op"
+    );
     assert!(s.add_member(&op(), o.id, icu.id, u2.id).await.unwrap());
     assert!(s.add_member(&op(), o.id, er.id, u1.id).await.unwrap());
     let mut members = s.group_members(o.id, icu.id).await.unwrap();
@@ -242,9 +398,19 @@ async fn groups_and_memberships(h: &Harness) {
     let mut expected = vec![u1.id, u2.id];
     expected.sort();
     assert_eq!(members, expected);
-    let groups: Vec<_> = s.user_groups(o.id, u1.id).await.unwrap().into_iter().map(|g| g.display_name).collect();
+    let groups: Vec<_> = s
+        .user_groups(o.id, u1.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.display_name)
+        .collect();
     assert_eq!(groups, ["Ward ER", "Ward ICU"]);
-    assert_eq!(s.group(o.id, icu.id).await.unwrap().unwrap().version, 3, "membership changes bump the version");
+    assert_eq!(
+        s.group(o.id, icu.id).await.unwrap().unwrap().version,
+        3,
+        "membership changes bump the version"
+    );
 
     assert!(s.remove_member(&op(), o.id, icu.id, u2.id).await.unwrap());
     assert!(!s.remove_member(&op(), o.id, icu.id, u2.id).await.unwrap());
@@ -255,7 +421,10 @@ async fn groups_and_memberships(h: &Harness) {
 
     let mut draft = GroupDraft::new("Ward ICU North");
     draft.external_id = Some("grp-1".into());
-    let renamed = s.replace_group(&op(), o.id, icu.id, &draft, Some(4)).await.unwrap();
+    let renamed = s
+        .replace_group(&op(), o.id, icu.id, &draft, Some(4))
+        .await
+        .unwrap();
     assert_eq!(renamed.display_name, "Ward ICU North");
     assert!(matches!(
         s.replace_group(&op(), o.id, icu.id, &draft, Some(4)).await,
@@ -274,26 +443,56 @@ async fn membership_never_crosses_organizations(h: &Harness) {
     let s = &*h.store;
     let a = org(s, "A").await;
     let b = org(s, "B").await;
-    let ga = s.create_group(&op(), a.id, &GroupDraft::new("g")).await.unwrap();
+    let ga = s
+        .create_group(&op(), a.id, &GroupDraft::new("g"))
+        .await
+        .unwrap();
     let ub = s.create_user(&op(), b.id, &nurse(1)).await.unwrap();
     // A's group with B's user, in either organization's name: refused.
-    assert!(matches!(s.add_member(&op(), a.id, ga.id, ub.id).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(s.add_member(&op(), b.id, ga.id, ub.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.add_member(&op(), a.id, ga.id, ub.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.add_member(&op(), b.id, ga.id, ub.id).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert!(s.group_members(a.id, ga.id).await.unwrap().is_empty());
 }
 
 async fn roles_and_mappings_crud(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
-    let src = s.create_connection(&op(), o.id, &inbound("entra"), None).await.unwrap();
-    let role = s.create_role(&op(), o.id, "icu-nurse", "ICU ward access").await.unwrap();
+    let src = s
+        .create_connection(&op(), o.id, &inbound("entra"), None)
+        .await
+        .unwrap();
+    let role = s
+        .create_role(&op(), o.id, "icu-nurse", "ICU ward access")
+        .await
+        .unwrap();
     assert_eq!(s.role(o.id, role.id).await.unwrap(), Some(role.clone()));
-    assert!(matches!(s.create_role(&op(), o.id, "ICU-NURSE", "").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_role(&op(), o.id, "ICU-NURSE", "").await,
+        Err(StoreError::Conflict(_))
+    ));
     let er = s.create_role(&op(), o.id, "er-nurse", "").await.unwrap();
-    let names: Vec<_> = s.list_roles(o.id).await.unwrap().into_iter().map(|r| r.name).collect();
+    let names: Vec<_> = s
+        .list_roles(o.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(names, ["er-nurse", "icu-nurse"]);
-    let updated = s.update_role(&op(), o.id, er.id, "emergency-nurse", "ER").await.unwrap();
-    assert_eq!((updated.name.as_str(), updated.description.as_str()), ("emergency-nurse", "ER"));
+    let updated = s
+        .update_role(&op(), o.id, er.id, "emergency-nurse", "ER")
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.description.as_str()),
+        ("emergency-nurse", "ER")
+    );
 
     let draft = RoleMappingDraft {
         source_connection_id: Some(src.id),
@@ -310,14 +509,26 @@ async fn roles_and_mappings_crud(h: &Harness) {
     d2.pattern = "grp-er".into();
     d2.role_id = er.id;
     let m2 = s.create_role_mapping(&op(), o.id, &d2).await.unwrap();
-    assert_eq!(s.list_role_mappings(o.id).await.unwrap(), vec![m.clone(), m2.clone()]);
+    assert_eq!(
+        s.list_role_mappings(o.id).await.unwrap(),
+        vec![m.clone(), m2.clone()]
+    );
     let mut d3 = d2.clone();
     d3.pattern = "grp-emergency".into();
-    assert_eq!(s.replace_role_mapping(&op(), o.id, m2.id, &d3).await.unwrap().pattern, "grp-emergency");
+    assert_eq!(
+        s.replace_role_mapping(&op(), o.id, m2.id, &d3)
+            .await
+            .unwrap()
+            .pattern,
+        "grp-emergency"
+    );
     // A mapping to a role of nobody's is refused.
     let mut bad = draft.clone();
     bad.role_id = RoleId::new();
-    assert!(matches!(s.create_role_mapping(&op(), o.id, &bad).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.create_role_mapping(&op(), o.id, &bad).await,
+        Err(StoreError::NotFound(_))
+    ));
     // Deleting a role removes the mappings that grant it.
     assert!(s.delete_role(&op(), o.id, er.id).await.unwrap());
     assert_eq!(s.list_role_mappings(o.id).await.unwrap(), vec![m.clone()]);
@@ -329,7 +540,10 @@ async fn roles_and_mappings_crud(h: &Harness) {
 async fn target_links_crud(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
-    let t = s.create_connection(&op(), o.id, &target("app"), None).await.unwrap();
+    let t = s
+        .create_connection(&op(), o.id, &target("app"), None)
+        .await
+        .unwrap();
     let u = s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
     let mut link = TargetLink {
         organization_id: o.id,
@@ -342,14 +556,35 @@ async fn target_links_crud(h: &Harness) {
         synced_at: Timestamp::now(),
     };
     s.upsert_target_link(&link).await.unwrap();
-    assert_eq!(s.target_link(o.id, t.id, ResourceType::User, u.id.0).await.unwrap(), Some(link.clone()));
+    assert_eq!(
+        s.target_link(o.id, t.id, ResourceType::User, u.id.0)
+            .await
+            .unwrap(),
+        Some(link.clone())
+    );
     link.content_hash = "def".into();
     link.remote_etag = None;
     s.upsert_target_link(&link).await.unwrap();
-    assert_eq!(s.list_target_links(o.id, t.id).await.unwrap(), vec![link.clone()]);
-    assert!(s.target_link(o.id, t.id, ResourceType::Group, u.id.0).await.unwrap().is_none());
-    assert!(s.delete_target_link(o.id, t.id, ResourceType::User, u.id.0).await.unwrap());
-    assert!(!s.delete_target_link(o.id, t.id, ResourceType::User, u.id.0).await.unwrap());
+    assert_eq!(
+        s.list_target_links(o.id, t.id).await.unwrap(),
+        vec![link.clone()]
+    );
+    assert!(
+        s.target_link(o.id, t.id, ResourceType::Group, u.id.0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.delete_target_link(o.id, t.id, ResourceType::User, u.id.0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delete_target_link(o.id, t.id, ResourceType::User, u.id.0)
+            .await
+            .unwrap()
+    );
     // A link to an unknown connection is refused.
     link.connection_id = ConnectionId::new();
     assert!(s.upsert_target_link(&link).await.is_err());
@@ -358,7 +593,10 @@ async fn target_links_crud(h: &Harness) {
 async fn operations_and_attempts(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
-    let t = s.create_connection(&op(), o.id, &target("app"), None).await.unwrap();
+    let t = s
+        .create_connection(&op(), o.id, &target("app"), None)
+        .await
+        .unwrap();
     let u = s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
     let new = NewOperation {
         connection_id: t.id,
@@ -369,10 +607,32 @@ async fn operations_and_attempts(h: &Harness) {
     };
     let op1 = s.enqueue_operation(o.id, &new).await.unwrap();
     assert_eq!((op1.state, op1.attempts), (OperationState::Pending, 0));
-    let op2 = s.enqueue_operation(o.id, &NewOperation { action: OperationAction::Suspend, ..new.clone() }).await.unwrap();
+    let op2 = s
+        .enqueue_operation(
+            o.id,
+            &NewOperation {
+                action: OperationAction::Suspend,
+                ..new.clone()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(s.operation(o.id, op1.id).await.unwrap(), Some(op1.clone()));
-    let pending = s.list_operations(o.id, &OperationFilter { state: Some(OperationState::Pending), limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(pending.iter().map(|o| o.id).collect::<Vec<_>>(), vec![op1.id, op2.id]);
+    let pending = s
+        .list_operations(
+            o.id,
+            &OperationFilter {
+                state: Some(OperationState::Pending),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![op1.id, op2.id]
+    );
 
     let later = Timestamp::now().add(time::Duration::seconds(30));
     let attempt = Attempt {
@@ -386,14 +646,33 @@ async fn operations_and_attempts(h: &Harness) {
         request_excerpt: Some("POST /Users".into()),
         response_excerpt: Some("{\"status\":\"429\"}".into()),
     };
-    let after = s.record_attempt(&attempt, OperationState::RetryWait, later).await.unwrap();
-    assert_eq!((after.state, after.attempts, after.not_before), (OperationState::RetryWait, 1, later));
+    let after = s
+        .record_attempt(&attempt, OperationState::RetryWait, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (after.state, after.attempts, after.not_before),
+        (OperationState::RetryWait, 1, later)
+    );
     assert_eq!(after.last_error.as_deref(), Some("rate limited"));
-    let ok = Attempt { http_status: Some(201), error: None, ..attempt.clone() };
-    let done = s.record_attempt(&ok, OperationState::Succeeded, Timestamp::now()).await.unwrap();
+    let ok = Attempt {
+        http_status: Some(201),
+        error: None,
+        ..attempt.clone()
+    };
+    let done = s
+        .record_attempt(&ok, OperationState::Succeeded, Timestamp::now())
+        .await
+        .unwrap();
     assert_eq!((done.state, done.attempts), (OperationState::Succeeded, 2));
     let attempts = s.operation_attempts(o.id, op1.id).await.unwrap();
-    assert_eq!(attempts.iter().map(|a| (a.attempt_no, a.http_status)).collect::<Vec<_>>(), vec![(1, Some(429)), (2, Some(201))]);
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt_no, a.http_status))
+            .collect::<Vec<_>>(),
+        vec![(1, Some(429)), (2, Some(201))]
+    );
 
     // Pruning takes only finished operations older than the cut-off.
     let future = Timestamp::now().add(time::Duration::seconds(1));
@@ -406,20 +685,46 @@ async fn operations_and_attempts(h: &Harness) {
 async fn tokens_issue_authenticate_revoke(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
-    let inb = s.create_connection(&op(), o.id, &inbound("okta"), None).await.unwrap();
-    let tgt = s.create_connection(&op(), o.id, &target("app"), None).await.unwrap();
+    let inb = s
+        .create_connection(&op(), o.id, &inbound("okta"), None)
+        .await
+        .unwrap();
+    let tgt = s
+        .create_connection(&op(), o.id, &target("app"), None)
+        .await
+        .unwrap();
     let scim = |name: &str, connection_id| NewApiToken {
         name: name.into(),
         scope: TokenScope::Scim,
         connection_id,
         expires_at: None,
     };
-    assert!(matches!(s.create_api_token(&op(), o.id, &scim("x", None)).await, Err(StoreError::Invalid(_))));
-    assert!(matches!(s.create_api_token(&op(), o.id, &scim("x", Some(tgt.id))).await, Err(StoreError::Invalid(_))));
-    let issued = s.create_api_token(&op(), o.id, &scim("okta push", Some(inb.id))).await.unwrap();
-    let found = s.authenticate_token(issued.text.expose()).await.unwrap().unwrap();
-    assert_eq!((found.organization_id, found.connection_id), (o.id, Some(inb.id)));
-    assert_eq!(s.list_api_tokens(o.id).await.unwrap(), vec![issued.token.clone()]);
+    assert!(matches!(
+        s.create_api_token(&op(), o.id, &scim("x", None)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.create_api_token(&op(), o.id, &scim("x", Some(tgt.id)))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let issued = s
+        .create_api_token(&op(), o.id, &scim("okta push", Some(inb.id)))
+        .await
+        .unwrap();
+    let found = s
+        .authenticate_token(issued.text.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.organization_id, found.connection_id),
+        (o.id, Some(inb.id))
+    );
+    assert_eq!(
+        s.list_api_tokens(o.id).await.unwrap(),
+        vec![issued.token.clone()]
+    );
 
     // Near misses are refused.
     let text = issued.text.expose().to_string();
@@ -432,17 +737,34 @@ async fn tokens_issue_authenticate_revoke(h: &Harness) {
 
     // Expired and revoked tokens are refused.
     let expired = s
-        .create_api_token(&op(), o.id, &NewApiToken {
-            name: "old".into(),
-            scope: TokenScope::Api,
-            connection_id: None,
-            expires_at: Some(Timestamp::now().add(time::Duration::seconds(-1))),
-        })
+        .create_api_token(
+            &op(),
+            o.id,
+            &NewApiToken {
+                name: "old".into(),
+                scope: TokenScope::Api,
+                connection_id: None,
+                expires_at: Some(Timestamp::now().add(time::Duration::seconds(-1))),
+            },
+        )
         .await
         .unwrap();
-    assert!(s.authenticate_token(expired.text.expose()).await.unwrap().is_none());
-    assert!(s.revoke_api_token(&op(), o.id, issued.token.id).await.unwrap());
-    assert!(!s.revoke_api_token(&op(), o.id, issued.token.id).await.unwrap());
+    assert!(
+        s.authenticate_token(expired.text.expose())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.revoke_api_token(&op(), o.id, issued.token.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_api_token(&op(), o.id, issued.token.id)
+            .await
+            .unwrap()
+    );
     assert!(s.authenticate_token(&text).await.unwrap().is_none());
     // The hash, not the token, is what is stored.
     let everything = h.raw.everything().await;
@@ -455,20 +777,33 @@ async fn tenant_isolation(h: &Harness) {
     let s = &*h.store;
     let a = org(s, "A").await;
     let b = org(s, "B").await;
-    let conn = s.create_connection(&op(), a.id, &target("app"), Some(&Secret::new("sekrit"))).await.unwrap();
-    let inb = s.create_connection(&op(), a.id, &inbound("in"), None).await.unwrap();
+    let conn = s
+        .create_connection(&op(), a.id, &target("app"), Some(&Secret::new("sekrit")))
+        .await
+        .unwrap();
+    let inb = s
+        .create_connection(&op(), a.id, &inbound("in"), None)
+        .await
+        .unwrap();
     let user = s.create_user(&op(), a.id, &nurse(1)).await.unwrap();
-    let group = s.create_group(&op(), a.id, &GroupDraft::new("g")).await.unwrap();
+    let group = s
+        .create_group(&op(), a.id, &GroupDraft::new("g"))
+        .await
+        .unwrap();
     s.add_member(&op(), a.id, group.id, user.id).await.unwrap();
     let role = s.create_role(&op(), a.id, "r", "").await.unwrap();
     let mapping = s
-        .create_role_mapping(&op(), a.id, &RoleMappingDraft {
-            source_connection_id: None,
-            selector: GroupSelector::DisplayName,
-            match_mode: MatchMode::Exact,
-            pattern: "g".into(),
-            role_id: role.id,
-        })
+        .create_role_mapping(
+            &op(),
+            a.id,
+            &RoleMappingDraft {
+                source_connection_id: None,
+                selector: GroupSelector::DisplayName,
+                match_mode: MatchMode::Exact,
+                pattern: "g".into(),
+                role_id: role.id,
+            },
+        )
         .await
         .unwrap();
     let link = TargetLink {
@@ -483,17 +818,29 @@ async fn tenant_isolation(h: &Harness) {
     };
     s.upsert_target_link(&link).await.unwrap();
     let operation = s
-        .enqueue_operation(a.id, &NewOperation {
-            connection_id: conn.id,
-            resource_type: ResourceType::User,
-            resource_id: user.id.0,
-            action: OperationAction::Create,
-            payload: serde_json::json!({}),
-        })
+        .enqueue_operation(
+            a.id,
+            &NewOperation {
+                connection_id: conn.id,
+                resource_type: ResourceType::User,
+                resource_id: user.id.0,
+                action: OperationAction::Create,
+                payload: serde_json::json!({}),
+            },
+        )
         .await
         .unwrap();
     let token = s
-        .create_api_token(&op(), a.id, &NewApiToken { name: "t".into(), scope: TokenScope::Scim, connection_id: Some(inb.id), expires_at: None })
+        .create_api_token(
+            &op(),
+            a.id,
+            &NewApiToken {
+                name: "t".into(),
+                scope: TokenScope::Scim,
+                connection_id: Some(inb.id),
+                expires_at: None,
+            },
+        )
         .await
         .unwrap();
 
@@ -503,102 +850,333 @@ async fn tenant_isolation(h: &Harness) {
     assert!(s.list_connections(b.id).await.unwrap().is_empty());
     assert!(s.connection_secret(b.id, conn.id).await.is_err());
     assert!(s.user(b.id, user.id).await.unwrap().is_none());
-    assert!(s.user_by_user_name(b.id, &user.user_name).await.unwrap().is_none());
-    assert!(s.list_users(b.id, ListRange::first(100)).await.unwrap().is_empty());
+    assert!(
+        s.user_by_user_name(b.id, &user.user_name)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.list_users(b.id, ListRange::first(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(s.count_users(b.id).await.unwrap(), 0);
     assert!(s.group(b.id, group.id).await.unwrap().is_none());
-    assert!(s.list_groups(b.id, ListRange::first(100)).await.unwrap().is_empty());
+    assert!(
+        s.list_groups(b.id, ListRange::first(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.group_members(b.id, group.id).await.unwrap().is_empty());
     assert!(s.user_groups(b.id, user.id).await.unwrap().is_empty());
     assert!(s.role(b.id, role.id).await.unwrap().is_none());
     assert!(s.list_roles(b.id).await.unwrap().is_empty());
     assert!(s.role_mapping(b.id, mapping.id).await.unwrap().is_none());
     assert!(s.list_role_mappings(b.id).await.unwrap().is_empty());
-    assert!(s.target_link(b.id, conn.id, ResourceType::User, user.id.0).await.unwrap().is_none());
+    assert!(
+        s.target_link(b.id, conn.id, ResourceType::User, user.id.0)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(s.list_target_links(b.id, conn.id).await.unwrap().is_empty());
     assert!(s.operation(b.id, operation.id).await.unwrap().is_none());
-    assert!(s.list_operations(b.id, &OperationFilter { limit: 100, ..Default::default() }).await.unwrap().is_empty());
-    assert!(s.operation_attempts(b.id, operation.id).await.unwrap().is_empty());
+    assert!(
+        s.list_operations(
+            b.id,
+            &OperationFilter {
+                limit: 100,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        s.operation_attempts(b.id, operation.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.list_api_tokens(b.id).await.unwrap().is_empty());
-    assert!(s.list_audit(b.id, &AuditFilter { limit: 1000, ..Default::default() }).await.unwrap().iter().all(|e| e.organization_id == b.id));
+    assert!(
+        s.list_audit(
+            b.id,
+            &AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.organization_id == b.id)
+    );
 
     // Every change with B's id changes nothing of A's.
     let any = |r: Result<bool, StoreError>| matches!(r, Ok(false) | Err(StoreError::NotFound(_)));
-    assert!(s.update_connection(&op(), b.id, conn.id, &ConnectionUpdate { state: Some(ConnectionState::Paused), ..Default::default() }).await.is_err());
-    assert!(s.set_connection_secret(&op(), b.id, conn.id, Some(&Secret::new("x"))).await.is_err());
-    assert!(s.replace_user(&op(), b.id, user.id, &nurse(9), None).await.is_err());
-    assert!(s.replace_group(&op(), b.id, group.id, &GroupDraft::new("h"), None).await.is_err());
+    assert!(
+        s.update_connection(
+            &op(),
+            b.id,
+            conn.id,
+            &ConnectionUpdate {
+                state: Some(ConnectionState::Paused),
+                ..Default::default()
+            }
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        s.set_connection_secret(&op(), b.id, conn.id, Some(&Secret::new("x")))
+            .await
+            .is_err()
+    );
+    assert!(
+        s.replace_user(&op(), b.id, user.id, &nurse(9), None)
+            .await
+            .is_err()
+    );
+    assert!(
+        s.replace_group(&op(), b.id, group.id, &GroupDraft::new("h"), None)
+            .await
+            .is_err()
+    );
     assert!(s.update_role(&op(), b.id, role.id, "x", "").await.is_err());
-    assert!(s.replace_role_mapping(&op(), b.id, mapping.id, &RoleMappingDraft { source_connection_id: None, selector: GroupSelector::Id, match_mode: MatchMode::Exact, pattern: "p".into(), role_id: role.id }).await.is_err());
-    assert!(s.record_attempt(&Attempt { operation_id: operation.id, organization_id: b.id, attempt_no: 0, started_at: Timestamp::now(), duration_ms: 1, http_status: None, error: None, request_excerpt: None, response_excerpt: None }, OperationState::Succeeded, Timestamp::now()).await.is_err());
+    assert!(
+        s.replace_role_mapping(
+            &op(),
+            b.id,
+            mapping.id,
+            &RoleMappingDraft {
+                source_connection_id: None,
+                selector: GroupSelector::Id,
+                match_mode: MatchMode::Exact,
+                pattern: "p".into(),
+                role_id: role.id
+            }
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        s.record_attempt(
+            &Attempt {
+                operation_id: operation.id,
+                organization_id: b.id,
+                attempt_no: 0,
+                started_at: Timestamp::now(),
+                duration_ms: 1,
+                http_status: None,
+                error: None,
+                request_excerpt: None,
+                response_excerpt: None
+            },
+            OperationState::Succeeded,
+            Timestamp::now()
+        )
+        .await
+        .is_err()
+    );
     assert!(any(s.remove_member(&op(), b.id, group.id, user.id).await));
-    assert!(any(s.delete_target_link(b.id, conn.id, ResourceType::User, user.id.0).await));
+    assert!(any(s
+        .delete_target_link(b.id, conn.id, ResourceType::User, user.id.0)
+        .await));
     assert!(any(s.revoke_api_token(&op(), b.id, token.token.id).await));
     assert!(any(s.delete_role_mapping(&op(), b.id, mapping.id).await));
     assert!(any(s.delete_role(&op(), b.id, role.id).await));
     assert!(any(s.delete_group(&op(), b.id, group.id).await));
     assert!(any(s.delete_user(&op(), b.id, user.id).await));
     assert!(any(s.delete_connection(&op(), b.id, conn.id).await));
-    assert_eq!(s.prune_operations(b.id, Timestamp::now().add(time::Duration::days(1)), 100).await.unwrap(), 0);
+    assert_eq!(
+        s.prune_operations(b.id, Timestamp::now().add(time::Duration::days(1)), 100)
+            .await
+            .unwrap(),
+        0
+    );
     let mut foreign_link = link.clone();
     foreign_link.organization_id = b.id;
     foreign_link.remote_id = "hijacked".into();
     assert!(s.upsert_target_link(&foreign_link).await.is_err());
 
     // A's data is exactly as it was.
-    assert_eq!(s.connection(a.id, conn.id).await.unwrap(), Some(conn.clone()));
-    assert_eq!(s.connection_secret(a.id, conn.id).await.unwrap().unwrap().expose(), "sekrit");
+    assert_eq!(
+        s.connection(a.id, conn.id).await.unwrap(),
+        Some(conn.clone())
+    );
+    assert_eq!(
+        s.connection_secret(a.id, conn.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "sekrit"
+    );
     assert_eq!(s.user(a.id, user.id).await.unwrap(), Some(user.clone()));
-    assert_eq!(s.group_members(a.id, group.id).await.unwrap(), vec![user.id]);
+    assert_eq!(
+        s.group_members(a.id, group.id).await.unwrap(),
+        vec![user.id]
+    );
     assert_eq!(s.role(a.id, role.id).await.unwrap(), Some(role.clone()));
-    assert_eq!(s.role_mapping(a.id, mapping.id).await.unwrap(), Some(mapping.clone()));
-    assert_eq!(s.target_link(a.id, conn.id, ResourceType::User, user.id.0).await.unwrap(), Some(link));
-    assert_eq!(s.operation(a.id, operation.id).await.unwrap(), Some(operation));
-    assert!(s.authenticate_token(token.text.expose()).await.unwrap().is_some());
+    assert_eq!(
+        s.role_mapping(a.id, mapping.id).await.unwrap(),
+        Some(mapping.clone())
+    );
+    assert_eq!(
+        s.target_link(a.id, conn.id, ResourceType::User, user.id.0)
+            .await
+            .unwrap(),
+        Some(link)
+    );
+    assert_eq!(
+        s.operation(a.id, operation.id).await.unwrap(),
+        Some(operation)
+    );
+    assert!(
+        s.authenticate_token(token.text.expose())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn audit_written_with_each_change_and_only_then(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
-    let all = AuditFilter { limit: 1000, ..Default::default() };
+    let all = AuditFilter {
+        limit: 1000,
+        ..Default::default()
+    };
     let count = || async { s.list_audit(o.id, &all).await.unwrap().len() };
     assert_eq!(count().await, 1, "organization.create");
-    let c = s.create_connection(&op(), o.id, &target("app"), Some(&Secret::new("x"))).await.unwrap();
+    let c = s
+        .create_connection(&op(), o.id, &target("app"), Some(&Secret::new("x")))
+        .await
+        .unwrap();
     let u = s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
     assert_eq!(count().await, 3);
     // Refused changes leave no audit event behind.
     assert!(s.create_user(&op(), o.id, &nurse(1)).await.is_err());
-    assert!(s.create_connection(&op(), o.id, &target("APP"), None).await.is_err());
-    assert!(s.replace_user(&op(), o.id, u.id, &nurse(1), Some(99)).await.is_err());
+    assert!(
+        s.create_connection(&op(), o.id, &target("APP"), None)
+            .await
+            .is_err()
+    );
+    assert!(
+        s.replace_user(&op(), o.id, u.id, &nurse(1), Some(99))
+            .await
+            .is_err()
+    );
     assert_eq!(count().await, 3);
-    s.set_connection_secret(&Actor::operator("bob"), o.id, c.id, Some(&Secret::new("y"))).await.unwrap();
-    s.record_audit(&Actor::operator("bob"), o.id, "operation.retry", "operation", "op-1", serde_json::json!({ "reason": "target fixed" })).await.unwrap();
+    s.set_connection_secret(&Actor::operator("bob"), o.id, c.id, Some(&Secret::new("y")))
+        .await
+        .unwrap();
+    s.record_audit(
+        &Actor::operator("bob"),
+        o.id,
+        "operation.retry",
+        "operation",
+        "op-1",
+        serde_json::json!({ "reason": "target fixed" }),
+    )
+    .await
+    .unwrap();
 
     let events = s.list_audit(o.id, &all).await.unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["operation.retry", "connection.secret_rotate", "user.create", "connection.create", "organization.create"]);
+    assert_eq!(
+        actions,
+        [
+            "operation.retry",
+            "connection.secret_rotate",
+            "user.create",
+            "connection.create",
+            "organization.create"
+        ]
+    );
     assert!(events.iter().all(|e| e.organization_id == o.id));
     assert_eq!(events[0].actor, "bob");
     assert_eq!(events[0].actor_kind, ActorKind::Operator);
     assert_eq!(events[0].details.0["reason"], "target fixed");
     assert_eq!(events[2].subject_id, u.id.to_string());
 
-    let by_bob = s.list_audit(o.id, &AuditFilter { actor: Some("bob".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let by_bob = s
+        .list_audit(
+            o.id,
+            &AuditFilter {
+                actor: Some("bob".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(by_bob.len(), 2);
-    let conn_events = s.list_audit(o.id, &AuditFilter { action_prefix: Some("connection.".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let conn_events = s
+        .list_audit(
+            o.id,
+            &AuditFilter {
+                action_prefix: Some("connection.".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(conn_events.len(), 2);
-    let about_user = s.list_audit(o.id, &AuditFilter { subject_id: Some(u.id.to_string()), limit: 10, ..Default::default() }).await.unwrap();
+    let about_user = s
+        .list_audit(
+            o.id,
+            &AuditFilter {
+                subject_id: Some(u.id.to_string()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(about_user.len(), 1);
-    let older = s.list_audit(o.id, &AuditFilter { before: Some(events[1].id), limit: 2, ..Default::default() }).await.unwrap();
-    assert_eq!(older.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["user.create", "connection.create"]);
+    let older = s
+        .list_audit(
+            o.id,
+            &AuditFilter {
+                before: Some(events[1].id),
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["user.create", "connection.create"]
+    );
 }
 
 async fn audit_rows_cannot_be_updated_or_deleted(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
     s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
-    let before = s.list_audit(o.id, &AuditFilter { limit: 100, ..Default::default() }).await.unwrap();
-    let update = h.raw.exec("UPDATE audit_events SET actor = 'mallory'").await.unwrap_err();
+    let before = s
+        .list_audit(
+            o.id,
+            &AuditFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let update = h
+        .raw
+        .exec("UPDATE audit_events SET actor = 'mallory'")
+        .await
+        .unwrap_err();
     assert!(update.contains("append-only"), "{update}");
     let delete = h.raw.exec("DELETE FROM audit_events").await.unwrap_err();
     assert!(delete.contains("append-only"), "{delete}");
@@ -608,7 +1186,18 @@ async fn audit_rows_cannot_be_updated_or_deleted(h: &Harness) {
     }
     // Inserting is still allowed (that is how the log grows).
     h.raw.exec("SELECT 1").await.unwrap();
-    assert_eq!(s.list_audit(o.id, &AuditFilter { limit: 100, ..Default::default() }).await.unwrap(), before);
+    assert_eq!(
+        s.list_audit(
+            o.id,
+            &AuditFilter {
+                limit: 100,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap(),
+        before
+    );
 }
 
 async fn migrations_are_idempotent(h: &Harness) {
@@ -632,22 +1221,60 @@ async fn secrets_never_stored_in_plaintext(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;
     let plaintext = "pl41ntext-client-secret-4b1d0c";
-    let c = s.create_connection(&op(), o.id, &target("app"), Some(&Secret::new(plaintext))).await.unwrap();
-    s.set_connection_secret(&op(), o.id, c.id, Some(&Secret::new(format!("{plaintext}-v2")))).await.unwrap();
+    let c = s
+        .create_connection(&op(), o.id, &target("app"), Some(&Secret::new(plaintext)))
+        .await
+        .unwrap();
+    s.set_connection_secret(
+        &op(),
+        o.id,
+        c.id,
+        Some(&Secret::new(format!("{plaintext}-v2"))),
+    )
+    .await
+    .unwrap();
     let everything = h.raw.everything().await;
     assert!(everything.len() > 1000, "the dump has content");
-    assert!(contains(&everything, b"app"), "the dump sees the connection row");
-    assert!(!contains(&everything, plaintext.as_bytes()), "plaintext secret found in the {} database", h.backend);
-    assert_eq!(s.connection_secret(o.id, c.id).await.unwrap().unwrap().expose(), format!("{plaintext}-v2"));
+    assert!(
+        contains(&everything, b"app"),
+        "the dump sees the connection row"
+    );
+    assert!(
+        !contains(&everything, plaintext.as_bytes()),
+        "plaintext secret found in the {} database",
+        h.backend
+    );
+    assert_eq!(
+        s.connection_secret(o.id, c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        format!("{plaintext}-v2")
+    );
 }
 
 async fn sealed_secret_copied_elsewhere_fails_to_open(h: &Harness) {
     let s = &*h.store;
     let a = org(s, "A").await;
     let b = org(s, "B").await;
-    let c1 = s.create_connection(&op(), a.id, &target("one"), Some(&Secret::new("for-one"))).await.unwrap();
-    let c2 = s.create_connection(&op(), a.id, &target("two"), Some(&Secret::new("for-two"))).await.unwrap();
-    let c3 = s.create_connection(&op(), b.id, &target("three"), Some(&Secret::new("for-three"))).await.unwrap();
+    let c1 = s
+        .create_connection(&op(), a.id, &target("one"), Some(&Secret::new("for-one")))
+        .await
+        .unwrap();
+    let c2 = s
+        .create_connection(&op(), a.id, &target("two"), Some(&Secret::new("for-two")))
+        .await
+        .unwrap();
+    let c3 = s
+        .create_connection(
+            &op(),
+            b.id,
+            &target("three"),
+            Some(&Secret::new("for-three")),
+        )
+        .await
+        .unwrap();
     let id_literal = |id: uuid::Uuid| match h.backend {
         "postgres" => format!("'{id}'"),
         _ => format!("X'{}'", id.simple()),
@@ -661,12 +1288,25 @@ async fn sealed_secret_copied_elsewhere_fails_to_open(h: &Harness) {
     };
     // Another connection of the same organization.
     assert_eq!(h.raw.exec(&copy(c1.id, c2.id)).await.unwrap(), 1);
-    assert!(matches!(s.connection_secret(a.id, c2.id).await, Err(StoreError::Crypto(_))));
+    assert!(matches!(
+        s.connection_secret(a.id, c2.id).await,
+        Err(StoreError::Crypto(_))
+    ));
     // Another organization.
     assert_eq!(h.raw.exec(&copy(c1.id, c3.id)).await.unwrap(), 1);
-    assert!(matches!(s.connection_secret(b.id, c3.id).await, Err(StoreError::Crypto(_))));
+    assert!(matches!(
+        s.connection_secret(b.id, c3.id).await,
+        Err(StoreError::Crypto(_))
+    ));
     // The original still opens.
-    assert_eq!(s.connection_secret(a.id, c1.id).await.unwrap().unwrap().expose(), "for-one");
+    assert_eq!(
+        s.connection_secret(a.id, c1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "for-one"
+    );
 }
 
 async fn key_rotation_keeps_every_secret_readable(h: &Harness) {
@@ -674,7 +1314,15 @@ async fn key_rotation_keeps_every_secret_readable(h: &Harness) {
     let mut expected = Vec::new();
     for (i, name) in ["A", "B", "C"].iter().enumerate() {
         let o = org(s, name).await;
-        let c = s.create_connection(&op(), o.id, &target("app"), Some(&Secret::new(format!("secret-{i}")))).await.unwrap();
+        let c = s
+            .create_connection(
+                &op(),
+                o.id,
+                &target("app"),
+                Some(&Secret::new(format!("secret-{i}"))),
+            )
+            .await
+            .unwrap();
         expected.push((o.id, c.id, format!("secret-{i}")));
     }
     let old = h.key();
@@ -685,18 +1333,50 @@ async fn key_rotation_keeps_every_secret_readable(h: &Harness) {
     let new = MasterKey::from_base64(new_text.expose()).unwrap();
     assert_eq!(s.master_key_ids().await.unwrap(), vec![new.id()]);
     for (o, c, secret) in &expected {
-        assert_eq!(s.connection_secret(*o, *c).await.unwrap().unwrap().expose(), secret);
-        let audit = s.list_audit(*o, &AuditFilter { action_prefix: Some("key.".into()), limit: 5, ..Default::default() }).await.unwrap();
+        assert_eq!(
+            s.connection_secret(*o, *c).await.unwrap().unwrap().expose(),
+            secret
+        );
+        let audit = s
+            .list_audit(
+                *o,
+                &AuditFilter {
+                    action_prefix: Some("key.".into()),
+                    limit: 5,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(audit.len(), 1);
     }
     // A fresh process with the new key reads everything; with the old key it is told why not.
-    let reopened = h.reopen(MasterKey::from_base64(new_text.expose()).unwrap()).await;
+    let reopened = h
+        .reopen(MasterKey::from_base64(new_text.expose()).unwrap())
+        .await;
     for (o, c, secret) in &expected {
-        assert_eq!(reopened.connection_secret(*o, *c).await.unwrap().unwrap().expose(), secret);
+        assert_eq!(
+            reopened
+                .connection_secret(*o, *c)
+                .await
+                .unwrap()
+                .unwrap()
+                .expose(),
+            secret
+        );
     }
     let with_old = h.reopen(old).await;
-    let err = with_old.connection_secret(expected[0].0, expected[0].1).await.unwrap_err();
+    let err = with_old
+        .connection_secret(expected[0].0, expected[0].1)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
     // Rotating again to the same key is a no-op for organizations already under it.
-    assert_eq!(reopened.rotate_master_key(&op(), MasterKey::from_base64(new_text.expose()).unwrap()).await.unwrap(), 0);
+    assert_eq!(
+        reopened
+            .rotate_master_key(&op(), MasterKey::from_base64(new_text.expose()).unwrap())
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -3,8 +3,8 @@
 use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
-use sqlx::{ConnectOptions as _, Connection as _, Transaction};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use sqlx::{ConnectOptions as _, Connection as _, Transaction};
 use std::str::FromStr as _;
 use std::time::Duration;
 

@@ -30,7 +30,10 @@ pub async fn pg_schema() -> Option<PgSchema> {
     let admin = match sqlx::PgConnection::connect(&pg_url()).await {
         Ok(c) => c,
         Err(e) if !pg_required() => {
-            eprintln!("SKIPPED: PostgreSQL at {} is unreachable ({e}); set CI=true to make this fatal", pg_url());
+            eprintln!(
+                "SKIPPED: PostgreSQL at {} is unreachable ({e}); set CI=true to make this fatal",
+                pg_url()
+            );
             return None;
         }
         Err(e) => panic!("PostgreSQL at {} is unreachable and CI=true: {e}", pg_url()),
@@ -70,13 +73,18 @@ impl Drop for PgSchema {
         let name = self.name.clone();
         // Async work cannot run in Drop; a short-lived thread with its own runtime can.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut c = sqlx::PgConnection::connect(&pg_url()).await.ok()?;
-                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-                    .execute(&mut c)
-                    .await
-                    .ok()?;
+                sqlx::query(AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {name} CASCADE"
+                )))
+                .execute(&mut c)
+                .await
+                .ok()?;
                 c.close().await.ok()
             })
         })
@@ -106,7 +114,9 @@ impl Raw {
     pub async fn everything(&self) -> Vec<u8> {
         match self {
             Raw::Sqlite(pool, path) => {
-                let _ = sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(pool).await;
+                let _ = sqlx::query("PRAGMA wal_checkpoint(FULL)")
+                    .execute(pool)
+                    .await;
                 let mut bytes = std::fs::read(path).expect("read sqlite file");
                 let mut wal = path.clone().into_os_string();
                 wal.push("-wal");
@@ -183,9 +193,10 @@ impl Harness {
         let options = schema.options();
         let key = MasterKey::generate().unwrap();
         let key_text = key.to_base64();
-        let store = PgStore::open_with(options.clone(), format!("test schema {}", schema.name), key)
-            .await
-            .expect("open postgres store");
+        let store =
+            PgStore::open_with(options.clone(), format!("test schema {}", schema.name), key)
+                .await
+                .expect("open postgres store");
         let raw = Raw::Pg(
             PgPoolOptions::new()
                 .max_connections(2)
