@@ -8,4 +8,5 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod logging;
+pub mod scim;
 pub mod store;
