@@ -4,6 +4,8 @@
 
 pub mod error;
 pub mod filter;
+pub mod patch;
+pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimResult, ScimType};

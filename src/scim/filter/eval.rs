@@ -161,6 +161,25 @@ fn check_comparison(
     }
 }
 
+/// Checks a value filter (`attr[...]`) whose paths are sub-attributes of `parent`.
+pub fn validate_within(
+    filter: &Filter,
+    parent: &'static AttrDef,
+    schema: &ResourceSchema,
+) -> ScimResult<()> {
+    check(filter, schema, Scope::Within(parent))
+}
+
+/// Whether one value of the multi-valued attribute `parent` matches a value filter.
+pub fn matches_within(
+    filter: &Filter,
+    item: &Value,
+    parent: &'static AttrDef,
+    schema: &ResourceSchema,
+) -> bool {
+    eval(filter, item, schema, Scope::Within(parent))
+}
+
 /// Looks up a key in a JSON object ignoring case (attribute names are case-insensitive).
 pub(crate) fn get_ci<'v>(obj: &'v Value, key: &str) -> Option<&'v Value> {
     let map = obj.as_object()?;

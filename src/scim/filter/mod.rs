@@ -7,7 +7,7 @@
 mod eval;
 mod parse;
 
-pub use eval::{matches, validate};
+pub use eval::{matches, matches_within, validate, validate_within};
 pub use parse::{parse, parse_path};
 
 use std::fmt;
