@@ -64,6 +64,7 @@ fn nurse(n: u32) -> UserDraft {
         value: format!("nurse{n}@riverside.example"),
         kind: Some("work".into()),
         primary: true,
+        display: None,
     }];
     d
 }

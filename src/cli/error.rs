@@ -62,7 +62,7 @@ impl From<StoreError> for CliError {
         let exit = match &e {
             StoreError::NotFound(_) => Exit::NotFound,
             StoreError::Conflict(_) | StoreError::VersionMismatch { .. } => Exit::Conflict,
-            StoreError::Invalid(_) => Exit::Invalid,
+            StoreError::Invalid(_) | StoreError::Scim(_) => Exit::Invalid,
             StoreError::Unavailable(_) | StoreError::Migration(_) => Exit::Unavailable,
             StoreError::WrongMasterKey { .. } | StoreError::Crypto(_) => Exit::Config,
             StoreError::Refused(_) | StoreError::Database(_) => Exit::Internal,

@@ -38,6 +38,8 @@ pub struct GroupDraft {
     pub source_connection_id: Option<ConnectionId>,
     /// Other attributes.
     pub attributes: serde_json::Value,
+    /// The exact member list to store, or `None` to leave memberships as they are.
+    pub members: Option<Vec<super::UserId>>,
 }
 
 impl GroupDraft {
@@ -48,6 +50,7 @@ impl GroupDraft {
             external_id: None,
             source_connection_id: None,
             attributes: serde_json::Value::Object(Default::default()),
+            members: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! schemas, filters, PATCH, errors. The HTTP server and client use this; nothing here touches a
 //! socket or a database.
 
+pub mod convert;
 pub mod error;
 pub mod filter;
 pub mod patch;

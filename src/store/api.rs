@@ -37,6 +37,32 @@ pub struct OperationFilter {
     pub limit: u32,
 }
 
+/// A SCIM list request: filter, order and page, run in SQL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScimQuery {
+    /// Only resources matching this (validated) filter.
+    pub filter: Option<crate::scim::filter::Filter>,
+    /// Order by this attribute (then by id); default: creation order.
+    pub sort_by: Option<crate::scim::filter::AttrPath>,
+    /// Descending order.
+    pub descending: bool,
+    /// Rows to pass over (SCIM `startIndex` - 1).
+    pub offset: u64,
+    /// Rows to return at most (SCIM `count`).
+    pub limit: u32,
+}
+
+/// A group member as a SCIM `members` value shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberRef {
+    /// The user.
+    pub user_id: UserId,
+    /// Their userName.
+    pub user_name: String,
+    /// Their display name, if set.
+    pub display_name: Option<String>,
+}
+
 /// A newly issued token: its record and the text shown exactly once.
 #[derive(Debug)]
 pub struct IssuedApiToken {
@@ -218,6 +244,24 @@ pub trait Store: Send + Sync {
     async fn group_members(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<UserId>>;
     /// The groups a user is in.
     async fn user_groups(&self, org: OrganizationId, user: UserId) -> StoreResult<Vec<Group>>;
+    /// A group's members with their names, for SCIM `members`.
+    async fn group_member_refs(
+        &self,
+        org: OrganizationId,
+        group: GroupId,
+    ) -> StoreResult<Vec<MemberRef>>;
+    /// Users matching a SCIM query, and how many match in all.
+    async fn scim_list_users(
+        &self,
+        org: OrganizationId,
+        query: &ScimQuery,
+    ) -> StoreResult<(Vec<User>, u64)>;
+    /// Groups matching a SCIM query, and how many match in all.
+    async fn scim_list_groups(
+        &self,
+        org: OrganizationId,
+        query: &ScimQuery,
+    ) -> StoreResult<(Vec<Group>, u64)>;
 
     // ---- roles and mappings -------------------------------------------------------------
 

@@ -45,6 +45,9 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migrating the database failed: {0}")]
     Migration(String),
+    /// A SCIM filter or sort order that cannot be run (carries its `scimType`).
+    #[error("{}", .0.detail)]
+    Scim(crate::scim::ScimError),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),

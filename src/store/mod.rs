@@ -9,9 +9,10 @@ mod error;
 #[macro_use]
 mod shared;
 mod postgres;
+pub mod scim_query;
 mod sqlite;
 
-pub use api::{IssuedApiToken, ListRange, OperationFilter, Store};
+pub use api::{IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, Store};
 pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

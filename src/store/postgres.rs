@@ -67,6 +67,8 @@ impl PgStore {
         "postgres"
     }
 
+    const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Postgres;
+
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }

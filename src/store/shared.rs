@@ -88,6 +88,23 @@ macro_rules! token_cols {
     };
 }
 
+/// Binds translated SCIM filter values onto a query, in placeholder order.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                $crate::store::scim_query::Bind::Str(v) => q.bind(v.clone()),
+                $crate::store::scim_query::Bind::Uuid(v) => q.bind(*v),
+                $crate::store::scim_query::Bind::Bool(v) => q.bind(*v),
+                $crate::store::scim_query::Bind::F64(v) => q.bind(*v),
+                $crate::store::scim_query::Bind::Time(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
 /// Implements `Store` for `$store`, whose `pool` field is a `sqlx::Pool<$db>`, whose `keys`
 /// field is a `KeyRing`, and which has `begin_write()`, `backend_name()` and a `location` field.
 macro_rules! impl_store {
@@ -97,7 +114,8 @@ macro_rules! impl_store {
         use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
         use $crate::domain::validate;
         use $crate::domain::*;
-        use $crate::store::api::{IssuedApiToken, ListRange, OperationFilter, Store};
+        use $crate::store::api::{IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, Store};
+        use $crate::store::scim_query::{ScimTable, Translator};
         use $crate::store::shared::as_i64;
         use $crate::store::{StoreError, StoreResult};
         use sqlx::types::Json;
@@ -159,6 +177,83 @@ macro_rules! impl_store {
                     });
                 }
                 Ok(crypto::unwrap_data_key(&master, org, &wrapped)?)
+            }
+
+            /// Makes a group's members exactly `members`; returns (added, removed).
+            async fn set_members(
+                conn: &mut Conn,
+                org: OrganizationId,
+                group: GroupId,
+                members: &[UserId],
+            ) -> StoreResult<(usize, usize)> {
+                let current: Vec<UserId> = sqlx::query_scalar(
+                    "SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2",
+                )
+                .bind(org)
+                .bind(group)
+                .fetch_all(&mut *conn)
+                .await?;
+                let wanted: std::collections::HashSet<UserId> = members.iter().copied().collect();
+                let have: std::collections::HashSet<UserId> = current.iter().copied().collect();
+                let now = Timestamp::now();
+                let mut removed = 0;
+                for user in have.difference(&wanted) {
+                    sqlx::query("DELETE FROM memberships WHERE organization_id = $1 AND group_id = $2 AND user_id = $3")
+                        .bind(org).bind(group).bind(*user).execute(&mut *conn).await?;
+                    removed += 1;
+                }
+                let mut added = 0;
+                for user in wanted.difference(&have) {
+                    sqlx::query("INSERT INTO memberships (organization_id, group_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(org).bind(group).bind(*user).bind(now)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| match StoreError::from(e) {
+                            StoreError::NotFound(_) => StoreError::NotFound(format!("user {user}")),
+                            other => other,
+                        })?;
+                    added += 1;
+                }
+                Ok((added, removed))
+            }
+
+            /// Runs a SCIM list query on `users` or `groups`.
+            async fn scim_list<T>(&self, org: OrganizationId, table: ScimTable, cols: &str, query: &ScimQuery) -> StoreResult<(Vec<T>, u64)>
+            where
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                let name = match table { ScimTable::Users => "users", ScimTable::Groups => "groups" };
+                let mut tr = Translator::new(Self::DIALECT, table, 2);
+                let filter = match &query.filter {
+                    Some(f) => format!(" AND {}", tr.filter(f).map_err(StoreError::Scim)?),
+                    None => String::new(),
+                };
+                let order = match &query.sort_by {
+                    Some(p) => {
+                        let e = tr.sort_expr(p).map_err(StoreError::Scim)?;
+                        let dir = if query.descending { "DESC" } else { "ASC" };
+                        // Resources without the attribute sort last ascending, first descending.
+                        format!("({e} IS NULL) {dir}, {e} {dir}, id")
+                    }
+                    None => "id".to_string(),
+                };
+                let binds = tr.binds.clone();
+                let count_sql = format!("SELECT COUNT(*) FROM {name} WHERE organization_id = $1{filter}");
+                let total: i64 = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(org), &binds)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let n = binds.len();
+                let rows_sql = format!(
+                    "SELECT {cols} FROM {name} WHERE organization_id = $1{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                    n + 2,
+                    n + 3
+                );
+                let rows: Vec<T> = bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)).bind(org), &binds)
+                    .bind(i64::from(query.limit))
+                    .bind(as_i64(query.offset))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok((rows, u64::try_from(total).unwrap_or(0)))
             }
 
             /// Fails with NotFound unless the connection exists in the organization.
@@ -641,8 +736,12 @@ macro_rules! impl_store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(conflict(format!("group {:?}", draft.display_name)))?;
+                let added = match &draft.members {
+                    Some(m) => Self::set_members(&mut tx, org, id, m).await?.0,
+                    None => 0,
+                };
                 Self::append_audit(&mut tx, actor, org, "group.create", "group", &id.to_string(),
-                    serde_json::json!({ "display_name": draft.display_name })).await?;
+                    serde_json::json!({ "display_name": draft.display_name, "members": added })).await?;
                 tx.commit().await?;
                 Ok(group)
             }
@@ -695,8 +794,15 @@ macro_rules! impl_store {
                         "SELECT version FROM groups WHERE organization_id = $1 AND id = $2",
                         org, id.0, "group", if_version).await);
                 };
+                let (added, removed) = match &draft.members {
+                    Some(m) => Self::set_members(&mut tx, org, id, m).await?,
+                    None => (0, 0),
+                };
                 Self::append_audit(&mut tx, actor, org, "group.replace", "group", &id.to_string(),
-                    serde_json::json!({ "display_name": group.display_name, "version": group.version })).await?;
+                    serde_json::json!({
+                        "display_name": group.display_name, "version": group.version,
+                        "members_added": added, "members_removed": removed,
+                    })).await?;
                 tx.commit().await?;
                 Ok(group)
             }
@@ -779,6 +885,26 @@ macro_rules! impl_store {
                 .bind(user)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn group_member_refs(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<MemberRef>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT u.id AS user_id, u.user_name, u.display_name FROM memberships m ",
+                    "JOIN users u ON u.organization_id = m.organization_id AND u.id = m.user_id ",
+                    "WHERE m.organization_id = $1 AND m.group_id = $2 ORDER BY u.id"
+                ))
+                .bind(org)
+                .bind(group)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn scim_list_users(&self, org: OrganizationId, query: &ScimQuery) -> StoreResult<(Vec<User>, u64)> {
+                self.scim_list(org, ScimTable::Users, user_cols!(), query).await
+            }
+
+            async fn scim_list_groups(&self, org: OrganizationId, query: &ScimQuery) -> StoreResult<(Vec<Group>, u64)> {
+                self.scim_list(org, ScimTable::Groups, group_cols!(), query).await
             }
 
             // ---- roles and mappings -----------------------------------------------------

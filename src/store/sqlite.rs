@@ -57,6 +57,8 @@ impl SqliteStore {
         "sqlite"
     }
 
+    const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Sqlite;
+
     /// Writers take the lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first and then writes can fail with SQLITE_BUSY instead of waiting its turn.
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
