@@ -295,8 +295,7 @@ impl Translator {
                         format!("EXISTS (SELECT 1 FROM {from} WHERE {cond})")
                     }
                     Target::Membership { members_of_group } => {
-                        let cond = self.membership_filter(inner, members_of_group)?;
-                        cond
+                        self.membership_filter(inner, members_of_group)?
                     }
                     _ => {
                         return Err(ScimError::invalid_filter(format!(
