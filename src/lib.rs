@@ -3,6 +3,7 @@
 //! Layers, outermost first: `cli` → `store` → `domain`; `crypto` seals what the store keeps.
 //! See `docs/architecture.md`.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod crypto;

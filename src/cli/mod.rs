@@ -70,6 +70,15 @@ pub enum Command {
     /// Master key maintenance.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Run the inbound SCIM server (and, from the engine release on, the sync workers).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "SCIMDESK_LISTEN")]
+        listen: std::net::SocketAddr,
+        /// Public base URL for `meta.location` (default: from the request's Host header).
+        #[arg(long, env = "SCIMDESK_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
 }
 
 /// `scimdesk org ...`

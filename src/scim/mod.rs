@@ -6,6 +6,7 @@ pub mod convert;
 pub mod error;
 pub mod filter;
 pub mod patch;
+pub mod projection;
 pub mod resource;
 pub mod schema;
 

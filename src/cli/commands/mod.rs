@@ -5,6 +5,7 @@ mod connection;
 mod db;
 mod key;
 mod org;
+mod serve;
 mod status;
 mod token;
 
@@ -26,5 +27,6 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Audit(c) => audit::run(&ctx, org, c, json).await,
         Command::Db(c) => db::run(&ctx, c, json).await,
         Command::Key(c) => key::run(&ctx, c, json).await,
+        Command::Serve { listen, public_url } => serve::run(&ctx, listen, public_url).await,
     }
 }
