@@ -18,12 +18,17 @@ pub fn coerce(def: &AttrDef, value: &Value) -> ScimResult<Value> {
         return Ok(Value::Null);
     }
     if def.multi_valued {
+        // Values of a multi-valued complex attribute must be objects (the bare-value shortcut
+        // below is for single-valued ones like `manager`).
+        let element = |v: &Value| {
+            if def.ty == AttrType::Complex && !v.is_object() && !v.is_null() {
+                return Err(wrong_type(def, v));
+            }
+            coerce_single(def, v)
+        };
         let items = match value {
-            Value::Array(items) => items
-                .iter()
-                .map(|v| coerce_single(def, v))
-                .collect::<ScimResult<Vec<_>>>()?,
-            single => vec![coerce_single(def, single)?],
+            Value::Array(items) => items.iter().map(element).collect::<ScimResult<Vec<_>>>()?,
+            single => vec![element(single)?],
         };
         let mut items: Vec<Value> = items.into_iter().filter(|v| !v.is_null()).collect();
         normalize_primary(&mut items, None);

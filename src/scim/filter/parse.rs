@@ -238,6 +238,9 @@ impl Parser<'_> {
                     Ok(n) if w.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
                         CompValue::Number(n)
                     }
+                    // Entra ID sends some values unquoted (`externalId eq jyoung`): a bare word
+                    // that starts with a letter is taken as a string.
+                    _ if w.starts_with(|c: char| c.is_alphabetic()) => CompValue::Str(w),
                     _ => {
                         self.i -= 1;
                         return Err(self.err(format!(
