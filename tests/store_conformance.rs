@@ -63,7 +63,7 @@ fn nurse(n: u32) -> UserDraft {
     d.emails = vec![Email {
         value: format!("nurse{n}@riverside.example"),
         kind: Some("work".into()),
-        primary: true,
+        primary: Some(true),
         display: None,
     }];
     d

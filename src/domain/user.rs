@@ -25,9 +25,9 @@ pub struct Email {
     /// A label such as "work".
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Whether this is the preferred address.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub primary: bool,
+    /// Whether this is the preferred address (kept exactly as given: absent, true or false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<bool>,
     /// A label for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display: Option<String>,

@@ -210,7 +210,10 @@ fn apply_one(doc: &mut Map<String, Value>, op: &Value, schema: &ResourceSchema) 
                     let Value::Object(inner) = v else {
                         return Err(ScimError::invalid_value(format!("{key} must be an object")));
                     };
-                    for (k, iv) in inner {
+                    for (k, iv) in inner
+                        .iter()
+                        .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                    {
                         let t = target(&format!("{}:{k}", ext.id), schema)?;
                         write(doc, &t, kind, Some(iv))?;
                     }
@@ -229,6 +232,34 @@ fn apply_one(doc: &mut Map<String, Value>, op: &Value, schema: &ResourceSchema) 
                 }
                 let t = target(key, schema)?;
                 write(doc, &t, kind, Some(v))?;
+            }
+            Ok(())
+        }
+        // The path names a whole extension (`urn:...:enterprise:2.0:User`).
+        (_, Some(p)) if schema.is_extension(p.trim()) => {
+            let ext = schema
+                .extensions
+                .iter()
+                .find(|e| e.id.eq_ignore_ascii_case(p.trim()));
+            let Some(ext) = ext else { return Ok(()) };
+            if kind == Op::Remove {
+                let key = doc.keys().find(|k| k.eq_ignore_ascii_case(ext.id)).cloned();
+                if let Some(k) = key {
+                    doc.remove(&k);
+                }
+                return Ok(());
+            }
+            let Some(Value::Object(inner)) = value else {
+                return Err(ScimError::invalid_value(format!(
+                    "{p}: value must be an object"
+                )));
+            };
+            for (k, iv) in inner
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+            {
+                let t = target(&format!("{}:{k}", ext.id), schema)?;
+                write(doc, &t, kind, Some(iv))?;
             }
             Ok(())
         }

@@ -9,6 +9,7 @@ mod groups;
 pub mod list;
 pub mod request;
 pub mod response;
+mod search;
 mod users;
 
 use crate::api::changes::ChangeFeed;
@@ -81,6 +82,7 @@ pub fn router(state: ScimState) -> Router {
                 .patch(groups::modify)
                 .delete(groups::delete),
         )
+        .route("/.search", post(search::search))
         .route(
             "/ServiceProviderConfig",
             get(discovery::service_provider_config),
