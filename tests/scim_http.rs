@@ -763,3 +763,77 @@ async fn discovery_tells_the_truth(h: &Harness) {
     assert_eq!(names, ["a", "c"]);
     assert!(searched["Resources"][0].get("meta").is_none());
 }
+
+async fn delete_follows_the_connection_policy(h: &Harness) {
+    let s = start(h.store.clone()).await;
+    let conn = h.store.list_connections(s.org).await.unwrap().remove(0);
+    h.store
+        .update_connection(
+            &Actor::operator("t"),
+            s.org,
+            conn.id,
+            &ConnectionUpdate {
+                settings: Some(json!({ "delete_policy": "deprovision" })),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "leaver@example.org" });
+    let (_, _, u) = s.call(Method::POST, "/Users", Some(&body)).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    let (_, _, g) = s.call(Method::POST, "/Groups", Some(&json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ward", "members": [{ "value": id }] }))).await;
+    let (st, _, _) = s.call(Method::DELETE, &format!("/Users/{id}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    // Gone for SCIM...
+    let (st, _, _) = s.call(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, _, list) = s
+        .call(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22leaver@example.org%22",
+            None,
+        )
+        .await;
+    assert_eq!(list["totalResults"], 0);
+    let (st, _, _) = s.call(Method::DELETE, &format!("/Users/{id}"), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // ...kept in the store, suspended and out of its groups, with the audit trail.
+    let uid: UserId = id.parse().unwrap();
+    let kept = h.store.user(s.org, uid).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.active, kept.lifecycle_state),
+        (false, LifecycleState::Deprovisioned)
+    );
+    let gid: GroupId = g["id"].as_str().unwrap().parse().unwrap();
+    assert!(h.store.group_members(s.org, gid).await.unwrap().is_empty());
+    let audit = h
+        .store
+        .list_audit(
+            s.org,
+            &AuditFilter {
+                action_prefix: Some("user.deprovision".into()),
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    // Coming back re-provisions the same record.
+    let (st, _, back) = s.call(Method::POST, "/Users", Some(&body)).await;
+    assert_eq!(
+        (st, back["id"].as_str()),
+        (StatusCode::CREATED, Some(id.as_str()))
+    );
+    assert_eq!(back["active"], true);
+    assert_eq!(
+        h.store
+            .user(s.org, uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .lifecycle_state,
+        LifecycleState::Active
+    );
+}

@@ -187,6 +187,14 @@ pub trait Store: Send + Sync {
         draft: &UserDraft,
         if_version: Option<i64>,
     ) -> StoreResult<User>;
+    /// Marks a user deprovisioned (kept for the audit trail and for off-boarding at targets,
+    /// `active=false`, memberships removed). Returns whether an active or suspended user existed.
+    async fn deprovision_user(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: UserId,
+    ) -> StoreResult<bool>;
     /// Deletes a user (and their memberships). Returns whether it existed.
     async fn delete_user(
         &self,
@@ -250,7 +258,8 @@ pub trait Store: Send + Sync {
         org: OrganizationId,
         group: GroupId,
     ) -> StoreResult<Vec<MemberRef>>;
-    /// Users matching a SCIM query, and how many match in all.
+    /// Users matching a SCIM query, and how many match in all. Deprovisioned users are not
+    /// listed: to SCIM clients they no longer exist.
     async fn scim_list_users(
         &self,
         org: OrganizationId,

@@ -222,7 +222,10 @@ macro_rules! impl_store {
             where
                 T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
             {
-                let name = match table { ScimTable::Users => "users", ScimTable::Groups => "groups" };
+                let (name, visible) = match table {
+                    ScimTable::Users => ("users", " AND lifecycle_state <> 'deprovisioned'"),
+                    ScimTable::Groups => ("groups", ""),
+                };
                 let mut tr = Translator::new(Self::DIALECT, table, 2);
                 let filter = match &query.filter {
                     Some(f) => format!(" AND {}", tr.filter(f).map_err(StoreError::Scim)?),
@@ -238,13 +241,13 @@ macro_rules! impl_store {
                     None => "id".to_string(),
                 };
                 let binds = tr.binds.clone();
-                let count_sql = format!("SELECT COUNT(*) FROM {name} WHERE organization_id = $1{filter}");
+                let count_sql = format!("SELECT COUNT(*) FROM {name} WHERE organization_id = $1{visible}{filter}");
                 let total: i64 = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(org), &binds)
                     .fetch_one(&self.pool)
                     .await?;
                 let n = binds.len();
                 let rows_sql = format!(
-                    "SELECT {cols} FROM {name} WHERE organization_id = $1{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                    "SELECT {cols} FROM {name} WHERE organization_id = $1{visible}{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
                     n + 2,
                     n + 3
                 );
@@ -697,6 +700,31 @@ macro_rules! impl_store {
                     serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version })).await?;
                 tx.commit().await?;
                 Ok(user)
+            }
+
+            async fn deprovision_user(&self, actor: &Actor, org: OrganizationId, id: UserId) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let name: Option<String> = sqlx::query_scalar(concat!(
+                    "UPDATE users SET lifecycle_state = 'deprovisioned', active = $3, version = version + 1, updated_at = $4 ",
+                    "WHERE organization_id = $1 AND id = $2 AND lifecycle_state <> 'deprovisioned' RETURNING user_name"
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(false)
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(name) = name else { return Ok(false) };
+                let groups = sqlx::query("DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                Self::append_audit(&mut tx, actor, org, "user.deprovision", "user", &id.to_string(),
+                    serde_json::json!({ "user_name": name, "memberships_removed": groups })).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn delete_user(&self, actor: &Actor, org: OrganizationId, id: UserId) -> StoreResult<bool> {

@@ -5,7 +5,7 @@ use super::list::{ListParams, ListRequest, list_response};
 use super::request::{ScimBody, Tenant, if_match, if_none_match};
 use super::response::{ApiError, ApiResult, ScimResponse};
 use crate::api::changes::{Change, ChangeKind};
-use crate::domain::{ResourceType, User, UserId};
+use crate::domain::{LifecycleState, ResourceType, User, UserId};
 use crate::scim::convert::{doc_to_user_draft, etag, user_to_doc};
 use crate::scim::projection::Projection;
 use crate::scim::resource::canonicalize;
@@ -26,6 +26,7 @@ async fn load(state: &ScimState, t: &Tenant, id: &str) -> Result<User, ApiError>
         .store
         .user(t.org, uid)
         .await?
+        .filter(|u| u.lifecycle_state != LifecycleState::Deprovisioned)
         .ok_or_else(|| not_found(id))
 }
 
@@ -57,7 +58,24 @@ pub async fn create(
 ) -> ApiResult {
     let doc = canonicalize(&body, &USER)?;
     let draft = doc_to_user_draft(&doc, Some(t.connection.id))?;
-    let user = state.store.create_user(&t.actor(), t.org, &draft).await?;
+    let user = match state.store.create_user(&t.actor(), t.org, &draft).await {
+        Ok(user) => user,
+        // A deprovisioned user with this userName comes back: same id, new content.
+        Err(StoreError::Conflict(what)) => match state
+            .store
+            .user_by_user_name(t.org, &draft.user_name)
+            .await?
+        {
+            Some(old) if old.lifecycle_state == LifecycleState::Deprovisioned => {
+                state
+                    .store
+                    .replace_user(&t.actor(), t.org, old.id, &draft, Some(old.version))
+                    .await?
+            }
+            _ => return Err(StoreError::Conflict(what).into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
     publish(&state, &t, user.id, ChangeKind::Created);
     let base = state.base_url(&headers);
     Ok(ScimResponse::resource(
@@ -204,11 +222,29 @@ pub async fn delete(
         }
         .into());
     }
-    if !state
-        .store
-        .delete_user(&t.actor(), t.org, current.id)
-        .await?
-    {
+    // The inbound connection's `delete_policy`: `delete` (default) removes the user;
+    // `deprovision` keeps the record (for audit and off-boarding) but it no longer exists in SCIM.
+    let policy = t
+        .connection
+        .settings
+        .0
+        .get("delete_policy")
+        .and_then(|v| v.as_str());
+    let done = match policy {
+        Some("deprovision") => {
+            state
+                .store
+                .deprovision_user(&t.actor(), t.org, current.id)
+                .await?
+        }
+        _ => {
+            state
+                .store
+                .delete_user(&t.actor(), t.org, current.id)
+                .await?
+        }
+    };
+    if !done {
         return Err(not_found(&id));
     }
     publish(&state, &t, current.id, ChangeKind::Deleted);

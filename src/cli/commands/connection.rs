@@ -158,6 +158,13 @@ async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool)
     if let Some(issuer) = &args.issuer {
         settings.insert("issuer".into(), Value::String(validate::base_url(issuer)?));
     }
+    if let Some(policy) = settings.get("delete_policy")
+        && !matches!(policy.as_str(), Some("delete" | "deprovision"))
+    {
+        return Err(CliError::invalid(format!(
+            "delete_policy must be \"delete\" or \"deprovision\", not {policy}"
+        )));
+    }
     if auth == AuthMethod::None && args.secret.is_given() {
         return Err(CliError::invalid(
             "this connection authenticates with `none`; a secret would never be used (choose --auth bearer or oauth2_client_credentials)",
