@@ -17,7 +17,8 @@ on_both_backends!(
     okta_drives_a_full_lifecycle,
     tenants_never_see_each_other,
     bad_input_gets_the_right_error_and_persists_nothing,
-    discovery_tells_the_truth
+    discovery_tells_the_truth,
+    delete_follows_the_connection_policy,
 );
 
 /// A running server and a client with one organization's token.
