@@ -15,6 +15,7 @@ pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String
         store,
         changes,
         public_url,
+        auth_cache: Default::default(),
     };
     Router::new()
         .nest(BASE_PATH, scim::router(state))

@@ -2,8 +2,10 @@
 //! loads a table into memory. The translation mirrors `scim::filter::matches` (the tests compare
 //! the two on generated data on both backends).
 //!
-//! Leaves are wrapped in `COALESCE(.., FALSE)` so SQL's three-valued logic cannot make
-//! `not (x)` exclude rows where `x` is absent, which the evaluator includes. Attribute names
+//! Leaves under an odd number of NOTs are wrapped in `COALESCE(.., FALSE)` so SQL's three-valued
+//! logic cannot make `not (x)` exclude rows where `x` is absent, which the evaluator includes.
+//! Elsewhere a NULL leaf already acts as FALSE (AND and OR are monotone), and a bare comparison
+//! lets the planner use an index. Attribute names
 //! and JSON paths in the SQL come from the static schema, never from the request; every value
 //! from the request is a bound parameter.
 //!
@@ -113,6 +115,9 @@ pub struct Translator {
     /// Bound values, in placeholder order.
     pub binds: Vec<Bind>,
     first_param: usize,
+    /// Inside an odd number of NOTs: leaves must not be NULL (see the module docs). Outside,
+    /// they are left bare so the planner can use indexes (`userName eq` hits the unique index).
+    negated: bool,
 }
 
 fn lit_key(k: &str) -> String {
@@ -128,6 +133,7 @@ impl Translator {
             table,
             binds: Vec::new(),
             first_param,
+            negated: false,
         }
     }
 
@@ -268,12 +274,20 @@ impl Translator {
         }))
     }
 
+    /// Runs `f` with the polarity flipped (inside a NOT).
+    fn negate<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.negated = !self.negated;
+        let out = f(self);
+        self.negated = !self.negated;
+        out
+    }
+
     /// Translates a (validated) filter into a boolean SQL expression.
     pub fn filter(&mut self, f: &Filter) -> ScimResult<String> {
         Ok(match f {
             Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
-            Filter::Not(a) => format!("(NOT {})", self.filter(a)?),
+            Filter::Not(a) => format!("(NOT {})", self.negate(|t| t.filter(a))?),
             Filter::Present(path) => {
                 let t = self.resolve(path)?;
                 let whole = path.sub.is_none();
@@ -364,7 +378,10 @@ impl Translator {
                 self.element_filter(a, parent, elem)?,
                 self.element_filter(b, parent, elem)?
             ),
-            Filter::Not(a) => format!("(NOT {})", self.element_filter(a, parent, elem)?),
+            Filter::Not(a) => format!(
+                "(NOT {})",
+                self.negate(|t| t.element_filter(a, parent, elem))?
+            ),
             Filter::Present(p) => {
                 let s = self.element_field(elem, Some(field(p)?));
                 present_scalar(&s)
@@ -527,7 +544,7 @@ impl Translator {
             });
         }
         if op == CompareOp::Ne {
-            let eq = self.compare_scalar(s, CompareOp::Eq, value)?;
+            let eq = self.negate(|t| t.compare_scalar(s, CompareOp::Eq, value))?;
             return Ok(format!("(NOT {eq})"));
         }
         let cond = match (s.kind, value) {
@@ -620,7 +637,11 @@ impl Translator {
                 )));
             }
         };
-        Ok(format!("COALESCE(({cond}), FALSE)"))
+        Ok(if self.negated {
+            format!("COALESCE(({cond}), FALSE)")
+        } else {
+            format!("({cond})")
+        })
     }
 
     /// An `ORDER BY` expression for `sortBy`.
@@ -646,10 +667,10 @@ fn kind_of(def: &AttrDef) -> Kind {
 
 fn present_scalar(s: &Scalar) -> String {
     match s.kind {
-        Kind::Key | Kind::Text | Kind::TextCi => format!(
-            "COALESCE(({} IS NOT NULL AND {} <> ''), FALSE)",
-            s.expr, s.expr
-        ),
+        // `x IS NOT NULL AND ...` is FALSE, never NULL, when x is NULL.
+        Kind::Key | Kind::Text | Kind::TextCi => {
+            format!("({} IS NOT NULL AND {} <> '')", s.expr, s.expr)
+        }
         _ => format!("({} IS NOT NULL)", s.expr),
     }
 }

@@ -27,6 +27,14 @@ impl KeyRing {
     }
 }
 
+/// A token row with its secret hash, read together when authenticating.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenWithHash {
+    pub(crate) secret_hash: Vec<u8>,
+    #[sqlx(flatten)]
+    pub(crate) token: crate::domain::ApiToken,
+}
+
 /// Converts an unsigned count or offset for binding as BIGINT.
 pub(crate) fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -138,24 +146,32 @@ macro_rules! impl_store {
                 subject_id: &str,
                 details: serde_json::Value,
             ) -> StoreResult<AuditEvent> {
-                let event: AuditEvent = sqlx::query_as(concat!(
-                    "INSERT INTO audit_events (",
-                    audit_cols!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
-                    audit_cols!()
-                ))
-                .bind(AuditEventId::new())
-                .bind(org)
-                .bind(Timestamp::now())
-                .bind(actor.kind.as_str())
-                .bind(&actor.name)
-                .bind(action)
-                .bind(subject_type)
-                .bind(subject_id)
-                .bind(Json(details))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, || "organization".into()))?;
+                // Built here rather than read back with RETURNING: one less row to decode on
+                // every write.
+                let event = AuditEvent {
+                    id: AuditEventId::new(),
+                    organization_id: org,
+                    occurred_at: Timestamp::now(),
+                    actor_kind: actor.kind,
+                    actor: actor.name.clone(),
+                    action: action.to_string(),
+                    subject_type: subject_type.to_string(),
+                    subject_id: subject_id.to_string(),
+                    details: Json(details),
+                };
+                sqlx::query(concat!("INSERT INTO audit_events (", audit_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                    .bind(event.id)
+                    .bind(event.organization_id)
+                    .bind(event.occurred_at)
+                    .bind(event.actor_kind.as_str())
+                    .bind(&event.actor)
+                    .bind(&event.action)
+                    .bind(&event.subject_type)
+                    .bind(&event.subject_id)
+                    .bind(&event.details)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, || "organization".into()))?;
                 Ok(event)
             }
 
@@ -241,21 +257,32 @@ macro_rules! impl_store {
                     None => "id".to_string(),
                 };
                 let binds = tr.binds.clone();
-                let count_sql = format!("SELECT COUNT(*) FROM {name} WHERE organization_id = $1{visible}{filter}");
-                let total: i64 = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(org), &binds)
-                    .fetch_one(&self.pool)
-                    .await?;
                 let n = binds.len();
+                // The total rides along with the page (one round trip); only a page past the
+                // end, which has no rows to carry it, needs a separate count.
                 let rows_sql = format!(
-                    "SELECT {cols} FROM {name} WHERE organization_id = $1{visible}{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                    "SELECT {cols}, COUNT(*) OVER () AS scim_total FROM {name} WHERE organization_id = $1{visible}{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
                     n + 2,
                     n + 3
                 );
-                let rows: Vec<T> = bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)).bind(org), &binds)
-                    .bind(i64::from(query.limit))
+                let raw = bind_all!(sqlx::query(sqlx::AssertSqlSafe(rows_sql)).bind(org), &binds)
+                    .bind(i64::from(query.limit.max(1)))
                     .bind(as_i64(query.offset))
                     .fetch_all(&self.pool)
                     .await?;
+                let total: i64 = match raw.first() {
+                    Some(row) => sqlx::Row::try_get(row, "scim_total")?,
+                    None if query.offset == 0 => 0,
+                    None => {
+                        let count_sql = format!("SELECT COUNT(*) FROM {name} WHERE organization_id = $1{visible}{filter}");
+                        bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(org), &binds)
+                            .fetch_one(&self.pool)
+                            .await?
+                    }
+                };
+                let mut rows = raw.iter().map(|r| T::from_row(r)).collect::<Result<Vec<T>, _>>()?;
+                // `count=0` asks for the total only.
+                rows.truncate(query.limit as usize);
                 Ok((rows, u64::try_from(total).unwrap_or(0)))
             }
 
@@ -1375,18 +1402,17 @@ macro_rules! impl_store {
 
             async fn authenticate_token(&self, presented: &str) -> StoreResult<Option<ApiToken>> {
                 let Some((id, secret)) = crypto::token::parse(presented) else { return Ok(None) };
-                let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT secret_hash FROM api_tokens WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some((hash,)) = row else { return Ok(None) };
-                if !crypto::token::verify(secret, &hash) {
+                // One round trip: the record and its hash together.
+                let row: Option<$crate::store::shared::TokenWithHash> =
+                    sqlx::query_as(concat!("SELECT secret_hash, ", token_cols!(), " FROM api_tokens WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some(row) = row else { return Ok(None) };
+                if !crypto::token::verify(secret, &row.secret_hash) {
                     return Ok(None);
                 }
-                let token: Option<ApiToken> = sqlx::query_as(concat!("SELECT ", token_cols!(), " FROM api_tokens WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let token = Some(row.token);
                 Ok(token.filter(|t| t.is_usable_at(Timestamp::now())))
             }
 

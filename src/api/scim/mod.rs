@@ -4,6 +4,7 @@
 //! of another organization is ever visible. Writes go through the store (change + audit in one
 //! transaction), then a [`Change`](crate::api::changes::Change) is published for the engine.
 
+mod auth_cache;
 mod discovery;
 mod groups;
 pub mod list;
@@ -34,6 +35,8 @@ pub struct ScimState {
     /// The public base URL (e.g. `https://scim.example.com`), for `meta.location`; when unset
     /// it is taken from the request's `Host`.
     pub public_url: Option<String>,
+    /// Recently authenticated tokens.
+    pub auth_cache: Arc<auth_cache::AuthCache>,
 }
 
 impl ScimState {

@@ -51,12 +51,15 @@ impl FromRequestParts<ScimState> for Tenant {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| unauthorized("a Bearer token is required"))?;
-        let token = header
+        let presented = header
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())
             .ok_or_else(|| unauthorized("use the Bearer authentication scheme"))?;
-        let found = state.store.authenticate_token(token).await?;
+        if let Some((org, connection)) = state.auth_cache.get(presented) {
+            return Ok(Tenant { org, connection });
+        }
+        let found = state.store.authenticate_token(presented).await?;
         let token = found
             .filter(|t| t.scope == crate::domain::TokenScope::Scim)
             .ok_or_else(|| unauthorized("the token is not valid"))?;
@@ -69,6 +72,9 @@ impl FromRequestParts<ScimState> for Tenant {
             .await?
             .filter(|c| c.kind == ConnectionKind::ScimInbound)
             .ok_or_else(|| unauthorized("the token's connection no longer exists"))?;
+        state
+            .auth_cache
+            .put(presented, token.organization_id, connection.clone());
         Ok(Tenant {
             org: token.organization_id,
             connection,
