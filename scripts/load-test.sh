@@ -46,6 +46,7 @@ SELECT gen_random_uuid(), (SELECT id FROM organizations LIMIT 1), 'seed-' || i |
 FROM generate_series(0, 49999) AS i;
 ANALYZE users;
 SQL
+if [ -n "${LOAD_TEST_SQL:-}" ]; then psql -q "$pg_url" -c "SET search_path = $schema; $LOAD_TEST_SQL" >/dev/null; fi
 
 "$bin" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>&1 &
 serve_pid=$!

@@ -25,6 +25,7 @@ on_both_backends!(
     secrets_never_stored_in_plaintext,
     sealed_secret_copied_elsewhere_fails_to_open,
     key_rotation_keeps_every_secret_readable,
+    references_are_checked_without_foreign_keys,
 );
 
 fn op() -> Actor {
@@ -1380,4 +1381,65 @@ async fn key_rotation_keeps_every_secret_readable(h: &Harness) {
             .unwrap(),
         0
     );
+}
+
+/// On PostgreSQL, users, groups and audit events have no foreign keys to their hot parents
+/// (migrations/postgres/0002); the store checks the references itself, the same on both backends.
+async fn references_are_checked_without_foreign_keys(h: &Harness) {
+    let s = &*h.store;
+    let a = org(s, "A").await;
+    let b = org(s, "B").await;
+    let nowhere = OrganizationId::new();
+    assert!(matches!(
+        s.create_user(&op(), nowhere, &nurse(1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.create_group(&op(), nowhere, &GroupDraft::new("g")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.record_audit(&op(), nowhere, "x.y", "x", "1", serde_json::json!({}))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A source connection must belong to the same organization.
+    let b_conn = s
+        .create_connection(&op(), b.id, &inbound("b-idp"), None)
+        .await
+        .unwrap();
+    let mut d = nurse(2);
+    d.source_connection_id = Some(b_conn.id);
+    assert!(matches!(
+        s.create_user(&op(), a.id, &d).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut g = GroupDraft::new("g");
+    g.source_connection_id = Some(b_conn.id);
+    assert!(matches!(
+        s.create_group(&op(), a.id, &g).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.count_users(a.id).await.unwrap(), 0);
+    assert!(
+        s.list_audit(
+            a.id,
+            &AuditFilter {
+                action_prefix: Some("user.".into()),
+                limit: 10,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    // And with a connection of its own organization it works.
+    d.source_connection_id = Some(
+        s.create_connection(&op(), a.id, &inbound("a-idp"), None)
+            .await
+            .unwrap()
+            .id,
+    );
+    assert!(s.create_user(&op(), a.id, &d).await.is_ok());
 }

@@ -40,6 +40,21 @@ pub(crate) fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// `WHERE` clause for INSERT ... SELECT: the organization (`$2`) exists and, when given, the
+/// source connection (`$n`) belongs to it. Checks references without the row locks a foreign key
+/// would take on PostgreSQL (see migrations/postgres/0002).
+macro_rules! parents_exist {
+    ($conn:literal) => {
+        concat!(
+            " WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $2) AND (",
+            $conn,
+            " IS NULL OR EXISTS (SELECT 1 FROM connections WHERE organization_id = $2 AND id = ",
+            $conn,
+            "))"
+        )
+    };
+}
+
 macro_rules! organization_cols {
     () => {
         "id, name, created_at"
@@ -159,7 +174,10 @@ macro_rules! impl_store {
                     subject_id: subject_id.to_string(),
                     details: Json(details),
                 };
-                sqlx::query(concat!("INSERT INTO audit_events (", audit_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                let written = sqlx::query(concat!(
+                    "INSERT INTO audit_events (", audit_cols!(), ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9",
+                    " WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $2)"
+                ))
                     .bind(event.id)
                     .bind(event.organization_id)
                     .bind(event.occurred_at)
@@ -172,6 +190,9 @@ macro_rules! impl_store {
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| StoreError::from_sqlx(e, || "organization".into()))?;
+                if written.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("organization {org}")));
+                }
                 Ok(event)
             }
 
@@ -624,7 +645,9 @@ macro_rules! impl_store {
                     "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
                     "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
                     "version, created_at, updated_at) ",
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14) RETURNING ",
+                    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
+                    parents_exist!("$12"),
+                    " RETURNING ",
                     user_cols!()
                 ))
                 .bind(id)
@@ -641,9 +664,10 @@ macro_rules! impl_store {
                 .bind(draft.source_connection_id)
                 .bind(Json(&draft.attributes))
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
+                .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?
+                .ok_or_else(|| StoreError::NotFound(format!("organization {org} or its source connection")))?;
                 Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(),
                     serde_json::json!({ "user_name": draft.user_name, "active": draft.active })).await?;
                 tx.commit().await?;
@@ -778,7 +802,9 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 let group: Group = sqlx::query_as(concat!(
                     "INSERT INTO groups (id, organization_id, display_name, external_id, source_connection_id, ",
-                    "attributes, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING ",
+                    "attributes, version, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, 1, $7, $7",
+                    parents_exist!("$5"),
+                    " RETURNING ",
                     group_cols!()
                 ))
                 .bind(id)
@@ -788,9 +814,10 @@ macro_rules! impl_store {
                 .bind(draft.source_connection_id)
                 .bind(Json(&draft.attributes))
                 .bind(Timestamp::now())
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(conflict(format!("group {:?}", draft.display_name)))?;
+                .map_err(conflict(format!("group {:?}", draft.display_name)))?
+                .ok_or_else(|| StoreError::NotFound(format!("organization {org} or its source connection")))?;
                 let added = match &draft.members {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?.0,
                     None => 0,
