@@ -79,6 +79,47 @@ pub fn base_url(value: &str) -> Result<String, InvalidInput> {
     Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
+/// The longest value, in bytes, of a text field the stores index (PostgreSQL refuses index
+/// entries over about 2.7 kB; this leaves room and is far beyond any real identifier).
+pub const MAX_INDEXED_BYTES: usize = 1024;
+
+/// Refuses text a store cannot keep or index: NUL characters (PostgreSQL text and JSONB cannot
+/// hold them) and, for indexed fields, values over [`MAX_INDEXED_BYTES`].
+pub fn storable_text(field: &str, value: &str, indexed: bool) -> Result<(), InvalidInput> {
+    if value.contains('\0') {
+        return Err(InvalidInput::new(field, "must not contain NUL characters"));
+    }
+    if indexed && value.len() > MAX_INDEXED_BYTES {
+        return Err(InvalidInput::new(
+            field,
+            format!("must be at most {MAX_INDEXED_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses JSON with NUL characters in any key or string (PostgreSQL JSONB cannot hold them).
+pub fn storable_json(field: &str, value: &serde_json::Value) -> Result<(), InvalidInput> {
+    use serde_json::Value;
+    let ok = match value {
+        Value::String(s) => !s.contains('\0'),
+        Value::Array(items) => return items.iter().try_for_each(|v| storable_json(field, v)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                storable_text(field, k, false)?;
+                storable_json(field, v)?;
+            }
+            true
+        }
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(field, "must not contain NUL characters"))
+    }
+}
+
 /// The case-insensitive key under which a SCIM `userName` must be unique in an organization.
 ///
 /// RFC 7643 §4.1.1 makes `userName` caseExact=false; full Unicode lower-casing is done here,
@@ -108,6 +149,19 @@ mod tests {
         assert!(base_url("ftp://x").is_err());
         assert!(base_url("not a url").is_err());
         assert!(base_url("https://user:pw@host/scim").is_err());
+    }
+
+    #[test]
+    fn storable_refuses_nul_and_overlong() {
+        assert!(storable_text("x", "fine", true).is_ok());
+        assert!(storable_text("x", "a\0b", false).is_err());
+        assert!(storable_text("x", &"y".repeat(MAX_INDEXED_BYTES + 1), true).is_err());
+        assert!(storable_text("x", &"y".repeat(MAX_INDEXED_BYTES + 1), false).is_ok());
+        assert!(storable_json("x", &serde_json::json!({ "a": ["ok", { "b\u{0}": 1 }] })).is_err());
+        assert!(
+            storable_json("x", &serde_json::json!({ "a": ["ok", { "b": "c\u{0}" }] })).is_err()
+        );
+        assert!(storable_json("x", &serde_json::json!({ "a": ["ok", { "b": "c" }] })).is_ok());
     }
 
     #[test]

@@ -352,6 +352,21 @@ macro_rules! impl_store {
             if draft.user_name.chars().any(char::is_control) {
                 return Err(InvalidInput::new("userName", "must not contain control characters").into());
             }
+            validate::storable_text("userName", &draft.user_name, true)?;
+            for (field, value) in [
+                ("externalId", &draft.external_id),
+                ("displayName", &draft.display_name),
+                ("name.givenName", &draft.given_name),
+                ("name.familyName", &draft.family_name),
+            ] {
+                if let Some(v) = value {
+                    validate::storable_text(field, v, true)?;
+                }
+            }
+            for e in &draft.emails {
+                validate::storable_text("emails", &e.value, false)?;
+            }
+            validate::storable_json("attributes", &draft.attributes)?;
             Ok(())
         }
 
@@ -359,6 +374,11 @@ macro_rules! impl_store {
             if draft.display_name.trim().is_empty() {
                 return Err(InvalidInput::new("displayName", "must not be empty").into());
             }
+            validate::storable_text("displayName", &draft.display_name, true)?;
+            if let Some(x) = &draft.external_id {
+                validate::storable_text("externalId", x, true)?;
+            }
+            validate::storable_json("attributes", &draft.attributes)?;
             Ok(())
         }
 
@@ -466,6 +486,7 @@ macro_rules! impl_store {
             ) -> StoreResult<Connection> {
                 let name = validate::name("connection name", &new.name)?;
                 let base_url = new.base_url.as_deref().map(validate::base_url).transpose()?;
+                validate::storable_json("settings", &new.settings)?;
                 let id = ConnectionId::new();
                 let now = Timestamp::now();
                 let mut tx = self.begin_write().await?;
@@ -532,6 +553,9 @@ macro_rules! impl_store {
                 id: ConnectionId,
                 update: &ConnectionUpdate,
             ) -> StoreResult<Connection> {
+                if let Some(settings) = &update.settings {
+                    validate::storable_json("settings", settings)?;
+                }
                 let base_url = match &update.base_url {
                     Some(Some(url)) => Some(Some(validate::base_url(url)?)),
                     other => other.clone(),

@@ -94,6 +94,9 @@ impl<'a> Lexer<'a> {
                     let literal = &self.src[self.pos..=i];
                     let value = serde_json::from_str::<String>(literal)
                         .map_err(|e| self.err(format!("invalid string literal ({e})")))?;
+                    if value.contains('\0') {
+                        return Err(self.err("NUL characters are not allowed in values"));
+                    }
                     self.pos = i + 1;
                     return Ok(value);
                 }
