@@ -574,3 +574,90 @@ fn canonicalize_accepts_entra_and_okta_create_bodies() {
     let e = canonicalize(&json!({ "schemas": ["urn:x"], "userName": "a" }), &USER).unwrap_err();
     assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-zA-Z0-9 @.\"\\[\\]:]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "value",
+                        "type",
+                        "primary",
+                        "display",
+                        "userName",
+                        "emails",
+                        "name",
+                        "givenName",
+                        "members",
+                        "active",
+                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+                    ])
+                    .prop_map(String::from),
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn arb_path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "userName",
+                "emails",
+                "emails[type eq \"work\"].value",
+                "emails[type eq \"work\"]",
+                "name.givenName",
+                "name",
+                "active",
+                "members",
+                "members[value eq \"x\"]",
+                "manager",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+                "id",
+                "meta.created",
+                "emails[not (primary eq true)].display",
+                "addresses[type eq \"work\" or type eq \"home\"].locality",
+            ])
+            .prop_map(String::from),
+            "\\PC{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever a client sends, PATCH and canonicalisation answer with a value or a SCIM
+        /// error, never a panic; and a successful PATCH yields a storable document.
+        #[test]
+        fn patch_and_canonicalize_never_panic(
+            op in prop::sample::select(vec!["add", "remove", "replace", "Replace", "bogus"]),
+            path in prop::option::of(arb_path()),
+            value in prop::option::of(arb_json()),
+            body in arb_json(),
+        ) {
+            let mut operation = json!({ "op": op });
+            if let Some(p) = path { operation["path"] = json!(p); }
+            if let Some(v) = value { operation["value"] = v; }
+            for schema in [&USER, &GROUP] {
+                if let Ok(doc) = apply(&user(), &ops(json!([operation.clone()])), schema) {
+                    let _ = canonicalize(&doc, schema);
+                }
+                let _ = canonicalize(&body, schema);
+            }
+        }
+    }
+}
