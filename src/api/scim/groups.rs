@@ -2,7 +2,7 @@
 
 use super::ScimState;
 use super::list::{ListParams, ListRequest, list_response};
-use super::request::{ScimBody, Tenant, if_match, if_none_match};
+use super::request::{ScimBody, Tenant, if_match, if_none_match, require_version};
 use super::response::{ApiError, ApiResult, ScimResponse};
 use crate::api::changes::{Change, ChangeKind};
 use crate::domain::{Group, GroupDraft, GroupId, ResourceType};
@@ -29,7 +29,8 @@ async fn load(state: &ScimState, t: &Tenant, id: &str) -> Result<Group, ApiError
         .ok_or_else(|| not_found(id))
 }
 
-async fn render(
+/// A group's document, with its members unless `with_members` is false.
+pub(super) async fn render(
     state: &ScimState,
     t: &Tenant,
     group: &Group,
@@ -198,13 +199,7 @@ pub async fn modify(
     let base = state.base_url(&headers);
     for _ in 0..5 {
         let current = load(&state, &t, &id).await?;
-        if let Some(v) = wanted.filter(|v| *v != current.version) {
-            return Err(StoreError::VersionMismatch {
-                expected: v,
-                current: current.version,
-            }
-            .into());
-        }
+        require_version(wanted, current.version)?;
         let before = render(&state, &t, &current, &base, true).await?;
         let patched = patch::apply(&before, &body, &GROUP)?;
         let doc = canonicalize(&patched, &GROUP)?;
@@ -237,13 +232,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let current = load(&state, &t, &id).await?;
-    if let Some(v) = if_match(&headers)?.filter(|v| *v != current.version) {
-        return Err(StoreError::VersionMismatch {
-            expected: v,
-            current: current.version,
-        }
-        .into());
-    }
+    require_version(if_match(&headers)?, current.version)?;
     if !state
         .store
         .delete_group(&t.actor(), t.org, current.id)

@@ -146,6 +146,16 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     })
 }
 
+/// Fails with 412 when `If-Match` named a version other than the current one.
+pub fn require_version(wanted: Option<i64>, current: i64) -> Result<(), ApiError> {
+    match wanted {
+        Some(expected) if expected != current => {
+            Err(crate::store::StoreError::VersionMismatch { expected, current }.into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether `If-None-Match` names the current version (a conditional GET answers 304).
 pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers

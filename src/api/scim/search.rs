@@ -7,7 +7,7 @@ use super::ScimState;
 use super::list::{ListRequest, list_response};
 use super::request::{ScimBody, Tenant};
 use super::response::ApiResult;
-use crate::scim::convert::{Member, group_to_doc, user_to_doc};
+use crate::scim::convert::user_to_doc;
 use crate::scim::schema::{GROUP, USER};
 use crate::store::ScimQuery;
 use axum::extract::State;
@@ -79,19 +79,10 @@ pub async fn search(
             };
             let (rows, _) = state.store.scim_list_groups(t.org, &page).await?;
             for g in &rows {
-                let refs = if projection.excludes("members") {
-                    Vec::new()
-                } else {
-                    state.store.group_member_refs(t.org, g.id).await?
-                };
-                let members: Vec<Member<'_>> = refs
-                    .iter()
-                    .map(|r| Member {
-                        id: r.user_id,
-                        display: r.display_name.as_deref().unwrap_or(&r.user_name),
-                    })
-                    .collect();
-                docs.push(projection.apply(group_to_doc(g, &members, &base), &GROUP));
+                let doc =
+                    super::groups::render(&state, &t, g, &base, !projection.excludes("members"))
+                        .await?;
+                docs.push(projection.apply(doc, &GROUP));
             }
         }
     }

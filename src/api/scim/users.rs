@@ -2,7 +2,7 @@
 
 use super::ScimState;
 use super::list::{ListParams, ListRequest, list_response};
-use super::request::{ScimBody, Tenant, if_match, if_none_match};
+use super::request::{ScimBody, Tenant, if_match, if_none_match, require_version};
 use super::response::{ApiError, ApiResult, ScimResponse};
 use crate::api::changes::{Change, ChangeKind};
 use crate::domain::{LifecycleState, ResourceType, User, UserId};
@@ -176,13 +176,7 @@ pub async fn modify(
     // it read again (unless the client pinned a version with If-Match).
     for _ in 0..5 {
         let current = load(&state, &t, &id).await?;
-        if let Some(v) = wanted.filter(|v| *v != current.version) {
-            return Err(StoreError::VersionMismatch {
-                expected: v,
-                current: current.version,
-            }
-            .into());
-        }
+        require_version(wanted, current.version)?;
         let patched = patch::apply(&user_to_doc(&current, None, &base), &body, &USER)?;
         let doc = canonicalize(&patched, &USER)?;
         let draft =
@@ -215,13 +209,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let current = load(&state, &t, &id).await?;
-    if let Some(v) = if_match(&headers)?.filter(|v| *v != current.version) {
-        return Err(StoreError::VersionMismatch {
-            expected: v,
-            current: current.version,
-        }
-        .into());
-    }
+    require_version(if_match(&headers)?, current.version)?;
     // The inbound connection's `delete_policy`: `delete` (default) removes the user;
     // `deprovision` keeps the record (for audit and off-boarding) but it no longer exists in SCIM.
     let policy = t
