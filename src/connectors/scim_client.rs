@@ -1,0 +1,500 @@
+//! The outbound SCIM 2.0 client that provisions downstream applications (RFC 7644), with
+//! OAuth 2.0 Bearer authentication (RFC 6750).
+//!
+//! Tolerant of what real servers do: PATCH answered with 200 and a body or 204 without one,
+//! `Location` and `ETag` used when present, error bodies whose `status` is a string or a number.
+//! Failures are classified so the engine can decide: retry later (with the server's
+//! `Retry-After`, in seconds or as an HTTP date), or hand the operation to an operator.
+
+use crate::crypto::Secret;
+use crate::domain::ResourceType;
+use reqwest::Method;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+
+/// The SCIM media type.
+const SCIM_JSON: &str = "application/scim+json";
+/// How much of a response body an error keeps (for the failed-operations view).
+const EXCERPT_BYTES: usize = 2048;
+
+/// How the client authenticates.
+#[derive(Clone)]
+pub enum TargetAuth {
+    /// No Authorization header.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+/// A failed call, classified for the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// No HTTP answer: refused, reset, timed out, DNS. Retrying may help.
+    #[error("target unreachable: {0}")]
+    Transport(String),
+    /// The target answered with an error status.
+    #[error("target answered {status}{}: {}", scim_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(), detail.as_deref().unwrap_or("no detail"))]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+        /// The SCIM `scimType`, if the body had one.
+        scim_type: Option<String>,
+        /// The SCIM `detail`, if the body had one.
+        detail: Option<String>,
+        /// The start of the response body, for people.
+        excerpt: String,
+    },
+    /// The target answered 2xx with something that is not what SCIM promises.
+    #[error("target answered with an invalid response: {0}")]
+    InvalidResponse(String),
+    /// The client could not be set up (bad base URL).
+    #[error("cannot call the target: {0}")]
+    Config(String),
+}
+
+impl TargetError {
+    /// Whether retrying later can succeed (transport errors, 408, 429, 5xx).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TargetError::Transport(_) => true,
+            TargetError::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            TargetError::InvalidResponse(_) | TargetError::Config(_) => false,
+        }
+    }
+
+    /// How long the target asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TargetError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            TargetError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
+    /// The `Location` header, if any.
+    pub location: Option<String>,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+}
+
+impl TargetResponse {
+    /// The resource id: from the body, else the last segment of `Location`.
+    pub fn resource_id(&self) -> Option<String> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                self.location
+                    .as_deref()
+                    .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+    }
+
+    /// The version: the `ETag` header, else `meta.version`.
+    pub fn version(&self) -> Option<String> {
+        self.etag.clone().or_else(|| {
+            self.body
+                .as_ref()
+                .and_then(|b| b.pointer("/meta/version"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+    }
+}
+
+/// A client for one target's SCIM base URL.
+#[derive(Clone)]
+pub struct ScimClient {
+    http: reqwest::Client,
+    base: String,
+    auth: TargetAuth,
+}
+
+fn endpoint(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::User => "Users",
+        ResourceType::Group => "Groups",
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`.
+/// A date in the past means "now" (zero).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Builds the error for a non-success answer, reading SCIM error bodies whose `status` is a
+/// string or a number.
+pub fn error_from(status: u16, headers: &HeaderMap, body: &[u8]) -> TargetError {
+    let retry_after = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |k: &str| {
+        json.as_ref().and_then(|j| j.get(k)).and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    let excerpt = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]).into_owned();
+    TargetError::Http {
+        status,
+        retry_after,
+        scim_type: field("scimType"),
+        detail: field("detail"),
+        excerpt,
+    }
+}
+
+impl ScimClient {
+    /// A client for `base_url` (e.g. `https://app.example.com/scim/v2`) with a request timeout.
+    pub fn new(base_url: &str, auth: TargetAuth, timeout: Duration) -> Result<Self, TargetError> {
+        // One TLS stack for the whole build: rustls with the ring provider (sqlx uses it too).
+        // Installing twice is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = crate::domain::validate::base_url(base_url)
+            .map_err(|e| TargetError::Config(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("scimdesk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TargetError::Config(e.to_string()))?;
+        Ok(Self { http, base, auth })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<TargetResponse, TargetError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/{path}", self.base))
+            .header(header::ACCEPT, SCIM_JSON);
+        if let TargetAuth::Bearer(token) = &self.auth {
+            req = req.bearer_auth(token.expose());
+        }
+        if let Some(tag) = if_match {
+            req = req.header(header::IF_MATCH, tag);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON))
+                .body(b.to_string());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| TargetError::Transport(describe(&e)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| TargetError::Transport(describe(&e)))?;
+        if !status.is_success() {
+            return Err(error_from(status.as_u16(), &headers, &bytes));
+        }
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| TargetError::InvalidResponse(format!("body is not JSON: {e}")))?,
+            )
+        };
+        Ok(TargetResponse {
+            status: status.as_u16(),
+            etag: text(header::ETAG),
+            location: text(header::LOCATION),
+            body,
+        })
+    }
+
+    /// `GET /ServiceProviderConfig`.
+    pub async fn service_provider_config(&self) -> Result<Value, TargetError> {
+        self.call(Method::GET, "ServiceProviderConfig", None, None)
+            .await?
+            .body
+            .ok_or_else(|| TargetError::InvalidResponse("empty ServiceProviderConfig".into()))
+    }
+
+    /// Whether the target says it supports PATCH.
+    pub async fn supports_patch(&self) -> Result<bool, TargetError> {
+        Ok(self
+            .service_provider_config()
+            .await?
+            .pointer("/patch/supported")
+            == Some(&Value::Bool(true)))
+    }
+
+    /// The first resource whose `attribute` equals `value` (e.g. `userName`, `externalId`), for
+    /// the look-up before a create that makes retries idempotent.
+    pub async fn find_by(
+        &self,
+        rt: ResourceType,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Option<Value>, TargetError> {
+        let filter = format!("{attribute} eq {}", json!(value));
+        let url_filter: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+        let resp = self
+            .call(
+                Method::GET,
+                &format!("{}?filter={url_filter}&count=2", endpoint(rt)),
+                None,
+                None,
+            )
+            .await?;
+        let resources = resp
+            .body
+            .as_ref()
+            .and_then(|b| b.get("Resources"))
+            .and_then(Value::as_array);
+        Ok(resources.and_then(|r| r.first()).cloned())
+    }
+
+    /// `POST /Users` or `/Groups`.
+    pub async fn create(
+        &self,
+        rt: ResourceType,
+        doc: &Value,
+    ) -> Result<TargetResponse, TargetError> {
+        self.call(Method::POST, endpoint(rt), Some(doc), None).await
+    }
+
+    /// `GET` one resource; `None` on 404.
+    pub async fn get(
+        &self,
+        rt: ResourceType,
+        id: &str,
+    ) -> Result<Option<TargetResponse>, TargetError> {
+        match self
+            .call(
+                Method::GET,
+                &format!("{}/{}", endpoint(rt), encode(id)),
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(TargetError::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT` one resource, optionally only if it is still at version `if_match`.
+    pub async fn replace(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        doc: &Value,
+        if_match: Option<&str>,
+    ) -> Result<TargetResponse, TargetError> {
+        self.call(
+            Method::PUT,
+            &format!("{}/{}", endpoint(rt), encode(id)),
+            Some(doc),
+            if_match,
+        )
+        .await
+    }
+
+    /// `PATCH` one resource with PatchOp operations (200 with a body and 204 both succeed).
+    pub async fn patch(
+        &self,
+        rt: ResourceType,
+        id: &str,
+        operations: Vec<Value>,
+    ) -> Result<TargetResponse, TargetError> {
+        let body = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations });
+        self.call(
+            Method::PATCH,
+            &format!("{}/{}", endpoint(rt), encode(id)),
+            Some(&body),
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE` one resource; `false` if it was already gone (404).
+    pub async fn delete(&self, rt: ResourceType, id: &str) -> Result<bool, TargetError> {
+        match self
+            .call(
+                Method::DELETE,
+                &format!("{}/{}", endpoint(rt), encode(id)),
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TargetError::Http { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of `GET /Users` or `/Groups`: the resources and `totalResults`.
+    pub async fn list_page(
+        &self,
+        rt: ResourceType,
+        start_index: u64,
+        count: u32,
+    ) -> Result<(Vec<Value>, u64), TargetError> {
+        let resp = self
+            .call(
+                Method::GET,
+                &format!("{}?startIndex={start_index}&count={count}", endpoint(rt)),
+                None,
+                None,
+            )
+            .await?;
+        let body = resp.body.unwrap_or(Value::Null);
+        let resources = body
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = body
+            .get("totalResults")
+            .and_then(Value::as_u64)
+            .unwrap_or(resources.len() as u64);
+        Ok((resources, total))
+    }
+}
+
+fn encode(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// A transport error in words, without the URL's query (which could carry data).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_and_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_784_000_000);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let in_90s = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            parse_retry_after(&in_90s, now),
+            Some(Duration::from_secs(90))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn error_bodies_with_string_or_number_status() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        let e = error_from(429, &h, br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"429","detail":"slow down"}"#);
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        let e = error_from(
+            409,
+            &HeaderMap::new(),
+            br#"{"status":409,"scimType":"uniqueness","detail":"User already exists"}"#,
+        );
+        assert!(!e.is_retryable());
+        assert!(
+            matches!(&e, TargetError::Http { scim_type: Some(t), detail: Some(d), .. } if t == "uniqueness" && d == "User already exists")
+        );
+        let e = error_from(503, &HeaderMap::new(), b"<html>down</html>");
+        assert!(e.is_retryable());
+        assert!(
+            matches!(&e, TargetError::Http { excerpt, detail: None, .. } if excerpt == "<html>down</html>")
+        );
+        assert!(!error_from(400, &HeaderMap::new(), b"").is_retryable());
+        assert!(TargetError::Transport("refused".into()).is_retryable());
+    }
+
+    #[test]
+    fn resource_id_from_body_or_location() {
+        let r = TargetResponse {
+            status: 201,
+            etag: None,
+            location: Some("https://t/scim/v2/Users/abc".into()),
+            body: None,
+        };
+        assert_eq!(r.resource_id().as_deref(), Some("abc"));
+        let r = TargetResponse {
+            status: 201,
+            etag: None,
+            location: None,
+            body: Some(json!({ "id": "x", "meta": { "version": "W/\"2\"" } })),
+        };
+        assert_eq!(
+            (r.resource_id().as_deref(), r.version().as_deref()),
+            (Some("x"), Some("W/\"2\""))
+        );
+    }
+}
