@@ -66,6 +66,7 @@ async fn tenant(store: &dyn Store, name: &str) -> (OrganizationId, String) {
 }
 
 async fn start(store: Arc<dyn Store>) -> Server {
+    scimdesk::connectors::ensure_tls_provider();
     let (org, token) = tenant(&*store, "Riverside").await;
     let changes = ChangeFeed::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

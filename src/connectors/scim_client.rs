@@ -178,9 +178,7 @@ pub fn error_from(status: u16, headers: &HeaderMap, body: &[u8]) -> TargetError 
 impl ScimClient {
     /// A client for `base_url` (e.g. `https://app.example.com/scim/v2`) with a request timeout.
     pub fn new(base_url: &str, auth: TargetAuth, timeout: Duration) -> Result<Self, TargetError> {
-        // One TLS stack for the whole build: rustls with the ring provider (sqlx uses it too).
-        // Installing twice is refused harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        super::ensure_tls_provider();
         let base = crate::domain::validate::base_url(base_url)
             .map_err(|e| TargetError::Config(e.to_string()))?;
         let http = reqwest::Client::builder()
