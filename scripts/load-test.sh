@@ -34,6 +34,11 @@ export SCIMDESK_DATABASE_URL="${pg_url}?options=-c%20search_path%3D${schema}"
 unset DATABASE_URL SCIMDESK_MASTER_KEY SCIMDESK_ORG
 "$bin" org create load >/dev/null
 "$bin" --org load connection add idp --kind scim_inbound >/dev/null
+# Two downstream targets: every create also queues one operation per target, in its transaction
+# (as the bare handler writes two queue rows).
+for t in app-1 app-2; do
+  "$bin" --org load connection add "$t" --kind scim_target --base-url "https://$t.example/scim/v2" >/dev/null 2>&1
+done
 token="$("$bin" --org load token create --name idp --connection idp 2>/dev/null)"
 
 echo "seeding 50,000 users..."
@@ -94,4 +99,4 @@ run "bare axum+sqlx create (user+audit+2 queue)" "$bare/Users" "$work/post.lua"
 run "scimdesk POST /Users (durable)" "$scim/Users" "$work/post.lua"
 run "scimdesk GET /Users?filter=userName eq (50k)" "$scim/Users" "$work/get.lua"
 echo "scimdesk serve peak RSS: $(awk '/VmHWM/{print $2 " " $3}' /proc/$serve_pid/status)"
-echo "users stored: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.users")"
+echo "users stored: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.users"), operations queued: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.operations")"

@@ -26,6 +26,7 @@ on_both_backends!(
     sealed_secret_copied_elsewhere_fails_to_open,
     key_rotation_keeps_every_secret_readable,
     references_are_checked_without_foreign_keys,
+    changes_enqueue_work_for_every_target,
 );
 
 fn op() -> Actor {
@@ -600,6 +601,22 @@ async fn operations_and_attempts(h: &Harness) {
         .await
         .unwrap();
     let u = s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
+    // Creating the user already queued its create for the target, in the same transaction.
+    let auto = s
+        .list_operations(
+            o.id,
+            &OperationFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(auto.len(), 1);
+    assert_eq!(
+        (auto[0].action, auto[0].connection_id, auto[0].resource_id),
+        (OperationAction::Create, t.id, u.id.0)
+    );
     let new = NewOperation {
         connection_id: t.id,
         resource_type: ResourceType::User,
@@ -633,7 +650,7 @@ async fn operations_and_attempts(h: &Harness) {
         .unwrap();
     assert_eq!(
         pending.iter().map(|o| o.id).collect::<Vec<_>>(),
-        vec![op1.id, op2.id]
+        vec![auto[0].id, op1.id, op2.id]
     );
 
     let later = Timestamp::now().add(time::Duration::seconds(30));
@@ -1442,4 +1459,136 @@ async fn references_are_checked_without_foreign_keys(h: &Harness) {
             .id,
     );
     assert!(s.create_user(&op(), a.id, &d).await.is_ok());
+}
+
+/// Every change that a downstream application must see queues an operation per SCIM target in
+/// the change's own transaction; payload-free updates coalesce while they wait.
+async fn changes_enqueue_work_for_every_target(h: &Harness) {
+    let s = &*h.store;
+    let o = org(s, "Riverside").await;
+    let other = org(s, "Other").await;
+    let t1 = s
+        .create_connection(&op(), o.id, &target("app-1"), None)
+        .await
+        .unwrap();
+    let t2 = s
+        .create_connection(&op(), o.id, &target("app-2"), None)
+        .await
+        .unwrap();
+    s.create_connection(&op(), o.id, &inbound("idp"), None)
+        .await
+        .unwrap();
+    s.create_connection(&op(), other.id, &target("elsewhere"), None)
+        .await
+        .unwrap();
+    let ops = |resource: uuid::Uuid| async move {
+        s.list_operations(
+            o.id,
+            &OperationFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.resource_id == resource)
+        .map(|op| (op.connection_id, op.action))
+        .collect::<Vec<_>>()
+    };
+    let both = |a: OperationAction| {
+        let mut v = vec![(t1.id, a), (t2.id, a)];
+        v.sort_by_key(|(c, _)| *c);
+        v
+    };
+    let u = s.create_user(&op(), o.id, &nurse(1)).await.unwrap();
+    assert_eq!(ops(u.id.0).await, both(OperationAction::Create));
+    // Two updates while the first waits: one update per target.
+    s.replace_user(&op(), o.id, u.id, &nurse(1), None)
+        .await
+        .unwrap();
+    s.replace_user(&op(), o.id, u.id, &nurse(1), None)
+        .await
+        .unwrap();
+    let mut want = both(OperationAction::Create);
+    want.extend(both(OperationAction::Update));
+    assert_eq!(ops(u.id.0).await, want);
+    // Suspension, then removal.
+    let mut off = nurse(1);
+    off.active = false;
+    s.replace_user(&op(), o.id, u.id, &off, None).await.unwrap();
+    s.delete_user(&op(), o.id, u.id).await.unwrap();
+    want.extend(both(OperationAction::Suspend));
+    want.extend(both(OperationAction::Delete));
+    assert_eq!(ops(u.id.0).await, want);
+    // An inactive newcomer is not provisioned.
+    let mut idle = nurse(2);
+    idle.active = false;
+    let idle = s.create_user(&op(), o.id, &idle).await.unwrap();
+    assert!(ops(idle.id.0).await.is_empty());
+    // Groups and memberships; member changes never coalesce (each names its user).
+    let g = s
+        .create_group(&op(), o.id, &GroupDraft::new("ICU"))
+        .await
+        .unwrap();
+    let a = s.create_user(&op(), o.id, &nurse(3)).await.unwrap();
+    let b = s.create_user(&op(), o.id, &nurse(4)).await.unwrap();
+    s.add_member(&op(), o.id, g.id, a.id).await.unwrap();
+    s.add_member(&op(), o.id, g.id, b.id).await.unwrap();
+    let mut want = both(OperationAction::Create);
+    want.extend(both(OperationAction::AddMembers));
+    want.extend(both(OperationAction::AddMembers));
+    assert_eq!(ops(g.id.0).await, want);
+    let all = s
+        .list_operations(
+            o.id,
+            &OperationFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let member_ops: Vec<_> = all
+        .iter()
+        .filter(|op| op.action == OperationAction::AddMembers && op.connection_id == t1.id)
+        .collect();
+    assert_eq!(
+        member_ops[0].payload.0,
+        serde_json::json!({ "members": [a.id] })
+    );
+    assert_eq!(
+        member_ops[1].payload.0,
+        serde_json::json!({ "members": [b.id] })
+    );
+    // Nothing for the other organization's target, nothing for the inbound connection.
+    assert!(
+        all.iter()
+            .all(|op| op.connection_id == t1.id || op.connection_id == t2.id)
+    );
+    assert!(
+        s.list_operations(
+            other.id,
+            &OperationFilter {
+                limit: 100,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    // Removing a target removes its queued work.
+    assert!(s.delete_connection(&op(), o.id, t2.id).await.unwrap());
+    let left = s
+        .list_operations(
+            o.id,
+            &OperationFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!left.is_empty() && left.iter().all(|op| op.connection_id == t1.id));
 }

@@ -307,6 +307,51 @@ macro_rules! impl_store {
                 Ok((rows, u64::try_from(total).unwrap_or(0)))
             }
 
+            /// Enqueues `action` on `resource` for every SCIM target of the organization, on the
+            /// caller's transaction (so a change and the work it causes commit together). A
+            /// pending, not yet attempted operation with the same action on the same resource
+            /// and target absorbs the new one (the worker renders the newest state when it runs).
+            async fn enqueue_for_targets(
+                conn: &mut Conn,
+                org: OrganizationId,
+                resource_type: ResourceType,
+                resource: Uuid,
+                action: OperationAction,
+                payload: serde_json::Value,
+            ) -> StoreResult<usize> {
+                let targets: Vec<ConnectionId> = sqlx::query_scalar(
+                    "SELECT id FROM connections WHERE organization_id = $1 AND kind = 'scim_target' ORDER BY id",
+                )
+                .bind(org)
+                .fetch_all(&mut *conn)
+                .await?;
+                let now = Timestamp::now();
+                // Only payload-free actions coalesce: two member additions carry different users.
+                let coalesce = payload.as_object().is_some_and(|m| m.is_empty());
+                let mut queued = 0;
+                for target in targets {
+                    queued += sqlx::query(concat!(
+                        "INSERT INTO operations (", operation_cols!(), ") ",
+                        "SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, NULL, $8, $8 ",
+                        "WHERE NOT ($9 AND EXISTS (SELECT 1 FROM operations WHERE connection_id = $3 AND resource_id = $5 ",
+                        "AND action = $6 AND state = 'pending' AND attempts = 0 AND organization_id = $2))"
+                    ))
+                    .bind(OperationId::new())
+                    .bind(org)
+                    .bind(target)
+                    .bind(resource_type.as_str())
+                    .bind(resource)
+                    .bind(action.as_str())
+                    .bind(Json(&payload))
+                    .bind(now)
+                    .bind(coalesce)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected() as usize;
+                }
+                Ok(queued)
+            }
+
             /// Fails with NotFound unless the connection exists in the organization.
             async fn require_connection(
                 conn: &mut Conn,
@@ -648,6 +693,8 @@ macro_rules! impl_store {
                 for sql in [
                     "UPDATE users SET source_connection_id = NULL WHERE organization_id = $1 AND source_connection_id = $2",
                     "UPDATE groups SET source_connection_id = NULL WHERE organization_id = $1 AND source_connection_id = $2",
+                    // No foreign key cascades these on PostgreSQL (migrations/postgres/0003).
+                    "DELETE FROM operations WHERE organization_id = $1 AND connection_id = $2",
                     "DELETE FROM connections WHERE organization_id = $1 AND id = $2",
                 ] {
                     sqlx::query(sql).bind(org).bind(id).execute(&mut *tx).await?;
@@ -692,6 +739,9 @@ macro_rules! impl_store {
                 .await
                 .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?
                 .ok_or_else(|| StoreError::NotFound(format!("organization {org} or its source connection")))?;
+                if draft.active {
+                    Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, OperationAction::Create, serde_json::json!({})).await?;
+                }
                 Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(),
                     serde_json::json!({ "user_name": draft.user_name, "active": draft.active })).await?;
                 tx.commit().await?;
@@ -771,6 +821,10 @@ macro_rules! impl_store {
                         "SELECT version FROM users WHERE organization_id = $1 AND id = $2",
                         org, id.0, "user", if_version).await);
                 };
+                // Active users are brought up to date (created where missing); inactive ones are
+                // suspended. Part 2 of the engine narrows this by each target's scope.
+                let action = if user.active { OperationAction::Update } else { OperationAction::Suspend };
+                Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, action, serde_json::json!({})).await?;
                 Self::append_audit(&mut tx, actor, org, "user.replace", "user", &id.to_string(),
                     serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version })).await?;
                 tx.commit().await?;
@@ -796,6 +850,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, OperationAction::Delete, serde_json::json!({})).await?;
                 Self::append_audit(&mut tx, actor, org, "user.deprovision", "user", &id.to_string(),
                     serde_json::json!({ "user_name": name, "memberships_removed": groups })).await?;
                 tx.commit().await?;
@@ -812,6 +867,7 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(name) = name else { return Ok(false) };
+                Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, OperationAction::Delete, serde_json::json!({})).await?;
                 Self::append_audit(&mut tx, actor, org, "user.delete", "user", &id.to_string(),
                     serde_json::json!({ "user_name": name })).await?;
                 tx.commit().await?;
@@ -846,6 +902,7 @@ macro_rules! impl_store {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?.0,
                     None => 0,
                 };
+                Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Create, serde_json::json!({})).await?;
                 Self::append_audit(&mut tx, actor, org, "group.create", "group", &id.to_string(),
                     serde_json::json!({ "display_name": draft.display_name, "members": added })).await?;
                 tx.commit().await?;
@@ -904,6 +961,7 @@ macro_rules! impl_store {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?,
                     None => (0, 0),
                 };
+                Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Update, serde_json::json!({})).await?;
                 Self::append_audit(&mut tx, actor, org, "group.replace", "group", &id.to_string(),
                     serde_json::json!({
                         "display_name": group.display_name, "version": group.version,
@@ -923,6 +981,7 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(name) = name else { return Ok(false) };
+                Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Delete, serde_json::json!({})).await?;
                 Self::append_audit(&mut tx, actor, org, "group.delete", "group", &id.to_string(),
                     serde_json::json!({ "display_name": name })).await?;
                 tx.commit().await?;
@@ -948,6 +1007,7 @@ macro_rules! impl_store {
                 if added {
                     sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
                         .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
+                    Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, group.0, OperationAction::AddMembers, serde_json::json!({ "members": [user] })).await?;
                     Self::append_audit(&mut tx, actor, org, "group.member_add", "group", &group.to_string(),
                         serde_json::json!({ "user_id": user })).await?;
                 }
@@ -967,6 +1027,7 @@ macro_rules! impl_store {
                 if removed {
                     sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
                         .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
+                    Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, group.0, OperationAction::RemoveMembers, serde_json::json!({ "members": [user] })).await?;
                     Self::append_audit(&mut tx, actor, org, "group.member_remove", "group", &group.to_string(),
                         serde_json::json!({ "user_id": user })).await?;
                 }
