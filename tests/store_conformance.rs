@@ -1462,7 +1462,7 @@ async fn references_are_checked_without_foreign_keys(h: &Harness) {
 }
 
 /// Every change that a downstream application must see queues an operation per SCIM target in
-/// the change's own transaction; payload-free updates coalesce while they wait.
+/// the change's own transaction; updates coalesce while they wait.
 async fn changes_enqueue_work_for_every_target(h: &Harness) {
     let s = &*h.store;
     let o = org(s, "Riverside").await;

@@ -309,8 +309,8 @@ macro_rules! impl_store {
 
             /// Enqueues `action` on `resource` for every SCIM target of the organization, on the
             /// caller's transaction (so a change and the work it causes commit together). A
-            /// pending, not yet attempted operation with the same action on the same resource
-            /// and target absorbs the new one (the worker renders the newest state when it runs).
+            /// pending, not yet attempted update of the same resource at the same target absorbs
+            /// a new update (the worker renders the newest state when it runs).
             async fn enqueue_for_targets(
                 conn: &mut Conn,
                 org: OrganizationId,
@@ -326,8 +326,10 @@ macro_rules! impl_store {
                 .fetch_all(&mut *conn)
                 .await?;
                 let now = Timestamp::now();
-                // Only payload-free actions coalesce: two member additions carry different users.
-                let coalesce = payload.as_object().is_some_and(|m| m.is_empty());
+                // Only updates coalesce: a waiting update already sends the newest state when it
+                // runs. Creates, suspensions and deletions are distinct steps, and member changes
+                // carry different users.
+                let coalesce = action == OperationAction::Update;
                 let mut queued = 0;
                 for target in targets {
                     queued += sqlx::query(concat!(
