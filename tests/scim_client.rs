@@ -16,47 +16,12 @@ use std::time::Duration;
 /// Starts scimdesk's SCIM server on a fresh SQLite store; returns its base URL and a token.
 async fn target() -> (String, String, support::Harness) {
     let h = support::Harness::sqlite().await;
-    let actor = Actor::operator("t");
-    let org = h.store.create_organization(&actor, "App").await.unwrap();
-    let conn = h
-        .store
-        .create_connection(
-            &actor,
-            org.id,
-            &NewConnection {
-                name: "in".into(),
-                kind: ConnectionKind::ScimInbound,
-                base_url: None,
-                auth_method: AuthMethod::None,
-                settings: json!({}),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let token = h
-        .store
-        .create_api_token(
-            &actor,
-            org.id,
-            &NewApiToken {
-                name: "t".into(),
-                scope: TokenScope::Scim,
-                connection_id: Some(conn.id),
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (_, token) = support::inbound_tenant(&*h.store, "App").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = serve::app(h.store.clone(), ChangeFeed::default(), None);
     tokio::spawn(serve::serve(listener, app, std::future::pending()));
-    (
-        format!("http://{addr}/scim/v2"),
-        token.text.expose().to_string(),
-        h,
-    )
+    (format!("http://{addr}/scim/v2"), token, h)
 }
 
 fn client(base: &str, token: &str) -> ScimClient {

@@ -31,43 +31,9 @@ struct Server {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn tenant(store: &dyn Store, name: &str) -> (OrganizationId, String) {
-    let actor = Actor::operator("tester");
-    let org = store.create_organization(&actor, name).await.unwrap();
-    let conn = store
-        .create_connection(
-            &actor,
-            org.id,
-            &NewConnection {
-                name: format!("{name} IdP"),
-                kind: ConnectionKind::ScimInbound,
-                base_url: None,
-                auth_method: AuthMethod::None,
-                settings: json!({}),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(
-            &actor,
-            org.id,
-            &NewApiToken {
-                name: "idp".into(),
-                scope: TokenScope::Scim,
-                connection_id: Some(conn.id),
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
-    (org.id, token.text.expose().to_string())
-}
-
 async fn start(store: Arc<dyn Store>) -> Server {
     scimdesk::connectors::ensure_tls_provider();
-    let (org, token) = tenant(&*store, "Riverside").await;
+    let (org, token) = support::inbound_tenant(&*store, "Riverside").await;
     let changes = ChangeFeed::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -443,7 +409,7 @@ async fn okta_drives_a_full_lifecycle(h: &Harness) {
 
 async fn tenants_never_see_each_other(h: &Harness) {
     let s = start(h.store.clone()).await;
-    let (_, other_token) = tenant(&*h.store, "Elsewhere").await;
+    let (_, other_token) = support::inbound_tenant(&*h.store, "Elsewhere").await;
     let user = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "shared.name@example.org" });
     let (st, _, mine) = s.call(Method::POST, "/Users", Some(&user)).await;
     assert_eq!(st, StatusCode::CREATED);
