@@ -53,8 +53,15 @@ pub fn name(field: &str, value: &str) -> Result<String, InvalidInput> {
 
 /// Accepts an absolute `http` or `https` URL with a host, normalised, without credentials.
 pub fn base_url(value: &str) -> Result<String, InvalidInput> {
-    let parsed = url::Url::parse(value.trim())
-        .map_err(|e| InvalidInput::new("base URL", format!("{value:?} is not a URL ({e})")))?;
+    let parsed = url::Url::parse(value.trim()).map_err(|e| {
+        // Text with an '@' may carry credentials: do not echo it.
+        let shown = if value.contains('@') {
+            "the value".to_string()
+        } else {
+            format!("{value:?}")
+        };
+        InvalidInput::new("base URL", format!("{shown} is not a URL ({e})"))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(InvalidInput::new(
             "base URL",
@@ -149,6 +156,10 @@ mod tests {
         assert!(base_url("ftp://x").is_err());
         assert!(base_url("not a url").is_err());
         assert!(base_url("https://user:pw@host/scim").is_err());
+        let e = base_url("https://user:se cret@ho st/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("se cret"), "{e}");
     }
 
     #[test]
