@@ -290,8 +290,7 @@ impl Translator {
             Filter::Not(a) => format!("(NOT {})", self.negate(|t| t.filter(a))?),
             Filter::Present(path) => {
                 let t = self.resolve(path)?;
-                let whole = path.sub.is_none();
-                self.present(&t, whole)
+                self.present(&t)
             }
             Filter::Compare(path, op, value) => {
                 let t = self.resolve(path)?;
@@ -422,7 +421,7 @@ impl Translator {
         }
     }
 
-    fn present(&mut self, t: &Target, _whole: bool) -> String {
+    fn present(&mut self, t: &Target) -> String {
         match t {
             Target::Scalar(s) => present_scalar(s),
             Target::Array { array, sub, .. } => {
@@ -450,10 +449,8 @@ impl Translator {
                 let (from, elem) = self.elements(array);
                 let field = self.element_field(&elem, *sub);
                 match (op, value) {
-                    (CompareOp::Eq, CompValue::Null) => {
-                        Ok(format!("(NOT {})", self.present(t, true)))
-                    }
-                    (CompareOp::Ne, CompValue::Null) => Ok(self.present(t, true)),
+                    (CompareOp::Eq, CompValue::Null) => Ok(format!("(NOT {})", self.present(t))),
+                    (CompareOp::Ne, CompValue::Null) => Ok(self.present(t)),
                     (CompareOp::Ne, v) => {
                         let cond = self.compare_scalar(&field, CompareOp::Eq, v)?;
                         Ok(format!("(NOT EXISTS (SELECT 1 FROM {from} WHERE {cond}))"))
