@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub operator: Option<String>,
     /// Path of the master key file (default: `master.key` in the config directory).
     pub master_key_file: Option<PathBuf>,
+    /// Provisioning engine tuning (`[engine]`, `[engine.health]`).
+    pub engine: Option<crate::engine::EngineConfig>,
 }
 
 /// Values given on the command line or in the environment, before defaults are applied.
@@ -60,6 +62,8 @@ pub struct Config {
     pub operator: String,
     /// The master key file.
     pub master_key_file: PathBuf,
+    /// Provisioning engine tuning.
+    pub engine: crate::engine::EngineConfig,
 }
 
 /// Why configuration could not be resolved.
@@ -111,6 +115,7 @@ impl Config {
             log_level: file.log_level.unwrap_or_else(|| "info".into()),
             operator,
             master_key_file,
+            engine: file.engine.unwrap_or_default(),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connectors;
 pub mod crypto;
 pub mod domain;
+pub mod engine;
 pub mod logging;
 pub mod scim;
 pub mod store;

@@ -557,6 +557,7 @@ async fn target_links_crud(h: &Harness) {
         remote_etag: Some("W/\"1\"".into()),
         content_hash: "abc".into(),
         synced_at: Timestamp::now(),
+        last_sent: None,
     };
     s.upsert_target_link(&link).await.unwrap();
     assert_eq!(
@@ -653,11 +654,27 @@ async fn operations_and_attempts(h: &Harness) {
         vec![auto[0].id, op1.id, op2.id]
     );
 
+    // The oldest operation of the resource is claimed first, and only it: the ones behind it
+    // wait until it finishes.
+    let owner = uuid::Uuid::now_v7();
+    let claimed = s
+        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![auto[0].id]
+    );
+    assert_eq!(
+        (claimed[0].state, claimed[0].attempts),
+        (OperationState::InFlight, 1)
+    );
     let later = Timestamp::now().add(time::Duration::seconds(30));
     let attempt = Attempt {
-        operation_id: op1.id,
+        operation_id: auto[0].id,
+        attempt_no: 1,
         organization_id: o.id,
-        attempt_no: 0,
+        connection_id: t.id,
         started_at: Timestamp::now(),
         duration_ms: 42,
         http_status: Some(429),
@@ -665,26 +682,77 @@ async fn operations_and_attempts(h: &Harness) {
         request_excerpt: Some("POST /Users".into()),
         response_excerpt: Some("{\"status\":\"429\"}".into()),
     };
-    let after = s
-        .record_attempt(&attempt, OperationState::RetryWait, later)
+    let retry = Outcome {
+        operation: claimed[0].clone(),
+        lease_owner: owner,
+        attempt: Some(attempt.clone()),
+        disposition: Disposition::RetryAt { not_before: later },
+    };
+    assert_eq!(s.complete_operations(&[retry]).await.unwrap(), 1);
+    let after = s.operation(o.id, auto[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            after.state,
+            after.attempts,
+            after.not_before,
+            after.last_status
+        ),
+        (OperationState::RetryWait, 1, later, Some(429))
+    );
+    assert_eq!(after.last_error.as_deref(), Some("rate limited"));
+    // Still first in line for its resource: nothing else is claimable yet.
+    assert!(
+        s.claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An operator makes it due now; it is claimed and succeeds.
+    assert_eq!(
+        s.retry_operations(&op(), o.id, Some(auto[0].id), &OperationFilter::default())
+            .await
+            .unwrap(),
+        1
+    );
+    let claimed = s
+        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
         .await
         .unwrap();
     assert_eq!(
-        (after.state, after.attempts, after.not_before),
-        (OperationState::RetryWait, 1, later)
+        claimed.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![auto[0].id]
     );
-    assert_eq!(after.last_error.as_deref(), Some("rate limited"));
-    let ok = Attempt {
-        http_status: Some(201),
-        error: None,
-        ..attempt.clone()
+    let ok = Outcome {
+        operation: claimed[0].clone(),
+        lease_owner: owner,
+        attempt: Some(Attempt {
+            attempt_no: 2,
+            http_status: Some(201),
+            error: None,
+            ..attempt.clone()
+        }),
+        disposition: Disposition::Succeeded {
+            link: Some(LinkUpdate::Set {
+                remote_id: "r-1".into(),
+                remote_etag: None,
+                content_hash: "h".into(),
+                last_sent: Some(serde_json::json!({"userName": "n"})),
+            }),
+        },
     };
-    let done = s
-        .record_attempt(&ok, OperationState::Succeeded, Timestamp::now())
-        .await
-        .unwrap();
+    assert_eq!(s.complete_operations(&[ok]).await.unwrap(), 1);
+    let done = s.operation(o.id, auto[0].id).await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts), (OperationState::Succeeded, 2));
-    let attempts = s.operation_attempts(o.id, op1.id).await.unwrap();
+    let link = s
+        .target_link(o.id, t.id, ResourceType::User, u.id.0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (link.remote_id.as_str(), link.content_hash.as_str()),
+        ("r-1", "h")
+    );
+    let attempts = s.operation_attempts(o.id, auto[0].id).await.unwrap();
     assert_eq!(
         attempts
             .iter()
@@ -692,12 +760,26 @@ async fn operations_and_attempts(h: &Harness) {
             .collect::<Vec<_>>(),
         vec![(1, Some(429)), (2, Some(201))]
     );
+    // Next in line for the resource.
+    let claimed = s
+        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![op1.id]
+    );
 
-    // Pruning takes only finished operations older than the cut-off.
+    // Pruning takes only finished operations older than the cut-off, with their attempts.
     let future = Timestamp::now().add(time::Duration::seconds(1));
-    assert_eq!(s.prune_operations(o.id, future, 100).await.unwrap(), 1);
-    assert_eq!(s.operation(o.id, op1.id).await.unwrap(), None);
-    assert!(s.operation_attempts(o.id, op1.id).await.unwrap().is_empty());
+    assert_eq!(s.prune_history(future, 100).await.unwrap(), 1);
+    assert_eq!(s.operation(o.id, auto[0].id).await.unwrap(), None);
+    assert!(
+        s.operation_attempts(o.id, auto[0].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.operation(o.id, op2.id).await.unwrap().is_some());
 }
 
@@ -834,6 +916,7 @@ async fn tenant_isolation(h: &Harness) {
         remote_etag: None,
         content_hash: "h".into(),
         synced_at: Timestamp::now(),
+        last_sent: None,
     };
     s.upsert_target_link(&link).await.unwrap();
     let operation = s
@@ -984,23 +1067,24 @@ async fn tenant_isolation(h: &Harness) {
         .is_err()
     );
     assert!(
-        s.record_attempt(
-            &Attempt {
-                operation_id: operation.id,
-                organization_id: b.id,
-                attempt_no: 0,
-                started_at: Timestamp::now(),
-                duration_ms: 1,
-                http_status: None,
-                error: None,
-                request_excerpt: None,
-                response_excerpt: None
-            },
-            OperationState::Succeeded,
-            Timestamp::now()
-        )
-        .await
-        .is_err()
+        s.retry_operations(&op(), b.id, Some(operation.id), &OperationFilter::default())
+            .await
+            .is_err()
+    );
+    assert!(
+        s.skip_operation(&op(), b.id, operation.id, "not yours")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        s.retry_operations(&op(), b.id, None, &OperationFilter::default())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.queue_counts(b.id, conn.id).await.unwrap(),
+        QueueCounts::default()
     );
     assert!(any(s.remove_member(&op(), b.id, group.id, user.id).await));
     assert!(any(s
@@ -1012,12 +1096,6 @@ async fn tenant_isolation(h: &Harness) {
     assert!(any(s.delete_group(&op(), b.id, group.id).await));
     assert!(any(s.delete_user(&op(), b.id, user.id).await));
     assert!(any(s.delete_connection(&op(), b.id, conn.id).await));
-    assert_eq!(
-        s.prune_operations(b.id, Timestamp::now().add(time::Duration::days(1)), 100)
-            .await
-            .unwrap(),
-        0
-    );
     let mut foreign_link = link.clone();
     foreign_link.organization_id = b.id;
     foreign_link.remote_id = "hijacked".into();

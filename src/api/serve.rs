@@ -2,17 +2,19 @@
 
 use super::changes::ChangeFeed;
 use super::scim::{self, BASE_PATH, ScimState};
+use crate::engine::Engine;
 use crate::store::Store;
 use axum::Router;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Everything `serve` mounts.
+/// The SCIM API with `/healthz` and `/readyz` (no engine: no `/metrics`).
 pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String>) -> Router {
     let state = ScimState {
-        store,
+        store: store.clone(),
         changes,
         public_url,
         auth_cache: Default::default(),
@@ -20,6 +22,48 @@ pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String
     Router::new()
         .nest(BASE_PATH, scim::router(state))
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let store = store.clone();
+                async move { readiness(store.as_ref()).await }
+            }),
+        )
+}
+
+/// Everything `serve` mounts: [`app`] plus the engine's Prometheus `/metrics`.
+pub fn app_with_engine(
+    store: Arc<dyn Store>,
+    changes: ChangeFeed,
+    public_url: Option<String>,
+    engine: Arc<Engine>,
+) -> Router {
+    app(store, changes, public_url).route(
+        "/metrics",
+        get(move || {
+            let engine = engine.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    engine.metrics().render(),
+                )
+            }
+        }),
+    )
+}
+
+/// Ready when the store answers (a load balancer stops sending SCIM traffic otherwise).
+async fn readiness(store: &dyn Store) -> (StatusCode, String) {
+    match store.applied_migrations().await {
+        Ok(_) => (StatusCode::OK, "ready".into()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}"),
+        ),
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes requests in flight.

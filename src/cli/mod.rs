@@ -70,7 +70,7 @@ pub enum Command {
     /// Master key maintenance.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Run the inbound SCIM server (and, from the engine release on, the sync workers).
+    /// Run the inbound SCIM server with the sync workers, /healthz, /readyz and /metrics.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "SCIMDESK_LISTEN")]
@@ -78,7 +78,13 @@ pub enum Command {
         /// Public base URL for `meta.location` (default: from the request's Host header).
         #[arg(long, env = "SCIMDESK_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Serve SCIM only; leave delivery to other processes.
+        #[arg(long)]
+        no_workers: bool,
     },
+    /// Inspect and steer queued provisioning operations.
+    #[command(subcommand, alias = "operations")]
+    Ops(OpsCommand),
 }
 
 /// `scimdesk org ...`
@@ -124,12 +130,94 @@ pub enum ConnectionCommand {
         /// Connection name or id.
         name: String,
     },
+    /// Stop delivering to a target (operations keep queueing until resumed).
+    Pause {
+        /// Connection name or id.
+        name: String,
+        /// Why (recorded in the audit log).
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+    },
+    /// Resume delivering to a paused or quarantined target.
+    Resume {
+        /// Connection name or id.
+        name: String,
+    },
+    /// Health of one target, or of every target: state, error rates, queue, latency.
+    Health {
+        /// Connection name or id (default: every target).
+        name: Option<String>,
+    },
+    /// Send now what waits for a target: back-offs end and a quarantined target is probed.
+    Sync {
+        /// Connection name or id.
+        name: String,
+    },
     /// Replace a connection's secret.
     RotateSecret {
         /// Connection name or id.
         name: String,
         #[command(flatten)]
         secret: SecretSource,
+    },
+}
+
+/// `scimdesk ops ...`
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// List operations: unfinished ones in queue order, or finished ones with --state.
+    #[command(alias = "ls")]
+    List {
+        /// Only this target connection (name or id).
+        #[arg(long)]
+        connection: Option<String>,
+        /// pending, in_flight, retry_wait, failed, succeeded or skipped.
+        #[arg(long)]
+        state: Option<String>,
+        /// create, update, suspend, delete, add_members or remove_members.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only operations on this user or group id.
+        #[arg(long)]
+        resource: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Skip this many first.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Show one operation with every attempt.
+    Show {
+        /// The operation id.
+        id: String,
+    },
+    /// Put a failed (or waiting) operation back in the queue, due now; with --all, every
+    /// failed operation matching the filters.
+    Retry {
+        /// The operation id (or --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Retry every matching operation.
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this target connection.
+        #[arg(long, requires = "all")]
+        connection: Option<String>,
+        /// With --all: failed (default) or retry_wait.
+        #[arg(long, requires = "all")]
+        state: Option<String>,
+        /// With --all: only this action.
+        #[arg(long, requires = "all")]
+        action: Option<String>,
+    },
+    /// Set an operation aside (it will not be sent); a reason is required.
+    Skip {
+        /// The operation id.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
     },
 }
 

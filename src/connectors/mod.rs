@@ -1,5 +1,6 @@
 //! Clients the engine calls outward: downstream SCIM targets (and, next, identity sources).
 
+pub mod oauth;
 pub mod scim_client;
 
 /// Installs the process-wide TLS provider (rustls with ring; sqlx uses the same), once.

@@ -6,6 +6,7 @@
 //! Failures are classified so the engine can decide: retry later (with the server's
 //! `Retry-After`, in seconds or as an HTTP date), or hand the operation to an operator.
 
+use super::oauth::{ClientCredentials, ClientCredentialsConfig};
 use crate::crypto::Secret;
 use crate::domain::ResourceType;
 use reqwest::Method;
@@ -25,6 +26,15 @@ pub enum TargetAuth {
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(Secret),
+    /// `Authorization: Bearer <token>` with tokens from an OAuth 2.0 client-credentials grant.
+    OAuth2(ClientCredentialsConfig),
+}
+
+/// The authentication a built client uses.
+enum Auth {
+    None,
+    Bearer(Secret),
+    OAuth2(ClientCredentials),
 }
 
 /// A failed call, classified for the engine.
@@ -124,12 +134,12 @@ impl TargetResponse {
     }
 }
 
-/// A client for one target's SCIM base URL.
-#[derive(Clone)]
+/// A client for one target's SCIM base URL (share it behind an `Arc`: it holds the
+/// connection pool and the cached OAuth token).
 pub struct ScimClient {
     http: reqwest::Client,
     base: String,
-    auth: TargetAuth,
+    auth: Auth,
 }
 
 fn endpoint(rt: ResourceType) -> &'static str {
@@ -188,10 +198,33 @@ impl ScimClient {
             .user_agent(concat!("scimdesk/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TargetError::Config(e.to_string()))?;
+        let auth = match auth {
+            TargetAuth::None => Auth::None,
+            TargetAuth::Bearer(t) => Auth::Bearer(t),
+            TargetAuth::OAuth2(c) => Auth::OAuth2(ClientCredentials::new(http.clone(), c)),
+        };
         Ok(Self { http, base, auth })
     }
 
+    /// Sends one request; with OAuth, a 401 fetches a new token and tries once more.
     async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<TargetResponse, TargetError> {
+        let first = self.call_once(method.clone(), path, body, if_match).await;
+        match (&self.auth, first) {
+            (Auth::OAuth2(source), Err(TargetError::Http { status: 401, .. })) => {
+                source.invalidate().await;
+                self.call_once(method, path, body, if_match).await
+            }
+            (_, result) => result,
+        }
+    }
+
+    async fn call_once(
         &self,
         method: Method,
         path: &str,
@@ -202,8 +235,10 @@ impl ScimClient {
             .http
             .request(method, format!("{}/{path}", self.base))
             .header(header::ACCEPT, SCIM_JSON);
-        if let TargetAuth::Bearer(token) = &self.auth {
-            req = req.bearer_auth(token.expose());
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer(token) => req = req.bearer_auth(token.expose()),
+            Auth::OAuth2(source) => req = req.bearer_auth(source.token().await?.expose()),
         }
         if let Some(tag) = if_match {
             req = req.header(header::IF_MATCH, tag);

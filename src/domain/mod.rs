@@ -5,6 +5,7 @@
 
 mod audit;
 mod connection;
+mod connection_stats;
 mod group;
 mod ids;
 mod operation;
@@ -21,12 +22,16 @@ pub use audit::{Actor, ActorKind, AuditEvent, AuditFilter};
 pub use connection::{
     AuthMethod, Connection, ConnectionKind, ConnectionState, ConnectionUpdate, NewConnection,
 };
+pub use connection_stats::{ConnectionStats, LATENCY_BOUNDS_MS, LatencyHistogram};
 pub use group::{Group, GroupDraft};
 pub use ids::{
     ApiTokenId, AuditEventId, ConnectionId, GroupId, OperationId, OrganizationId, RoleId,
     RoleMappingId, UserId,
 };
-pub use operation::{Attempt, NewOperation, Operation, OperationAction, OperationState};
+pub use operation::{
+    Attempt, Disposition, LinkUpdate, NewOperation, Operation, OperationAction, OperationState,
+    Outcome, QueueCounts,
+};
 pub use organization::Organization;
 pub use role::{GroupSelector, MatchMode, Role, RoleMapping, RoleMappingDraft};
 pub use target_link::{ResourceType, TargetLink};

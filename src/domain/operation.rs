@@ -52,11 +52,14 @@ impl OperationState {
     }
 }
 
-/// An operation as stored.
+/// An operation as stored: unfinished ones in the queue, finished ones in the history.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Operation {
     /// Stable identifier (time-ordered).
     pub id: OperationId,
+    /// Position in the queue; operations of one resource at one target run in this order
+    /// (0 once finished).
+    pub seq: i64,
     /// The owning tenant.
     pub organization_id: OrganizationId,
     /// The target connection.
@@ -71,19 +74,42 @@ pub struct Operation {
     pub action: OperationAction,
     /// Action-specific data (e.g. member ids).
     pub payload: Json<serde_json::Value>,
-    /// Current state.
+    /// Current state (`in_flight` while a worker holds an unexpired lease).
     #[sqlx(try_from = "String")]
     pub state: OperationState,
-    /// Attempts made so far.
+    /// Attempts started so far (a claim counts, so a crash mid-attempt is remembered).
     pub attempts: i32,
-    /// Not to be attempted before this time.
+    /// `attempts` when an operator last retried it: the attempt budget counts from here.
+    pub budget_from: i32,
+    /// Not to be attempted before this time (for finished operations: when they finished).
     pub not_before: Timestamp,
+    /// Until when a worker holds it.
+    pub lease_until: Option<Timestamp>,
+    /// The HTTP status of the last attempt, if a response arrived.
+    pub last_status: Option<i32>,
     /// The last error, for people.
     pub last_error: Option<String>,
+    /// Why an operator skipped it.
+    pub note: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+impl Operation {
+    /// Shows a leased operation as `in_flight` (the queue does not store that state: a claim
+    /// only writes the lease, see docs/operations.md).
+    pub fn with_effective_state(mut self, now: Timestamp) -> Self {
+        if matches!(
+            self.state,
+            OperationState::Pending | OperationState::RetryWait
+        ) && self.lease_until.is_some_and(|l| l > now)
+        {
+            self.state = OperationState::InFlight;
+        }
+        self
+    }
 }
 
 /// What is needed to enqueue an operation.
@@ -106,10 +132,12 @@ pub struct NewOperation {
 pub struct Attempt {
     /// The operation.
     pub operation_id: OperationId,
-    /// The owning tenant.
-    pub organization_id: OrganizationId,
     /// 1 for the first try.
     pub attempt_no: i32,
+    /// The owning tenant.
+    pub organization_id: OrganizationId,
+    /// The target connection.
+    pub connection_id: ConnectionId,
     /// When it started.
     pub started_at: Timestamp,
     /// How long it took, in milliseconds.
@@ -122,4 +150,79 @@ pub struct Attempt {
     pub request_excerpt: Option<String>,
     /// Redacted excerpt of the response.
     pub response_excerpt: Option<String>,
+}
+
+/// How an attempt ended, as the queue records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Done; the target link is now `link` (or, with `None`, forgotten: the resource is gone).
+    Succeeded {
+        /// What the target holds now.
+        link: Option<LinkUpdate>,
+    },
+    /// Try again at `not_before` (back-off, `Retry-After`, or a dependency not yet delivered).
+    RetryAt {
+        /// The next eligible time.
+        not_before: Timestamp,
+    },
+    /// Nothing failed, but it must wait (for another resource, or a grace period): due again
+    /// at `not_before`, without using an attempt.
+    WaitUntil {
+        /// When to look again.
+        not_before: Timestamp,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Retrying cannot fix it: wait for an operator.
+    Failed,
+    /// Give the lease back untouched (graceful shutdown before the request was sent).
+    Released,
+}
+
+/// The new state of a target link after a successful attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkUpdate {
+    /// Record what the target now holds.
+    Set {
+        /// The id the target assigned.
+        remote_id: String,
+        /// The target's version, if it gives one.
+        remote_etag: Option<String>,
+        /// Hash of the representation sent.
+        content_hash: String,
+        /// The representation sent (for a later PATCH of only what changed).
+        last_sent: Option<serde_json::Value>,
+    },
+    /// The resource no longer exists at the target.
+    Remove,
+    /// Leave the link as it is.
+    Keep,
+}
+
+/// The result of one attempt, handed to the queue by the worker that held the lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The operation (as claimed).
+    pub operation: Operation,
+    /// The worker's lease id.
+    pub lease_owner: Uuid,
+    /// The attempt to record (`None` when nothing was tried, e.g. [`Disposition::Released`]).
+    pub attempt: Option<Attempt>,
+    /// What happens to the operation.
+    pub disposition: Disposition,
+}
+
+/// Counts of unfinished work at one target, for health and the queue view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct QueueCounts {
+    /// Waiting for a worker (due now or later).
+    pub pending: u64,
+    /// Leased by a worker.
+    pub in_flight: u64,
+    /// Waiting for a retry.
+    pub retry_wait: u64,
+    /// Waiting for an operator.
+    pub failed: u64,
+    /// Creation time of the oldest unfinished, not failed operation.
+    pub oldest_pending: Option<Timestamp>,
 }

@@ -35,4 +35,6 @@ pub struct TargetLink {
     pub content_hash: String,
     /// When the target last acknowledged a change.
     pub synced_at: Timestamp,
+    /// The representation last sent, so an update can PATCH only what changed.
+    pub last_sent: Option<sqlx::types::Json<serde_json::Value>>,
 }

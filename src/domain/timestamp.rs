@@ -56,6 +56,22 @@ impl Timestamp {
         OffsetDateTime::parse(s, &Rfc3339).map(Self::from_datetime)
     }
 
+    /// 9999-12-31T00:00:00Z: where failed operations are parked in the queue's time order, so
+    /// they never sit at the head of the claim index (docs/operations.md).
+    pub fn parked() -> Self {
+        Self::from_unix_micros(253_402_214_400_000_000).unwrap_or_else(Self::now)
+    }
+
+    /// This instant moved by a std duration (saturating).
+    pub fn after(&self, d: std::time::Duration) -> Self {
+        self.add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+    }
+
+    /// How long from `earlier` to this instant (zero if `earlier` is later).
+    pub fn since(&self, earlier: Timestamp) -> std::time::Duration {
+        std::time::Duration::try_from(self.0 - earlier.0).unwrap_or_default()
+    }
+
     /// This instant moved by a duration (saturating at the representable range).
     pub fn add(&self, d: time::Duration) -> Self {
         Self::from_datetime(self.0.saturating_add(d))

@@ -26,14 +26,21 @@ impl ListRange {
     }
 }
 
-/// Narrows an operation listing.
+/// Narrows an operation listing. Unfinished states read the queue, `succeeded` and `skipped`
+/// the history; without a state, the queue (all unfinished work) is listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationFilter {
     /// Only this target.
     pub connection_id: Option<ConnectionId>,
     /// Only this state.
     pub state: Option<OperationState>,
-    /// At most this many, oldest first.
+    /// Only this action.
+    pub action: Option<OperationAction>,
+    /// Only operations on this local user or group.
+    pub resource_id: Option<Uuid>,
+    /// Rows to pass over.
+    pub offset: u64,
+    /// At most this many, in queue order (history: most recently finished first).
     pub limit: u32,
 }
 
@@ -134,6 +141,19 @@ pub trait Store: Send + Sync {
         id: ConnectionId,
         update: &ConnectionUpdate,
     ) -> StoreResult<Connection>;
+    /// Moves a connection to `state` (pause, resume, quarantine, recover), only if it is in
+    /// one of `from` (so the engine never overrides an operator's pause). Audited as `action`
+    /// with `reason`. Returns the connection if it changed.
+    async fn set_connection_state(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: ConnectionId,
+        from: &[ConnectionState],
+        state: ConnectionState,
+        action: &str,
+        reason: &str,
+    ) -> StoreResult<Option<Connection>>;
     /// Replaces (or with `None`, clears) a connection's secret.
     async fn set_connection_secret(
         &self,
@@ -345,6 +365,14 @@ pub trait Store: Send + Sync {
         resource_type: ResourceType,
         local_id: Uuid,
     ) -> StoreResult<Option<TargetLink>>;
+    /// The links of one target for the given local resources (those that have one).
+    async fn target_links_for(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        resource_type: ResourceType,
+        local_ids: &[Uuid],
+    ) -> StoreResult<Vec<TargetLink>>;
     /// Every link of one target.
     async fn list_target_links(
         &self,
@@ -360,47 +388,100 @@ pub trait Store: Send + Sync {
         local_id: Uuid,
     ) -> StoreResult<bool>;
 
-    // ---- operations ---------------------------------------------------------------------
+    // ---- operations: the durable queue (docs/operations.md) -------------------------------
 
-    /// Enqueues an operation in state `pending`.
+    /// Enqueues an operation in state `pending` (changes enqueue their own operations; this is
+    /// for tools and tests).
     async fn enqueue_operation(
         &self,
         org: OrganizationId,
         new: &NewOperation,
     ) -> StoreResult<Operation>;
-    /// One operation by id.
+    /// One operation by id, unfinished or finished.
     async fn operation(
         &self,
         org: OrganizationId,
         id: OperationId,
     ) -> StoreResult<Option<Operation>>;
-    /// Operations matching a filter, oldest first.
+    /// Operations matching a filter (see [`OperationFilter`]).
     async fn list_operations(
         &self,
         org: OrganizationId,
         filter: &OperationFilter,
     ) -> StoreResult<Vec<Operation>>;
-    /// Records one attempt and moves the operation to `state` (with its next eligible time).
-    async fn record_attempt(
-        &self,
-        attempt: &Attempt,
-        state: OperationState,
-        not_before: Timestamp,
-    ) -> StoreResult<Operation>;
     /// The attempts of one operation, in order.
     async fn operation_attempts(
         &self,
         org: OrganizationId,
         id: OperationId,
     ) -> StoreResult<Vec<Attempt>>;
-    /// Deletes succeeded and skipped operations last changed before `before`, at most `batch`
-    /// of them. Returns how many were deleted.
-    async fn prune_operations(
+    /// Counts of unfinished work at one target.
+    async fn queue_counts(
         &self,
         org: OrganizationId,
-        before: Timestamp,
-        batch: u32,
+        connection: ConnectionId,
+    ) -> StoreResult<QueueCounts>;
+    /// Leases up to `limit` due operations of one target to `owner` until `lease` from now:
+    /// only the oldest unfinished operation of each resource is eligible, so operations on one
+    /// resource run strictly in order. Each claim counts as an attempt started.
+    async fn claim_operations(
+        &self,
+        connection: ConnectionId,
+        owner: Uuid,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<Operation>>;
+    /// Records the outcomes of attempts in one transaction: attempts, state changes, finished
+    /// work moved to the history, target links. An outcome whose lease `owner` no longer holds
+    /// (it expired and another worker took it) is ignored. Returns how many were applied.
+    async fn complete_operations(&self, outcomes: &[Outcome]) -> StoreResult<u64>;
+    /// Gives back every lease `owner` holds (graceful shutdown). Returns how many.
+    async fn release_leases(&self, owner: Uuid) -> StoreResult<u64>;
+    /// Whether a resource has unfinished work at a target (a group's member waits for it).
+    async fn has_unfinished_operation(
+        &self,
+        connection: ConnectionId,
+        resource_id: Uuid,
+    ) -> StoreResult<bool>;
+    /// Puts failed (and waiting) operations back to `pending`, due now, with a fresh attempt
+    /// budget: one operation (`id`), or every one matching `filter`. Audited. Returns how many.
+    async fn retry_operations(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: Option<OperationId>,
+        filter: &OperationFilter,
     ) -> StoreResult<u64>;
+    /// Sets an unfinished, unleased operation aside with a reason. Audited.
+    async fn skip_operation(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: OperationId,
+        reason: &str,
+    ) -> StoreResult<Operation>;
+    /// Deletes finished operations (and their attempts) that finished before `before`, at most
+    /// `batch` of them. Returns how many were deleted.
+    async fn prune_history(&self, before: Timestamp, batch: u32) -> StoreResult<u64>;
+    /// Every SCIM target connection of every organization (what the engine serves).
+    async fn target_connections(&self) -> StoreResult<Vec<Connection>>;
+    /// Replaces this process's statistics rows (one per connection and minute).
+    async fn record_connection_stats(&self, rows: &[ConnectionStats]) -> StoreResult<()>;
+    /// Statistics rows of one connection since `since`, from every process.
+    async fn connection_stats(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<ConnectionStats>>;
+    /// Deletes statistics older than `before`.
+    async fn prune_connection_stats(&self, before: Timestamp) -> StoreResult<u64>;
+    /// A receiver that changes whenever this process commits new queue work (or is told, by
+    /// another process's notification, that there is some): workers wait on it.
+    fn queue_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The PostgreSQL pool under the store, for LISTEN/NOTIFY between processes (`None` on
+    /// SQLite, which one process uses at a time).
+    fn postgres_pool(&self) -> Option<sqlx::PgPool>;
 
     // ---- audit --------------------------------------------------------------------------
 

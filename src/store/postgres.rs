@@ -1,6 +1,6 @@
 //! The PostgreSQL store: production and scale-out (several processes share one database).
 
-use super::shared::KeyRing;
+use super::shared::{KeyRing, QueueSignal};
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
@@ -12,6 +12,7 @@ use std::time::Duration;
 pub struct PgStore {
     pool: PgPool,
     keys: KeyRing,
+    signal: QueueSignal,
     location: String,
 }
 
@@ -54,6 +55,7 @@ impl PgStore {
         Ok(Self {
             pool,
             keys: KeyRing::new(master),
+            signal: QueueSignal::new(),
             location,
         })
     }
@@ -61,6 +63,10 @@ impl PgStore {
     /// The connection pool, for backend-specific work (queue claims, LISTEN/NOTIFY).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn listen_pool(&self) -> Option<sqlx::PgPool> {
+        Some(self.pool.clone())
     }
 
     fn backend_name() -> &'static str {
@@ -74,4 +80,9 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, sqlx::postgres::Postgres);
+impl_store!(
+    PgStore,
+    sqlx::postgres::Postgres,
+    " FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE"
+);

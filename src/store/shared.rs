@@ -27,6 +27,24 @@ impl KeyRing {
     }
 }
 
+/// Wakes this process's workers when queue work is committed: a counter they watch, so a bump
+/// between "found nothing" and "wait" is never missed.
+pub(crate) struct QueueSignal(tokio::sync::watch::Sender<u64>);
+
+impl QueueSignal {
+    pub(crate) fn new() -> Self {
+        Self(tokio::sync::watch::channel(0).0)
+    }
+
+    pub(crate) fn bump(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
 /// A token row with its secret hash, read together when authenticating.
 #[derive(sqlx::FromRow)]
 pub(crate) struct TokenWithHash {
@@ -87,17 +105,35 @@ macro_rules! mapping_cols {
 }
 macro_rules! link_cols {
     () => {
-        "organization_id, connection_id, resource_type, local_id, remote_id, remote_etag, content_hash, synced_at"
+        "organization_id, connection_id, resource_type, local_id, remote_id, remote_etag, content_hash, synced_at, last_sent"
     };
 }
-macro_rules! operation_cols {
+/// An unfinished operation as [`Operation`](crate::domain::Operation) reads it.
+macro_rules! queue_cols {
     () => {
-        "id, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, not_before, last_error, created_at, updated_at"
+        "id, seq, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, budget_from, not_before, lease_until, last_status, last_error, NULL AS note, created_at, updated_at"
+    };
+}
+/// A finished operation as [`Operation`](crate::domain::Operation) reads it.
+macro_rules! history_cols {
+    () => {
+        "id, CAST(0 AS BIGINT) AS seq, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, CAST(0 AS INTEGER) AS budget_from, finished_at AS not_before, NULL AS lease_until, last_status, last_error, note, created_at, finished_at AS updated_at"
+    };
+}
+/// The columns of `operation_history` that moving an operation there fills.
+macro_rules! history_insert_cols {
+    () => {
+        "id, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, last_status, last_error, note, created_at, finished_at"
     };
 }
 macro_rules! attempt_cols {
     () => {
-        "operation_id, organization_id, attempt_no, started_at, duration_ms, http_status, error, request_excerpt, response_excerpt"
+        "operation_id, attempt_no, organization_id, connection_id, started_at, duration_ms, http_status, error, request_excerpt, response_excerpt"
+    };
+}
+macro_rules! stats_cols {
+    () => {
+        "connection_id, minute, process_id, organization_id, attempts, failures, latency_buckets, last_attempt_at, last_success_at"
     };
 }
 macro_rules! audit_cols {
@@ -129,9 +165,13 @@ macro_rules! bind_all {
 }
 
 /// Implements `Store` for `$store`, whose `pool` field is a `sqlx::Pool<$db>`, whose `keys`
-/// field is a `KeyRing`, and which has `begin_write()`, `backend_name()` and a `location` field.
+/// field is a `KeyRing`, whose `signal` field is a `QueueSignal`, and which has `begin_write()`,
+/// `backend_name()` and a `location` field. `$claim_lock` is the row-locking clause a claim
+/// takes (`FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, whose writer lock
+/// serializes claims), and `$row_lock` the one that keeps a worker from claiming an update that
+/// a change is about to coalesce into.
 macro_rules! impl_store {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, $claim_lock:literal, $row_lock:literal) => {
         mod store_impl {
         use super::$store;
         use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
@@ -328,15 +368,29 @@ macro_rules! impl_store {
                 let now = Timestamp::now();
                 // Only updates coalesce: a waiting update already sends the newest state when it
                 // runs. Creates, suspensions and deletions are distinct steps, and member changes
-                // carry different users.
+                // carry different users. The waiting update is row-locked until this transaction
+                // commits, so no worker can claim it and render the state before this change.
                 let coalesce = action == OperationAction::Update;
                 let mut queued = 0;
                 for target in targets {
+                    if coalesce {
+                        let waiting: Option<OperationId> = sqlx::query_scalar(concat!(
+                            "SELECT id FROM operation_queue WHERE connection_id = $1 AND resource_id = $2 ",
+                            "AND action = 'update' AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL LIMIT 1",
+                            $row_lock
+                        ))
+                        .bind(target)
+                        .bind(resource)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                        if waiting.is_some() {
+                            continue;
+                        }
+                    }
                     queued += sqlx::query(concat!(
-                        "INSERT INTO operations (", operation_cols!(), ") ",
-                        "SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, NULL, $8, $8 ",
-                        "WHERE NOT ($9 AND EXISTS (SELECT 1 FROM operations WHERE connection_id = $3 AND resource_id = $5 ",
-                        "AND action = $6 AND state = 'pending' AND attempts = 0 AND organization_id = $2))"
+                        "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
+                        "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8)"
                     ))
                     .bind(OperationId::new())
                     .bind(org)
@@ -346,7 +400,6 @@ macro_rules! impl_store {
                     .bind(action.as_str())
                     .bind(Json(&payload))
                     .bind(now)
-                    .bind(coalesce)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected() as usize;
@@ -638,7 +691,46 @@ macro_rules! impl_store {
                         "state": update.state.map(|s| s.as_str()),
                     })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(conn)
+            }
+
+            async fn set_connection_state(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                id: ConnectionId,
+                from: &[ConnectionState],
+                state: ConnectionState,
+                action: &str,
+                reason: &str,
+            ) -> StoreResult<Option<Connection>> {
+                let mut tx = self.begin_write().await?;
+                let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE connections SET state = ");
+                q.push_bind(state.as_str());
+                q.push(", updated_at = ");
+                q.push_bind(Timestamp::now());
+                q.push(" WHERE organization_id = ");
+                q.push_bind(org);
+                q.push(" AND id = ");
+                q.push_bind(id);
+                q.push(" AND state IN (");
+                let mut list = q.separated(", ");
+                for f in from {
+                    list.push_bind(f.as_str());
+                }
+                q.push(concat!(") RETURNING ", connection_cols!()));
+                let changed: Option<Connection> = q.build_query_as().fetch_optional(&mut *tx).await?;
+                let Some(conn) = changed else {
+                    drop(tx);
+                    Self::require_connection(&mut *self.pool.acquire().await?, org, id).await?;
+                    return Ok(None);
+                };
+                Self::append_audit(&mut tx, actor, org, action, "connection", &id.to_string(),
+                    serde_json::json!({ "name": conn.name, "state": state.as_str(), "reason": reason })).await?;
+                tx.commit().await?;
+                self.signal.bump();
+                Ok(Some(conn))
             }
 
             async fn set_connection_secret(
@@ -695,8 +787,12 @@ macro_rules! impl_store {
                 for sql in [
                     "UPDATE users SET source_connection_id = NULL WHERE organization_id = $1 AND source_connection_id = $2",
                     "UPDATE groups SET source_connection_id = NULL WHERE organization_id = $1 AND source_connection_id = $2",
-                    // No foreign key cascades these on PostgreSQL (migrations/postgres/0003).
-                    "DELETE FROM operations WHERE organization_id = $1 AND connection_id = $2",
+                    // No foreign key cascades these on PostgreSQL (migrations/postgres/0003, 0004).
+                    "DELETE FROM operation_queue WHERE organization_id = $1 AND connection_id = $2",
+                    "DELETE FROM operation_history WHERE organization_id = $1 AND connection_id = $2",
+                    "DELETE FROM operation_attempts WHERE organization_id = $1 AND connection_id = $2",
+                    "DELETE FROM connection_stats WHERE organization_id = $1 AND connection_id = $2",
+                    "DELETE FROM target_links WHERE organization_id = $1 AND connection_id = $2",
                     "DELETE FROM connections WHERE organization_id = $1 AND id = $2",
                 ] {
                     sqlx::query(sql).bind(org).bind(id).execute(&mut *tx).await?;
@@ -766,6 +862,7 @@ macro_rules! impl_store {
                 Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(),
                     serde_json::json!({ "user_name": draft.user_name, "active": draft.active })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(user)
             }
 
@@ -849,6 +946,7 @@ macro_rules! impl_store {
                 Self::append_audit(&mut tx, actor, org, "user.replace", "user", &id.to_string(),
                     serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(user)
             }
 
@@ -875,6 +973,7 @@ macro_rules! impl_store {
                 Self::append_audit(&mut tx, actor, org, "user.deprovision", "user", &id.to_string(),
                     serde_json::json!({ "user_name": name, "memberships_removed": groups })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(true)
             }
 
@@ -892,6 +991,7 @@ macro_rules! impl_store {
                 Self::append_audit(&mut tx, actor, org, "user.delete", "user", &id.to_string(),
                     serde_json::json!({ "user_name": name })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(true)
             }
 
@@ -927,6 +1027,7 @@ macro_rules! impl_store {
                 Self::append_audit(&mut tx, actor, org, "group.create", "group", &id.to_string(),
                     serde_json::json!({ "display_name": draft.display_name, "members": added })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(group)
             }
 
@@ -989,6 +1090,7 @@ macro_rules! impl_store {
                         "members_added": added, "members_removed": removed,
                     })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(group)
             }
 
@@ -1006,6 +1108,7 @@ macro_rules! impl_store {
                 Self::append_audit(&mut tx, actor, org, "group.delete", "group", &id.to_string(),
                     serde_json::json!({ "display_name": name })).await?;
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(true)
             }
 
@@ -1033,6 +1136,7 @@ macro_rules! impl_store {
                         serde_json::json!({ "user_id": user })).await?;
                 }
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(added)
             }
 
@@ -1053,6 +1157,7 @@ macro_rules! impl_store {
                         serde_json::json!({ "user_id": user })).await?;
                 }
                 tx.commit().await?;
+                self.signal.bump();
                 Ok(removed)
             }
 
@@ -1261,10 +1366,12 @@ macro_rules! impl_store {
 
             async fn upsert_target_link(&self, link: &TargetLink) -> StoreResult<()> {
                 let written = sqlx::query(concat!(
-                    "INSERT INTO target_links (", link_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ",
+                    // No foreign key on PostgreSQL (migrations/postgres/0004): check the connection here.
+                    "INSERT INTO target_links (", link_cols!(), ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 ",
+                    "WHERE EXISTS (SELECT 1 FROM connections WHERE organization_id = $1 AND id = $2) ",
                     "ON CONFLICT (connection_id, resource_type, local_id) DO UPDATE SET ",
                     "remote_id = excluded.remote_id, remote_etag = excluded.remote_etag, ",
-                    "content_hash = excluded.content_hash, synced_at = excluded.synced_at ",
+                    "content_hash = excluded.content_hash, synced_at = excluded.synced_at, last_sent = excluded.last_sent ",
                     "WHERE target_links.organization_id = excluded.organization_id"
                 ))
                 .bind(link.organization_id)
@@ -1275,6 +1382,7 @@ macro_rules! impl_store {
                 .bind(&link.remote_etag)
                 .bind(&link.content_hash)
                 .bind(link.synced_at)
+                .bind(&link.last_sent)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, || format!("connection {}", link.connection_id)))?;
@@ -1304,6 +1412,32 @@ macro_rules! impl_store {
                 .bind(local_id)
                 .fetch_optional(&self.pool)
                 .await?)
+            }
+
+            async fn target_links_for(
+                &self,
+                org: OrganizationId,
+                connection: ConnectionId,
+                resource_type: ResourceType,
+                local_ids: &[Uuid],
+            ) -> StoreResult<Vec<TargetLink>> {
+                let mut links = Vec::with_capacity(local_ids.len());
+                for chunk in local_ids.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", link_cols!(), " FROM target_links WHERE organization_id = "));
+                    q.push_bind(org);
+                    q.push(" AND connection_id = ");
+                    q.push_bind(connection);
+                    q.push(" AND resource_type = ");
+                    q.push_bind(resource_type.as_str());
+                    q.push(" AND local_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    links.extend(q.build_query_as::<TargetLink>().fetch_all(&self.pool).await?);
+                }
+                Ok(links)
             }
 
             async fn list_target_links(&self, org: OrganizationId, connection: ConnectionId) -> StoreResult<Vec<TargetLink>> {
@@ -1336,14 +1470,16 @@ macro_rules! impl_store {
                 .rows_affected() > 0)
             }
 
-            // ---- operations -------------------------------------------------------------
+            // ---- operations: the durable queue ------------------------------------------
 
             async fn enqueue_operation(&self, org: OrganizationId, new: &NewOperation) -> StoreResult<Operation> {
                 let now = Timestamp::now();
-                Ok(sqlx::query_as(concat!(
-                    "INSERT INTO operations (", operation_cols!(), ") ",
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, NULL, $8, $8) RETURNING ",
-                    operation_cols!()
+                let op: Option<Operation> = sqlx::query_as(concat!(
+                    "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
+                    "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                    "SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8 ",
+                    "WHERE EXISTS (SELECT 1 FROM connections WHERE organization_id = $2 AND id = $3) ",
+                    "RETURNING ", queue_cols!()
                 ))
                 .bind(OperationId::new())
                 .bind(org)
@@ -1353,61 +1489,72 @@ macro_rules! impl_store {
                 .bind(new.action.as_str())
                 .bind(Json(&new.payload))
                 .bind(now)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, || format!("connection {}", new.connection_id)))?)
+                .fetch_optional(&self.pool)
+                .await?;
+                let op = op.ok_or_else(|| StoreError::NotFound(format!("connection {}", new.connection_id)))?;
+                self.signal.bump();
+                Ok(op)
             }
 
             async fn operation(&self, org: OrganizationId, id: OperationId) -> StoreResult<Option<Operation>> {
-                Ok(sqlx::query_as(concat!("SELECT ", operation_cols!(), " FROM operations WHERE organization_id = $1 AND id = $2"))
-                    .bind(org)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn list_operations(&self, org: OrganizationId, filter: &OperationFilter) -> StoreResult<Vec<Operation>> {
-                Ok(sqlx::query_as(concat!(
-                    "SELECT ", operation_cols!(), " FROM operations WHERE organization_id = $1 ",
-                    "AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR state = $3) ORDER BY id LIMIT $4"
+                let now = Timestamp::now();
+                let queued: Option<Operation> = sqlx::query_as(concat!(
+                    "SELECT ", queue_cols!(), " FROM operation_queue WHERE organization_id = $1 AND id = $2"
                 ))
                 .bind(org)
-                .bind(filter.connection_id)
-                .bind(filter.state.map(|s| s.as_str()))
-                .bind(i64::from(filter.limit))
-                .fetch_all(&self.pool)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(op) = queued {
+                    return Ok(Some(op.with_effective_state(now)));
+                }
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", history_cols!(), " FROM operation_history WHERE organization_id = $1 AND id = $2"
+                ))
+                .bind(org)
+                .bind(id)
+                .fetch_optional(&self.pool)
                 .await?)
             }
 
-            async fn record_attempt(&self, attempt: &Attempt, state: OperationState, not_before: Timestamp) -> StoreResult<Operation> {
-                let mut tx = self.begin_write().await?;
-                let op: Operation = sqlx::query_as(concat!(
-                    "UPDATE operations SET state = $3, attempts = attempts + 1, not_before = $4, last_error = $5, updated_at = $6 ",
-                    "WHERE organization_id = $1 AND id = $2 RETURNING ", operation_cols!()
-                ))
-                .bind(attempt.organization_id)
-                .bind(attempt.operation_id)
-                .bind(state.as_str())
-                .bind(not_before)
-                .bind(&attempt.error)
-                .bind(Timestamp::now())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("operation {}", attempt.operation_id)))?;
-                sqlx::query(concat!("INSERT INTO operation_attempts (", attempt_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-                    .bind(attempt.operation_id)
-                    .bind(attempt.organization_id)
-                    .bind(op.attempts)
-                    .bind(attempt.started_at)
-                    .bind(attempt.duration_ms)
-                    .bind(attempt.http_status)
-                    .bind(&attempt.error)
-                    .bind(&attempt.request_excerpt)
-                    .bind(&attempt.response_excerpt)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(op)
+            async fn list_operations(&self, org: OrganizationId, filter: &OperationFilter) -> StoreResult<Vec<Operation>> {
+                let now = Timestamp::now();
+                let finished = filter.state.is_some_and(|s| matches!(s, OperationState::Succeeded | OperationState::Skipped));
+                let rows: Vec<Operation> = if finished {
+                    sqlx::query_as(concat!(
+                        "SELECT ", history_cols!(), " FROM operation_history WHERE organization_id = $1 ",
+                        "AND ($2 IS NULL OR connection_id = $2) AND state = $3 AND ($4 IS NULL OR action = $4) ",
+                        "AND ($5 IS NULL OR resource_id = $5) ORDER BY finished_at DESC, id LIMIT $6 OFFSET $7"
+                    ))
+                    .bind(org)
+                    .bind(filter.connection_id)
+                    .bind(filter.state.map(|s| s.as_str()))
+                    .bind(filter.action.map(|a| a.as_str()))
+                    .bind(filter.resource_id)
+                    .bind(i64::from(filter.limit))
+                    .bind(as_i64(filter.offset))
+                    .fetch_all(&self.pool)
+                    .await?
+                } else {
+                    sqlx::query_as(concat!(
+                        "SELECT ", queue_cols!(), " FROM operation_queue WHERE organization_id = $1 ",
+                        "AND ($2 IS NULL OR connection_id = $2) ",
+                        "AND ($3 IS NULL OR (CASE WHEN state <> 'failed' AND lease_until > $8 THEN 'in_flight' ELSE state END) = $3) ",
+                        "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5) ",
+                        "ORDER BY not_before, seq LIMIT $6 OFFSET $7"
+                    ))
+                    .bind(org)
+                    .bind(filter.connection_id)
+                    .bind(filter.state.map(|s| s.as_str()))
+                    .bind(filter.action.map(|a| a.as_str()))
+                    .bind(filter.resource_id)
+                    .bind(i64::from(filter.limit))
+                    .bind(as_i64(filter.offset))
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?
+                };
+                Ok(rows.into_iter().map(|o| o.with_effective_state(now)).collect())
             }
 
             async fn operation_attempts(&self, org: OrganizationId, id: OperationId) -> StoreResult<Vec<Attempt>> {
@@ -1420,17 +1567,457 @@ macro_rules! impl_store {
                 .await?)
             }
 
-            async fn prune_operations(&self, org: OrganizationId, before: Timestamp, batch: u32) -> StoreResult<u64> {
-                Ok(sqlx::query(concat!(
-                    "DELETE FROM operations WHERE id IN (SELECT id FROM operations WHERE organization_id = $1 ",
-                    "AND state IN ('succeeded', 'skipped') AND updated_at < $2 ORDER BY id LIMIT $3)"
+            async fn queue_counts(&self, org: OrganizationId, connection: ConnectionId) -> StoreResult<QueueCounts> {
+                let (pending, in_flight, retry_wait, failed, oldest): (i64, i64, i64, i64, Option<Timestamp>) = sqlx::query_as(concat!(
+                    "SELECT ",
+                    "COALESCE(SUM(CASE WHEN state = 'pending' AND (lease_until IS NULL OR lease_until <= $3) THEN 1 ELSE 0 END), 0), ",
+                    "COALESCE(SUM(CASE WHEN state <> 'failed' AND lease_until > $3 THEN 1 ELSE 0 END), 0), ",
+                    "COALESCE(SUM(CASE WHEN state = 'retry_wait' AND (lease_until IS NULL OR lease_until <= $3) THEN 1 ELSE 0 END), 0), ",
+                    "COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0), ",
+                    "MIN(CASE WHEN state <> 'failed' THEN created_at END) ",
+                    "FROM operation_queue WHERE connection_id = $2 AND organization_id = $1"
                 ))
                 .bind(org)
+                .bind(connection)
+                .bind(Timestamp::now())
+                .fetch_one(&self.pool)
+                .await?;
+                let n = |v: i64| u64::try_from(v).unwrap_or(0);
+                Ok(QueueCounts {
+                    pending: n(pending),
+                    in_flight: n(in_flight),
+                    retry_wait: n(retry_wait),
+                    failed: n(failed),
+                    oldest_pending: oldest,
+                })
+            }
+
+            async fn claim_operations(
+                &self,
+                connection: ConnectionId,
+                owner: Uuid,
+                lease: std::time::Duration,
+                limit: u32,
+            ) -> StoreResult<Vec<Operation>> {
+                let now = Timestamp::now();
+                let mut tx = self.begin_write().await?;
+                let mut claimed: Vec<Operation> = sqlx::query_as(concat!(
+                    "UPDATE operation_queue SET lease_owner = $2, lease_until = $3, attempts = attempts + 1 ",
+                    "WHERE id IN (SELECT o.id FROM operation_queue o WHERE o.connection_id = $1 AND o.not_before <= $4 ",
+                    "AND (o.lease_until IS NULL OR o.lease_until < $4) AND o.state <> 'failed' ",
+                    "AND NOT EXISTS (SELECT 1 FROM operation_queue p WHERE p.connection_id = $1 ",
+                    "AND p.resource_id = o.resource_id AND p.seq < o.seq) ",
+                    "ORDER BY o.not_before, o.seq LIMIT $5", $claim_lock, ") RETURNING ", queue_cols!()
+                ))
+                .bind(connection)
+                .bind(owner)
+                .bind(now.after(lease))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                claimed.sort_by_key(|o| o.seq);
+                Ok(claimed.into_iter().map(|o| o.with_effective_state(now)).collect())
+            }
+
+            async fn complete_operations(&self, outcomes: &[Outcome]) -> StoreResult<u64> {
+                if outcomes.is_empty() {
+                    return Ok(0);
+                }
+                let now = Timestamp::now();
+                let mut tx = self.begin_write().await?;
+                let mut held: std::collections::HashSet<OperationId> = std::collections::HashSet::new();
+                // Finished work moves to the history in two batched statements per lease owner.
+                let mut owners: Vec<Uuid> = outcomes.iter().map(|o| o.lease_owner).collect();
+                owners.sort();
+                owners.dedup();
+                for owner in owners {
+                    let done: Vec<OperationId> = outcomes
+                        .iter()
+                        .filter(|o| o.lease_owner == owner && matches!(o.disposition, Disposition::Succeeded { .. }))
+                        .map(|o| o.operation.id)
+                        .collect();
+                    if done.is_empty() {
+                        continue;
+                    }
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "INSERT INTO operation_history (", history_insert_cols!(), ") ",
+                        "SELECT id, organization_id, connection_id, resource_type, resource_id, action, payload, ",
+                        "'succeeded', attempts, NULL, NULL, NULL, created_at, "
+                    ));
+                    q.push_bind(now);
+                    q.push(" FROM operation_queue WHERE lease_owner = ");
+                    q.push_bind(owner);
+                    q.push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for id in &done {
+                        list.push_bind(*id);
+                    }
+                    q.push(") RETURNING id");
+                    let moved: Vec<OperationId> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                    if moved.is_empty() {
+                        continue;
+                    }
+                    let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM operation_queue WHERE lease_owner = ");
+                    q.push_bind(owner);
+                    q.push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for id in &moved {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
+                    held.extend(moved);
+                }
+                for o in outcomes {
+                    let op = &o.operation;
+                    let status = o.attempt.as_ref().and_then(|a| a.http_status);
+                    let error = o.attempt.as_ref().and_then(|a| a.error.clone());
+                    let changed = match &o.disposition {
+                        Disposition::Succeeded { .. } => continue,
+                        Disposition::RetryAt { not_before } => sqlx::query(concat!(
+                            "UPDATE operation_queue SET state = 'retry_wait', not_before = $3, lease_owner = NULL, ",
+                            "lease_until = NULL, last_status = $4, last_error = $5, updated_at = $6 ",
+                            "WHERE id = $1 AND lease_owner = $2"
+                        ))
+                        .bind(op.id)
+                        .bind(o.lease_owner)
+                        .bind(*not_before)
+                        .bind(status)
+                        .bind(error)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?,
+                        Disposition::WaitUntil { not_before, reason } => sqlx::query(concat!(
+                            "UPDATE operation_queue SET state = 'pending', not_before = $3, lease_owner = NULL, ",
+                            "lease_until = NULL, attempts = attempts - $6, last_error = $4, updated_at = $5 ",
+                            "WHERE id = $1 AND lease_owner = $2"
+                        ))
+                        .bind(op.id)
+                        .bind(o.lease_owner)
+                        .bind(*not_before)
+                        .bind(format!("waiting: {reason}"))
+                        .bind(now)
+                        // A wait that sent nothing gives its attempt back.
+                        .bind(i32::from(o.attempt.is_none()))
+                        .execute(&mut *tx)
+                        .await?,
+                        Disposition::Failed => sqlx::query(concat!(
+                            "UPDATE operation_queue SET state = 'failed', not_before = $3, lease_owner = NULL, ",
+                            "lease_until = NULL, last_status = $4, last_error = $5, updated_at = $6 ",
+                            "WHERE id = $1 AND lease_owner = $2"
+                        ))
+                        .bind(op.id)
+                        .bind(o.lease_owner)
+                        .bind(Timestamp::parked())
+                        .bind(status)
+                        .bind(error)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?,
+                        Disposition::Released => sqlx::query(concat!(
+                            "UPDATE operation_queue SET lease_owner = NULL, lease_until = NULL, ",
+                            "attempts = attempts - 1 WHERE id = $1 AND lease_owner = $2"
+                        ))
+                        .bind(op.id)
+                        .bind(o.lease_owner)
+                        .execute(&mut *tx)
+                        .await?,
+                    };
+                    if changed.rows_affected() > 0 {
+                        held.insert(op.id);
+                    }
+                }
+                let attempts: Vec<&Attempt> = outcomes
+                    .iter()
+                    .filter(|o| held.contains(&o.operation.id))
+                    .filter_map(|o| o.attempt.as_ref())
+                    .collect();
+                if !attempts.is_empty() {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO operation_attempts (", attempt_cols!(), ") "));
+                    q.push_values(attempts, |mut b, a| {
+                        b.push_bind(a.operation_id)
+                            .push_bind(a.attempt_no)
+                            .push_bind(a.organization_id)
+                            .push_bind(a.connection_id)
+                            .push_bind(a.started_at)
+                            .push_bind(a.duration_ms)
+                            .push_bind(a.http_status)
+                            .push_bind(a.error.clone())
+                            .push_bind(a.request_excerpt.clone())
+                            .push_bind(a.response_excerpt.clone());
+                    });
+                    q.push(" ON CONFLICT (operation_id, attempt_no) DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                // Target links of finished work: one upsert for the new ones (one row per
+                // resource; strict ordering means a batch never holds two for one resource,
+                // but keep the last to be safe), single deletes for resources that are gone.
+                let mut links: std::collections::HashMap<(ConnectionId, ResourceType, Uuid), (&Operation, &LinkUpdate)> =
+                    std::collections::HashMap::new();
+                for o in outcomes.iter().filter(|o| held.contains(&o.operation.id)) {
+                    if let Disposition::Succeeded { link: Some(link) } = &o.disposition {
+                        let op = &o.operation;
+                        links.insert((op.connection_id, op.resource_type, op.resource_id), (op, link));
+                    }
+                }
+                let sets: Vec<(&Operation, &LinkUpdate)> = links
+                    .values()
+                    .filter(|(_, l)| matches!(l, LinkUpdate::Set { .. }))
+                    .copied()
+                    .collect();
+                if !sets.is_empty() {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO target_links (", link_cols!(), ") "));
+                    q.push_values(sets, |mut b, (op, link)| {
+                        if let LinkUpdate::Set { remote_id, remote_etag, content_hash, last_sent } = link {
+                            b.push_bind(op.organization_id)
+                                .push_bind(op.connection_id)
+                                .push_bind(op.resource_type.as_str())
+                                .push_bind(op.resource_id)
+                                .push_bind(remote_id.clone())
+                                .push_bind(remote_etag.clone())
+                                .push_bind(content_hash.clone())
+                                .push_bind(now)
+                                .push_bind(last_sent.clone().map(Json));
+                        }
+                    });
+                    q.push(concat!(
+                        " ON CONFLICT (connection_id, resource_type, local_id) DO UPDATE SET ",
+                        "remote_id = excluded.remote_id, remote_etag = excluded.remote_etag, ",
+                        "content_hash = excluded.content_hash, synced_at = excluded.synced_at, last_sent = excluded.last_sent"
+                    ));
+                    q.build().execute(&mut *tx).await?;
+                }
+                for (op, link) in links.values() {
+                    if matches!(link, LinkUpdate::Remove) {
+                        sqlx::query("DELETE FROM target_links WHERE connection_id = $1 AND resource_type = $2 AND local_id = $3")
+                            .bind(op.connection_id)
+                            .bind(op.resource_type.as_str())
+                            .bind(op.resource_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                if outcomes.iter().any(|o| !matches!(o.disposition, Disposition::Succeeded { .. } | Disposition::Failed)) {
+                    self.signal.bump();
+                }
+                Ok(held.len() as u64)
+            }
+
+            async fn release_leases(&self, owner: Uuid) -> StoreResult<u64> {
+                Ok(sqlx::query("UPDATE operation_queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn has_unfinished_operation(&self, connection: ConnectionId, resource_id: Uuid) -> StoreResult<bool> {
+                Ok(sqlx::query_scalar::<_, i32>(
+                    "SELECT 1 FROM operation_queue WHERE connection_id = $1 AND resource_id = $2 LIMIT 1",
+                )
+                .bind(connection)
+                .bind(resource_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some())
+            }
+
+            async fn retry_operations(
+                &self,
+                actor: &Actor,
+                org: OrganizationId,
+                id: Option<OperationId>,
+                filter: &OperationFilter,
+            ) -> StoreResult<u64> {
+                let now = Timestamp::now();
+                let state = filter.state.unwrap_or(OperationState::Failed);
+                if !matches!(state, OperationState::Failed | OperationState::RetryWait) {
+                    return Err(InvalidInput::new("state", "only failed or retry_wait operations can be retried").into());
+                }
+                let mut tx = self.begin_write().await?;
+                let retried = if let Some(id) = id {
+                    let n = sqlx::query(concat!(
+                        "UPDATE operation_queue SET state = 'pending', not_before = $3, budget_from = attempts, updated_at = $3 ",
+                        "WHERE organization_id = $1 AND id = $2 AND state IN ('failed', 'retry_wait') ",
+                        "AND (lease_until IS NULL OR lease_until <= $3)"
+                    ))
+                    .bind(org)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        drop(tx);
+                        return Err(match self.operation(org, id).await? {
+                            None => StoreError::NotFound(format!("operation {id}")),
+                            Some(op) => StoreError::Conflict(format!(
+                                "operation {id} is {}; only failed or retry_wait operations can be retried",
+                                op.state
+                            )),
+                        });
+                    }
+                    Self::append_audit(&mut tx, actor, org, "operation.retry", "operation", &id.to_string(),
+                        serde_json::json!({})).await?;
+                    n
+                } else {
+                    let n = sqlx::query(concat!(
+                        "UPDATE operation_queue SET state = 'pending', not_before = $6, budget_from = attempts, updated_at = $6 ",
+                        "WHERE organization_id = $1 AND ($2 IS NULL OR connection_id = $2) AND state = $3 ",
+                        "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5) ",
+                        "AND (lease_until IS NULL OR lease_until <= $6)"
+                    ))
+                    .bind(org)
+                    .bind(filter.connection_id)
+                    .bind(state.as_str())
+                    .bind(filter.action.map(|a| a.as_str()))
+                    .bind(filter.resource_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let subject = filter.connection_id.map(|c| c.to_string()).unwrap_or_else(|| "*".into());
+                    Self::append_audit(&mut tx, actor, org, "operation.retry_all", "connection", &subject,
+                        serde_json::json!({
+                            "count": n,
+                            "state": state.as_str(),
+                            "action": filter.action.map(|a| a.as_str()),
+                            "resource_id": filter.resource_id,
+                        })).await?;
+                    n
+                };
+                tx.commit().await?;
+                self.signal.bump();
+                Ok(retried)
+            }
+
+            async fn skip_operation(&self, actor: &Actor, org: OrganizationId, id: OperationId, reason: &str) -> StoreResult<Operation> {
+                let reason = reason.trim();
+                if reason.is_empty() {
+                    return Err(InvalidInput::new("reason", "say why the operation is skipped").into());
+                }
+                validate::storable_text("reason", reason, false)?;
+                let now = Timestamp::now();
+                let mut tx = self.begin_write().await?;
+                let moved: Option<OperationId> = sqlx::query_scalar(concat!(
+                    "INSERT INTO operation_history (", history_insert_cols!(), ") ",
+                    "SELECT id, organization_id, connection_id, resource_type, resource_id, action, payload, ",
+                    "'skipped', attempts, last_status, last_error, $3, created_at, $4 FROM operation_queue ",
+                    "WHERE organization_id = $1 AND id = $2 AND (lease_until IS NULL OR lease_until <= $4) RETURNING id"
+                ))
+                .bind(org)
+                .bind(id)
+                .bind(reason)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if moved.is_none() {
+                    drop(tx);
+                    return Err(match self.operation(org, id).await? {
+                        None => StoreError::NotFound(format!("operation {id}")),
+                        Some(op) => StoreError::Conflict(format!("operation {id} is {}; it cannot be skipped now", op.state)),
+                    });
+                }
+                sqlx::query("DELETE FROM operation_queue WHERE organization_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit(&mut tx, actor, org, "operation.skip", "operation", &id.to_string(),
+                    serde_json::json!({ "reason": reason })).await?;
+                tx.commit().await?;
+                // Work behind it on the same resource is free to run now.
+                self.signal.bump();
+                self.operation(org, id).await?.ok_or_else(|| StoreError::NotFound(format!("operation {id}")))
+            }
+
+            async fn prune_history(&self, before: Timestamp, batch: u32) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let ids: Vec<OperationId> = sqlx::query_scalar(
+                    "SELECT id FROM operation_history WHERE finished_at < $1 ORDER BY finished_at LIMIT $2",
+                )
                 .bind(before)
                 .bind(i64::from(batch))
-                .execute(&self.pool)
-                .await?
-                .rows_affected())
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                for table in ["DELETE FROM operation_attempts WHERE operation_id IN (", "DELETE FROM operation_history WHERE id IN ("] {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(table);
+                    let mut list = q.separated(", ");
+                    for id in &ids {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(ids.len() as u64)
+            }
+
+            async fn target_connections(&self) -> StoreResult<Vec<Connection>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", connection_cols!(), " FROM connections WHERE kind = 'scim_target' ORDER BY organization_id, name"
+                ))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn record_connection_stats(&self, rows: &[ConnectionStats]) -> StoreResult<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO connection_stats (", stats_cols!(), ") "));
+                q.push_values(rows, |mut b, r| {
+                    b.push_bind(r.connection_id)
+                        .push_bind(r.minute)
+                        .push_bind(r.process_id)
+                        .push_bind(r.organization_id)
+                        .push_bind(r.attempts)
+                        .push_bind(r.failures)
+                        .push_bind(r.latency_buckets.clone())
+                        .push_bind(r.last_attempt_at)
+                        .push_bind(r.last_success_at);
+                });
+                q.push(concat!(
+                    " ON CONFLICT (connection_id, minute, process_id) DO UPDATE SET attempts = excluded.attempts, ",
+                    "failures = excluded.failures, latency_buckets = excluded.latency_buckets, ",
+                    "last_attempt_at = excluded.last_attempt_at, last_success_at = excluded.last_success_at"
+                ));
+                q.build().execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn connection_stats(&self, org: OrganizationId, connection: ConnectionId, since: Timestamp) -> StoreResult<Vec<ConnectionStats>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", stats_cols!(), " FROM connection_stats WHERE organization_id = $1 AND connection_id = $2 ",
+                    "AND minute >= $3 ORDER BY minute"
+                ))
+                .bind(org)
+                .bind(connection)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn prune_connection_stats(&self, before: Timestamp) -> StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM connection_stats WHERE minute < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            fn queue_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+                self.signal.subscribe()
+            }
+
+            fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+                self.listen_pool()
             }
 
             // ---- audit ------------------------------------------------------------------

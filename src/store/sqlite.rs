@@ -1,6 +1,6 @@
 //! The SQLite store: the embedded default, one process, nothing to install.
 
-use super::shared::KeyRing;
+use super::shared::{KeyRing, QueueSignal};
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use sqlx::Transaction;
@@ -15,6 +15,7 @@ use std::time::Duration;
 pub struct SqliteStore {
     pool: SqlitePool,
     keys: KeyRing,
+    signal: QueueSignal,
     location: String,
 }
 
@@ -44,6 +45,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             keys: KeyRing::new(master),
+            signal: QueueSignal::new(),
             location: redact_url(url),
         })
     }
@@ -51,6 +53,10 @@ impl SqliteStore {
     /// The connection pool, for backend-specific work.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn listen_pool(&self) -> Option<sqlx::PgPool> {
+        None
     }
 
     fn backend_name() -> &'static str {
@@ -66,4 +72,4 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, sqlx::sqlite::Sqlite);
+impl_store!(SqliteStore, sqlx::sqlite::Sqlite, "", "");

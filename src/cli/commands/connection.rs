@@ -7,7 +7,16 @@ use crate::crypto::MASK;
 use crate::domain::{
     AuthMethod, Connection, ConnectionKind, NewConnection, Organization, validate,
 };
+use crate::engine::{commands, health};
 use serde_json::{Map, Value};
+
+fn state_changed(c: &Connection, json: bool) -> CliResult {
+    if json {
+        return output::json(c);
+    }
+    println!("connection {:?} is {}", c.name, c.state);
+    Ok(())
+}
 
 pub async fn run(
     ctx: &Context,
@@ -70,6 +79,91 @@ pub async fn run(
                 Ok(())
             }
         }
+        ConnectionCommand::Pause { name, reason } => {
+            let c = find(ctx, &org, &name).await?;
+            let c = commands::pause(ctx.store.as_ref(), &ctx.actor, org.id, c.id, &reason).await?;
+            state_changed(&c, json)
+        }
+        ConnectionCommand::Resume { name } => {
+            let c = find(ctx, &org, &name).await?;
+            let c = commands::resume(ctx.store.as_ref(), &ctx.actor, org.id, c.id).await?;
+            state_changed(&c, json)
+        }
+        ConnectionCommand::Sync { name } => {
+            let c = find(ctx, &org, &name).await?;
+            let n = commands::sync_now(ctx.store.as_ref(), &ctx.actor, org.id, c.id).await?;
+            if json {
+                return output::json(&serde_json::json!({ "connection": c.name, "made_due": n }));
+            }
+            println!("{n} waiting operations of {:?} are due now", c.name);
+            Ok(())
+        }
+        ConnectionCommand::Health { name } => {
+            let conns = match name {
+                Some(n) => vec![find(ctx, &org, &n).await?],
+                None => ctx
+                    .store
+                    .list_connections(org.id)
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.kind == ConnectionKind::ScimTarget)
+                    .collect(),
+            };
+            let mut reports = Vec::with_capacity(conns.len());
+            for c in &conns {
+                reports.push(
+                    health::connection_health(ctx.store.as_ref(), c, &ctx.config.engine.health)
+                        .await?,
+                );
+            }
+            if json {
+                return output::json(&reports);
+            }
+            let pct = |w: &health::WindowRate| {
+                if w.attempts == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.1}% of {}", w.rate() * 100.0, w.attempts)
+                }
+            };
+            output::table(
+                &[
+                    "connection",
+                    "state",
+                    "last success",
+                    "errors 5m",
+                    "errors 1h",
+                    "errors 24h",
+                    "pending",
+                    "in flight",
+                    "retry",
+                    "failed",
+                    "oldest",
+                    "p50",
+                    "p95",
+                    "why",
+                ],
+                reports.iter().map(|r| {
+                    vec![
+                        r.name.clone(),
+                        r.state.to_string(),
+                        output::or_dash(r.last_success_at),
+                        pct(&r.errors_5m),
+                        pct(&r.errors_1h),
+                        pct(&r.errors_24h),
+                        r.queue.pending.to_string(),
+                        r.queue.in_flight.to_string(),
+                        r.queue.retry_wait.to_string(),
+                        r.queue.failed.to_string(),
+                        output::or_dash(r.oldest_pending_secs.map(|s| format!("{s}s"))),
+                        output::or_dash(r.p50_ms.map(|m| format!("≤{m}ms"))),
+                        output::or_dash(r.p95_ms.map(|m| format!("≤{m}ms"))),
+                        r.reason.clone(),
+                    ]
+                }),
+            );
+            Ok(())
+        }
         ConnectionCommand::RotateSecret { name, secret } => {
             let c = find(ctx, &org, &name).await?;
             if !secret.is_given() {
@@ -100,7 +194,7 @@ fn secret_label(c: &Connection) -> String {
 }
 
 /// A connection by name or id, or a clear not-found error.
-async fn find(ctx: &Context, org: &Organization, name: &str) -> CliResult<Connection> {
+pub(super) async fn find(ctx: &Context, org: &Organization, name: &str) -> CliResult<Connection> {
     let by_id = match name.parse() {
         Ok(id) => ctx.store.connection(org.id, id).await?,
         Err(_) => None,

@@ -4,6 +4,7 @@ mod audit;
 mod connection;
 mod db;
 mod key;
+mod ops;
 mod org;
 mod serve;
 mod status;
@@ -27,6 +28,11 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Audit(c) => audit::run(&ctx, org, c, json).await,
         Command::Db(c) => db::run(&ctx, c, json).await,
         Command::Key(c) => key::run(&ctx, c, json).await,
-        Command::Serve { listen, public_url } => serve::run(&ctx, listen, public_url).await,
+        Command::Serve {
+            listen,
+            public_url,
+            no_workers,
+        } => serve::run(&ctx, listen, public_url, !no_workers).await,
+        Command::Ops(c) => ops::run(&ctx, org, c, json).await,
     }
 }

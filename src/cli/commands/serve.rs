@@ -4,9 +4,16 @@ use crate::api::changes::ChangeFeed;
 use crate::api::serve;
 use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult, Exit};
+use crate::engine::Engine;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-pub async fn run(ctx: &Context, listen: SocketAddr, public_url: Option<String>) -> CliResult {
+pub async fn run(
+    ctx: &Context,
+    listen: SocketAddr,
+    public_url: Option<String>,
+    workers: bool,
+) -> CliResult {
     if let Some(url) = &public_url {
         crate::domain::validate::base_url(url)?;
     }
@@ -14,16 +21,27 @@ pub async fn run(ctx: &Context, listen: SocketAddr, public_url: Option<String>) 
         .await
         .map_err(|e| CliError::new(Exit::Unavailable, format!("cannot listen on {listen}: {e}")))?;
     let bound = listener.local_addr().unwrap_or(listen);
-    let app = serve::app(ctx.store.clone(), ChangeFeed::default(), public_url);
-    tracing::info!(%bound, store = ctx.store.backend(), "serving SCIM");
+    let engine = Arc::new(Engine::new(ctx.store.clone(), ctx.config.engine.clone()));
+    if workers {
+        engine.start();
+    }
+    let app = serve::app_with_engine(
+        ctx.store.clone(),
+        ChangeFeed::default(),
+        public_url,
+        engine.clone(),
+    );
+    tracing::info!(%bound, store = ctx.store.backend(), workers, "serving SCIM");
     // Scripts and tests read this line to learn the port (e.g. with --listen 127.0.0.1:0).
     println!(
         "scimdesk serving SCIM 2.0 at http://{bound}{}",
         crate::api::scim::BASE_PATH
     );
-    serve::serve(listener, app, shutdown_signal())
-        .await
-        .map_err(|e| CliError::new(Exit::Internal, format!("server failed: {e}")))
+    let served = serve::serve(listener, app, shutdown_signal()).await;
+    // Requests in flight finish first; then the workers record what they did and give back
+    // their leases.
+    engine.shutdown().await;
+    served.map_err(|e| CliError::new(Exit::Internal, format!("server failed: {e}")))
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,739 @@
+//! Delivering one operation to one SCIM target: render the resource from the store, compare
+//! it with what the target was last told, and send the fewest requests that make the target
+//! match, classifying every failure for the worker (done, wait, retry, or hand to a person).
+
+use super::render::{self, excerpt};
+use super::settings::{CreateLookup, DeleteMode, TargetSettings, UpdateMode};
+use crate::connectors::oauth::{ClientCredentialsConfig, TokenEndpoint};
+use crate::connectors::scim_client::{ScimClient, TargetAuth, TargetError, TargetResponse};
+use crate::domain::*;
+use crate::store::{Store, StoreError};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bytes of a request or response kept with an attempt.
+const EXCERPT_BYTES: usize = 1024;
+/// How soon an operation waiting for another resource (a group for its members) looks again.
+const DEPENDENCY_WAIT: Duration = Duration::from_millis(500);
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryResult {
+    /// The target matches; the link becomes this.
+    Done(LinkUpdate),
+    /// Nothing failed, but the operation must wait (a member not yet at the target, a
+    /// deletion's grace period).
+    Wait {
+        /// When to look again.
+        until: Timestamp,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Failed in a way that retrying later can fix.
+    Transient {
+        /// What happened.
+        error: String,
+        /// How long the target asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// Failed in a way retrying cannot fix.
+    Permanent {
+        /// What happened, with the target's error body.
+        error: String,
+    },
+}
+
+/// One attempt's result with what was exchanged, for the attempt record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// How it ended.
+    pub result: DeliveryResult,
+    /// The last HTTP status received.
+    pub http_status: Option<u16>,
+    /// The requests sent, one line each, redacted.
+    pub request: Vec<String>,
+    /// The last response, redacted and cut.
+    pub response: Option<String>,
+}
+
+/// Something that carries operations to a target (the SCIM client; a no-op in benchmarks).
+#[async_trait]
+pub trait Deliver: Send + Sync {
+    /// Makes one attempt at `op`.
+    async fn deliver(&self, op: &Operation) -> Delivery;
+}
+
+/// What was exchanged during one attempt.
+#[derive(Default)]
+struct Log {
+    status: Option<u16>,
+    request: Vec<String>,
+    response: Option<String>,
+}
+
+impl Log {
+    fn sent(&mut self, line: String) {
+        self.request.push(line);
+    }
+
+    fn answered(&mut self, r: &TargetResponse) {
+        self.status = Some(r.status);
+        self.response = r.body.as_ref().map(|b| excerpt(b, EXCERPT_BYTES));
+    }
+
+    fn failed(&mut self, e: &TargetError) {
+        self.status = e.status();
+        if let TargetError::Http { excerpt, .. } = e {
+            self.response = Some(render::truncate(excerpt.clone(), EXCERPT_BYTES));
+        }
+    }
+}
+
+/// Why an attempt stopped short of done.
+type Stop = DeliveryResult;
+
+fn stop(e: TargetError) -> Stop {
+    if e.is_retryable() {
+        DeliveryResult::Transient {
+            retry_after: e.retry_after(),
+            error: e.to_string(),
+        }
+    } else {
+        let body = match &e {
+            TargetError::Http { excerpt, .. } if !excerpt.is_empty() => {
+                format!("; target said: {}", render::truncate(excerpt.clone(), 512))
+            }
+            _ => String::new(),
+        };
+        DeliveryResult::Permanent {
+            error: format!("{e}{body}"),
+        }
+    }
+}
+
+fn store_stop(e: StoreError) -> Stop {
+    // The store being unreachable is transient; nothing was sent.
+    DeliveryResult::Transient {
+        error: format!("store: {e}"),
+        retry_after: None,
+    }
+}
+
+fn endpoint(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::User => "/Users",
+        ResourceType::Group => "/Groups",
+    }
+}
+
+/// Delivers to a real SCIM 2.0 target.
+pub struct ScimDelivery {
+    store: Arc<dyn Store>,
+    connection: Connection,
+    settings: TargetSettings,
+    client: ScimClient,
+    patch: tokio::sync::OnceCell<bool>,
+}
+
+impl ScimDelivery {
+    /// A delivery for `connection`, authenticating with its decrypted secret.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        connection: Connection,
+        settings: TargetSettings,
+    ) -> Result<Self, String> {
+        let base = connection
+            .base_url
+            .clone()
+            .ok_or_else(|| "the connection has no base URL".to_string())?;
+        let secret = store
+            .connection_secret(connection.organization_id, connection.id)
+            .await
+            .map_err(|e| format!("cannot read the connection's secret: {e}"))?;
+        let auth = match connection.auth_method {
+            AuthMethod::None => TargetAuth::None,
+            AuthMethod::Bearer => {
+                TargetAuth::Bearer(secret.ok_or_else(|| {
+                    "bearer authentication needs a secret (the token)".to_string()
+                })?)
+            }
+            AuthMethod::OAuth2ClientCredentials => {
+                let client_id = settings.client_id.clone().ok_or_else(|| {
+                    "OAuth client credentials need settings.client_id".to_string()
+                })?;
+                let endpoint = match (&settings.issuer, &settings.token_url) {
+                    (Some(issuer), _) => TokenEndpoint::Discover {
+                        issuer: issuer.clone(),
+                    },
+                    (None, Some(url)) => TokenEndpoint::Fixed(url.clone()),
+                    (None, None) => {
+                        return Err(
+                            "OAuth client credentials need settings.issuer or settings.token_url"
+                                .into(),
+                        );
+                    }
+                };
+                TargetAuth::OAuth2(ClientCredentialsConfig {
+                    endpoint,
+                    client_id,
+                    client_secret: secret.ok_or_else(|| {
+                        "OAuth client credentials need a secret (the client secret)".to_string()
+                    })?,
+                    scope: settings.scope.clone(),
+                    client_auth: settings.client_auth,
+                })
+            }
+        };
+        let client = ScimClient::new(&base, auth, settings.timeout()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            store,
+            connection,
+            settings,
+            client,
+            patch: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    fn org(&self) -> OrganizationId {
+        self.connection.organization_id
+    }
+
+    /// Whether updates go as PATCH (asks the target's ServiceProviderConfig once).
+    async fn use_patch(&self, log: &mut Log) -> Result<bool, Stop> {
+        match self.settings.update_mode {
+            UpdateMode::Patch => return Ok(true),
+            UpdateMode::Put => return Ok(false),
+            UpdateMode::Auto => {}
+        }
+        if let Some(p) = self.patch.get() {
+            return Ok(*p);
+        }
+        log.sent("GET /ServiceProviderConfig".into());
+        let supported = self.client.supports_patch().await.map_err(|e| {
+            log.failed(&e);
+            stop(e)
+        })?;
+        let _ = self.patch.set(supported);
+        Ok(supported)
+    }
+
+    async fn link(&self, rt: ResourceType, id: uuid::Uuid) -> Result<Option<TargetLink>, Stop> {
+        self.store
+            .target_link(self.org(), self.connection.id, rt, id)
+            .await
+            .map_err(store_stop)
+    }
+
+    /// Finds a resource at the target that is this one: by `externalId` (scimdesk's id), then by
+    /// `userName` or `displayName`.
+    async fn find_existing(
+        &self,
+        rt: ResourceType,
+        doc: &Value,
+        log: &mut Log,
+    ) -> Result<Option<Value>, Stop> {
+        let natural = match rt {
+            ResourceType::User => "userName",
+            ResourceType::Group => "displayName",
+        };
+        for attr in ["externalId", natural] {
+            let Some(value) = doc.get(attr).and_then(Value::as_str) else {
+                continue;
+            };
+            log.sent(format!(
+                "GET {}?filter={attr} eq {}",
+                endpoint(rt),
+                json!(value)
+            ));
+            match self.client.find_by(rt, attr, value).await {
+                Ok(Some(found)) => return Ok(Some(found)),
+                Ok(None) => {}
+                Err(e) => {
+                    log.failed(&e);
+                    return Err(stop(e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates the resource, never twice: looks it up first (always, or after an attempt that
+    /// may have reached the target), and links an existing one on 409.
+    async fn create(
+        &self,
+        op: &Operation,
+        doc: &Value,
+        hash: String,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let rt = op.resource_type;
+        let look_first = self.settings.create_lookup == CreateLookup::Always || op.attempts > 1;
+        if look_first && let Some(existing) = self.find_existing(rt, doc, log).await? {
+            return self.adopt(rt, &existing, doc, hash, log).await;
+        }
+        log.sent(format!(
+            "POST {} {}",
+            endpoint(rt),
+            excerpt(doc, EXCERPT_BYTES)
+        ));
+        match self.client.create(rt, doc).await {
+            Ok(resp) => {
+                log.answered(&resp);
+                let remote_id = resp
+                    .resource_id()
+                    .ok_or_else(|| DeliveryResult::Permanent {
+                        error: "the target created the resource but returned no id".into(),
+                    })?;
+                Ok(LinkUpdate::Set {
+                    remote_id,
+                    remote_etag: resp.version(),
+                    content_hash: hash,
+                    last_sent: Some(doc.clone()),
+                })
+            }
+            Err(TargetError::Http { status: 409, .. }) => {
+                log.status = Some(409);
+                match self.find_existing(rt, doc, log).await? {
+                    Some(existing) => self.adopt(rt, &existing, doc, hash, log).await,
+                    None => Err(DeliveryResult::Permanent {
+                        error: "the target answered 409 (already exists) but no resource with this externalId or name can be found there".into(),
+                    }),
+                }
+            }
+            Err(e) => {
+                log.failed(&e);
+                Err(stop(e))
+            }
+        }
+    }
+
+    /// Links a resource found at the target and brings it up to date.
+    async fn adopt(
+        &self,
+        rt: ResourceType,
+        existing: &Value,
+        doc: &Value,
+        hash: String,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let remote_id = existing
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DeliveryResult::Permanent {
+                error: "a matching resource at the target has no id".into(),
+            })?
+            .to_string();
+        // What it holds is unknown to us: send everything (PUT, or PATCH replacing all).
+        let link = TargetLink {
+            organization_id: self.org(),
+            connection_id: self.connection.id,
+            resource_type: rt,
+            local_id: uuid::Uuid::nil(),
+            remote_id,
+            remote_etag: None,
+            content_hash: String::new(),
+            synced_at: Timestamp::now(),
+            last_sent: None,
+        };
+        self.update(rt, &link, doc, hash, log).await
+    }
+
+    /// Brings a linked resource up to date; a 404 means it is gone at the target.
+    async fn update(
+        &self,
+        rt: ResourceType,
+        link: &TargetLink,
+        doc: &Value,
+        hash: String,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let path = format!("{}/{}", endpoint(rt), link.remote_id);
+        let result = if self.use_patch(log).await? {
+            let ops = render::patch_operations(link.last_sent.as_ref().map(|j| &j.0), doc);
+            if ops.is_empty() {
+                return Ok(LinkUpdate::Set {
+                    remote_id: link.remote_id.clone(),
+                    remote_etag: link.remote_etag.clone(),
+                    content_hash: hash,
+                    last_sent: Some(doc.clone()),
+                });
+            }
+            log.sent(format!(
+                "PATCH {path} {}",
+                excerpt(&Value::Array(ops.clone()), EXCERPT_BYTES)
+            ));
+            self.client.patch(rt, &link.remote_id, ops).await
+        } else {
+            log.sent(format!("PUT {path} {}", excerpt(doc, EXCERPT_BYTES)));
+            self.client.replace(rt, &link.remote_id, doc, None).await
+        };
+        match result {
+            Ok(resp) => {
+                log.answered(&resp);
+                Ok(LinkUpdate::Set {
+                    remote_id: link.remote_id.clone(),
+                    remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
+                    content_hash: hash,
+                    last_sent: Some(doc.clone()),
+                })
+            }
+            Err(e) => {
+                log.failed(&e);
+                Err(stop(e))
+            }
+        }
+    }
+
+    /// Create, update, suspend and reactivate of a user: make the target match the store.
+    async fn sync_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        let Some(user) = self
+            .store
+            .user(self.org(), UserId(op.resource_id))
+            .await
+            .map_err(store_stop)?
+        else {
+            // Deleted since: the deletion that follows in the queue removes it.
+            return Ok(LinkUpdate::Keep);
+        };
+        let doc = render::user_document(&user);
+        self.sync_document(op, doc, render::is_active(&user), log)
+            .await
+    }
+
+    /// Makes the target hold `doc` for the operation's resource.
+    async fn sync_document(
+        &self,
+        op: &Operation,
+        doc: Value,
+        wanted_at_target: bool,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let hash = render::content_hash(&doc);
+        match self.link(op.resource_type, op.resource_id).await? {
+            Some(link) if link.content_hash == hash => Ok(LinkUpdate::Keep),
+            Some(link) => match self
+                .update(op.resource_type, &link, &doc, hash.clone(), log)
+                .await
+            {
+                Err(DeliveryResult::Permanent { .. }) if log.status == Some(404) => {
+                    // Removed at the target behind our back: create it again if it should exist.
+                    if wanted_at_target {
+                        self.create(op, &doc, hash, log).await
+                    } else {
+                        Ok(LinkUpdate::Remove)
+                    }
+                }
+                other => other,
+            },
+            // A suspended user that the target never had needs nothing there.
+            None if !wanted_at_target => Ok(LinkUpdate::Keep),
+            None => self.create(op, &doc, hash, log).await,
+        }
+    }
+
+    /// Removes a user per the connection's policy: suspend (soft delete), or suspend for the
+    /// grace period and then DELETE.
+    async fn remove_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        let Some(link) = self.link(ResourceType::User, op.resource_id).await? else {
+            return Ok(LinkUpdate::Keep);
+        };
+        let grace = Duration::from_secs(self.settings.delete_grace_secs);
+        let hard_at = op.created_at.after(grace);
+        let soft = self.settings.delete_mode == DeleteMode::Suspend || Timestamp::now() < hard_at;
+        if soft {
+            let mut doc = link
+                .last_sent
+                .as_ref()
+                .map(|j| j.0.clone())
+                .unwrap_or_else(|| json!({}));
+            if let Some(m) = doc.as_object_mut() {
+                m.insert("active".into(), json!(false));
+            }
+            let hash = render::content_hash(&doc);
+            let suspended = if link.content_hash == hash {
+                LinkUpdate::Keep
+            } else {
+                self.suspend(&link, doc, hash, log).await?
+            };
+            if self.settings.delete_mode == DeleteMode::Delete {
+                return Err(DeliveryResult::Wait {
+                    until: hard_at,
+                    reason: format!(
+                        "suspended; deleted after the {}s grace period",
+                        grace.as_secs()
+                    ),
+                })
+                .map(|()| suspended);
+            }
+            return Ok(suspended);
+        }
+        self.delete(ResourceType::User, &link, log).await
+    }
+
+    async fn suspend(
+        &self,
+        link: &TargetLink,
+        doc: Value,
+        hash: String,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let path = format!("/Users/{}", link.remote_id);
+        let result = if self.use_patch(log).await? {
+            let ops = vec![json!({ "op": "replace", "path": "active", "value": false })];
+            log.sent(format!("PATCH {path} active=false"));
+            self.client
+                .patch(ResourceType::User, &link.remote_id, ops)
+                .await
+        } else {
+            log.sent(format!("PUT {path} {}", excerpt(&doc, EXCERPT_BYTES)));
+            self.client
+                .replace(ResourceType::User, &link.remote_id, &doc, None)
+                .await
+        };
+        match result {
+            Ok(resp) => {
+                log.answered(&resp);
+                Ok(LinkUpdate::Set {
+                    remote_id: link.remote_id.clone(),
+                    remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
+                    content_hash: hash,
+                    last_sent: Some(doc),
+                })
+            }
+            Err(TargetError::Http { status: 404, .. }) => Ok(LinkUpdate::Remove),
+            Err(e) => {
+                log.failed(&e);
+                Err(stop(e))
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        rt: ResourceType,
+        link: &TargetLink,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        log.sent(format!("DELETE {}/{}", endpoint(rt), link.remote_id));
+        match self.client.delete(rt, &link.remote_id).await {
+            Ok(existed) => {
+                log.status = Some(if existed { 204 } else { 404 });
+                Ok(LinkUpdate::Remove)
+            }
+            Err(e) => {
+                log.failed(&e);
+                Err(stop(e))
+            }
+        }
+    }
+
+    /// The target ids of a group's members; waits while a member is still on its way there.
+    async fn remote_members(
+        &self,
+        op: &Operation,
+        members: &[UserId],
+    ) -> Result<Vec<String>, Stop> {
+        let ids: Vec<uuid::Uuid> = members.iter().map(|m| m.0).collect();
+        let links = self
+            .store
+            .target_links_for(self.org(), self.connection.id, ResourceType::User, &ids)
+            .await
+            .map_err(store_stop)?;
+        let linked: std::collections::HashMap<uuid::Uuid, String> = links
+            .into_iter()
+            .map(|l| (l.local_id, l.remote_id))
+            .collect();
+        let mut remote = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match linked.get(id) {
+                Some(r) => remote.push(r.clone()),
+                None => {
+                    let pending = self
+                        .store
+                        .has_unfinished_operation(self.connection.id, *id)
+                        .await
+                        .map_err(store_stop)?;
+                    if pending {
+                        return Err(DeliveryResult::Wait {
+                            until: Timestamp::now().after(DEPENDENCY_WAIT),
+                            reason: format!("member {id} is not at the target yet"),
+                        });
+                    }
+                    // Not provisioned to this target (suspended, or out of scope): not a member there.
+                    let _ = op;
+                }
+            }
+        }
+        Ok(remote)
+    }
+
+    /// Create or update of a group with its members.
+    async fn sync_group(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        let org = self.org();
+        let Some(group) = self
+            .store
+            .group(org, GroupId(op.resource_id))
+            .await
+            .map_err(store_stop)?
+        else {
+            return Ok(LinkUpdate::Keep);
+        };
+        let members = self
+            .store
+            .group_members(org, group.id)
+            .await
+            .map_err(store_stop)?;
+        let remote = self.remote_members(op, &members).await?;
+        let doc = render::group_document(&group, &remote);
+        self.sync_document(op, doc, true, log).await
+    }
+
+    /// Adds or removes the members named in the payload (PATCH), or re-sends the group (PUT).
+    async fn change_members(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        let Some(link) = self.link(ResourceType::Group, op.resource_id).await? else {
+            // The group itself is not at the target yet: sending it whole includes the change.
+            return self.sync_group(op, log).await;
+        };
+        if !self.use_patch(log).await? {
+            return self.sync_group(op, log).await;
+        }
+        let ids: Vec<UserId> = op
+            .payload
+            .0
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().and_then(|s| s.parse().ok()).map(UserId))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let adding = op.action == OperationAction::AddMembers;
+        let remote = if adding {
+            self.remote_members(op, &ids).await?
+        } else {
+            let links = self
+                .store
+                .target_links_for(
+                    self.org(),
+                    self.connection.id,
+                    ResourceType::User,
+                    &ids.iter().map(|u| u.0).collect::<Vec<_>>(),
+                )
+                .await
+                .map_err(store_stop)?;
+            links.into_iter().map(|l| l.remote_id).collect()
+        };
+        if remote.is_empty() {
+            return Ok(LinkUpdate::Keep);
+        }
+        let (added, removed): (Vec<String>, Vec<String>) = if adding {
+            (remote, Vec::new())
+        } else {
+            (Vec::new(), remote)
+        };
+        let ops = render::member_operations(&added, &removed);
+        let path = format!("/Groups/{}", link.remote_id);
+        log.sent(format!(
+            "PATCH {path} {}",
+            excerpt(&Value::Array(ops.clone()), EXCERPT_BYTES)
+        ));
+        match self
+            .client
+            .patch(ResourceType::Group, &link.remote_id, ops)
+            .await
+        {
+            Ok(resp) => {
+                log.answered(&resp);
+                let last = link
+                    .last_sent
+                    .as_ref()
+                    .map(|j| j.0.clone())
+                    .unwrap_or_else(|| json!({}));
+                let now_there = render::with_members_changed(&last, &added, &removed);
+                Ok(LinkUpdate::Set {
+                    remote_id: link.remote_id.clone(),
+                    remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
+                    content_hash: render::content_hash(&now_there),
+                    last_sent: Some(now_there),
+                })
+            }
+            Err(TargetError::Http { status: 404, .. }) => {
+                log.status = Some(404);
+                // The group is gone at the target: forget it; the next group change recreates it.
+                let _ = self
+                    .store
+                    .delete_target_link(
+                        self.org(),
+                        self.connection.id,
+                        ResourceType::Group,
+                        op.resource_id,
+                    )
+                    .await;
+                self.sync_group(op, log).await
+            }
+            Err(e) => {
+                log.failed(&e);
+                Err(stop(e))
+            }
+        }
+    }
+
+    async fn attempt(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        use OperationAction as A;
+        match (op.resource_type, op.action) {
+            (ResourceType::User, A::Create | A::Update | A::Suspend) => {
+                self.sync_user(op, log).await
+            }
+            (ResourceType::User, A::Delete) => self.remove_user(op, log).await,
+            (ResourceType::Group, A::Create | A::Update) => self.sync_group(op, log).await,
+            (ResourceType::Group, A::Delete) => {
+                match self.link(ResourceType::Group, op.resource_id).await? {
+                    Some(link) => self.delete(ResourceType::Group, &link, log).await,
+                    None => Ok(LinkUpdate::Keep),
+                }
+            }
+            (ResourceType::Group, A::AddMembers | A::RemoveMembers) => {
+                self.change_members(op, log).await
+            }
+            (rt, action) => Err(DeliveryResult::Permanent {
+                error: format!("{action} is not an operation on a {rt}"),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Deliver for ScimDelivery {
+    async fn deliver(&self, op: &Operation) -> Delivery {
+        let mut log = Log::default();
+        let result = match self.attempt(op, &mut log).await {
+            Ok(link) => DeliveryResult::Done(link),
+            Err(stop) => stop,
+        };
+        Delivery {
+            result,
+            http_status: log.status,
+            request: log.request,
+            response: log.response,
+        }
+    }
+}
+
+/// Acknowledges every operation without sending anything: measures the queue alone
+/// (`scimdesk bench drain --target noop`).
+pub struct NoopDelivery;
+
+#[async_trait]
+impl Deliver for NoopDelivery {
+    async fn deliver(&self, _op: &Operation) -> Delivery {
+        Delivery {
+            result: DeliveryResult::Done(LinkUpdate::Keep),
+            http_status: None,
+            request: Vec::new(),
+            response: None,
+        }
+    }
+}

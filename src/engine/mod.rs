@@ -1,0 +1,430 @@
+//! The provisioning engine: embedded sync workers that carry queued operations to SCIM
+//! targets, with connection health, events and metrics (docs/operations.md).
+//!
+//! Every process that opens the store for writing runs an [`Engine`]. Workers coordinate only
+//! through the store (leases, per-resource ordering), so any number of processes can share a
+//! PostgreSQL database; on PostgreSQL they also wake each other with NOTIFY.
+
+pub mod backoff;
+pub mod commands;
+pub mod config;
+pub mod delivery;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod rate_limit;
+pub mod render;
+pub mod settings;
+mod worker;
+
+pub use config::{EngineConfig, HealthThresholds};
+pub use delivery::{Deliver, Delivery, DeliveryResult, NoopDelivery};
+pub use events::{EngineEvent, EventBus};
+pub use health::{HealthReport, HealthState};
+pub use metrics::Metrics;
+pub use settings::TargetSettings;
+
+use crate::domain::{ConnectionId, Timestamp};
+use crate::store::Store;
+use events::{EVENTS_CHANNEL, QUEUE_CHANNEL};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// An event as it crosses processes: who sent it, so a process ignores its own.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    from: Uuid,
+    event: EngineEvent,
+}
+
+/// Resolves once `stop` is true (without holding its lock across an await).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The engine of one process.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    process_id: Uuid,
+    events: EventBus,
+    metrics: Arc<Metrics>,
+    stats: Arc<health::StatsRecorder>,
+    remote_wake: watch::Sender<u64>,
+    stop: watch::Sender<bool>,
+    refresh: Arc<Notify>,
+    delivery_override: Option<Arc<dyn Deliver>>,
+    health: Arc<Mutex<HashMap<ConnectionId, HealthReport>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// An engine over `store`; nothing runs until [`Engine::start`].
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        let process_id = Uuid::now_v7();
+        Self {
+            store,
+            config,
+            process_id,
+            events: EventBus::default(),
+            metrics: Arc::new(Metrics::new()),
+            stats: Arc::new(health::StatsRecorder::new(process_id)),
+            remote_wake: watch::channel(0).0,
+            stop: watch::channel(false).0,
+            refresh: Arc::new(Notify::new()),
+            delivery_override: None,
+            health: Arc::new(Mutex::new(HashMap::new())),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Delivers with `delivery` instead of SCIM (benchmarks measure the queue alone).
+    pub fn with_delivery(mut self, delivery: Arc<dyn Deliver>) -> Self {
+        self.delivery_override = Some(delivery);
+        self
+    }
+
+    /// The store the engine works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Live events (health, state changes, finished batches).
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The latest health of every connection this engine serves.
+    pub fn health(&self) -> Vec<HealthReport> {
+        let mut v: Vec<HealthReport> = self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.organization_id, &a.name).cmp(&(b.organization_id, &b.name)));
+        v
+    }
+
+    /// Re-reads the connection list now (after an operator command in this process).
+    pub fn refresh_connections(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Starts the workers and the housekeeping tasks.
+    pub fn start(&self) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.push(tokio::spawn(supervise(
+            self.shared(),
+            self.stop.subscribe(),
+            self.refresh.clone(),
+        )));
+        tasks.push(tokio::spawn(housekeep(
+            self.store.clone(),
+            self.config.clone(),
+            self.stats.clone(),
+            self.stop.subscribe(),
+        )));
+        tasks.push(tokio::spawn(assess_health(
+            self.store.clone(),
+            self.config.clone(),
+            self.metrics.clone(),
+            self.events.clone(),
+            self.health.clone(),
+            self.stop.subscribe(),
+        )));
+        if let Some(pool) = self.store.postgres_pool() {
+            let (out_tx, out_rx) = mpsc::unbounded_channel();
+            self.events.forward_to(out_tx);
+            tasks.push(tokio::spawn(listen(
+                pool.clone(),
+                self.process_id,
+                self.remote_wake.clone(),
+                self.events.clone(),
+                self.stop.subscribe(),
+            )));
+            tasks.push(tokio::spawn(notify(
+                pool,
+                self.process_id,
+                self.store.queue_signal(),
+                out_rx,
+                self.stop.subscribe(),
+            )));
+        }
+    }
+
+    /// Stops every worker: requests in flight finish (up to the configured grace), their
+    /// outcomes are recorded, and unfinished leases are given back.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.stats.flush(self.store.as_ref()).await {
+            tracing::warn!("final statistics not written: {e}");
+        }
+    }
+
+    fn shared(&self) -> worker::Shared {
+        worker::Shared {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
+            events: self.events.clone(),
+            remote_wake: self.remote_wake.subscribe(),
+            delivery_override: self.delivery_override.clone(),
+        }
+    }
+}
+
+/// Keeps one worker per SCIM target connection, following connections as they come and go.
+async fn supervise(shared: worker::Shared, mut stop: watch::Receiver<bool>, refresh: Arc<Notify>) {
+    let mut workers: HashMap<ConnectionId, worker::WorkerHandle> = HashMap::new();
+    let interval = Duration::from_millis(shared.config.supervise_interval_ms.max(50));
+    loop {
+        match shared.store.target_connections().await {
+            Ok(conns) => {
+                let live: std::collections::HashSet<ConnectionId> =
+                    conns.iter().map(|c| c.id).collect();
+                for c in conns {
+                    match workers.get(&c.id) {
+                        Some(w) => {
+                            w.connection.send_if_modified(|old| {
+                                let changed = *old != c;
+                                if changed {
+                                    *old = c.clone();
+                                }
+                                changed
+                            });
+                        }
+                        None => {
+                            workers.insert(c.id, worker::spawn(shared.clone(), c));
+                        }
+                    }
+                }
+                let gone: Vec<ConnectionId> = workers
+                    .keys()
+                    .filter(|id| !live.contains(id))
+                    .copied()
+                    .collect();
+                for id in gone {
+                    if let Some(w) = workers.remove(&id) {
+                        let _ = w.stop.send(true);
+                        let _ = w.join.await;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot list connections (will retry): {e}"),
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = refresh.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    for w in workers.values() {
+        let _ = w.stop.send(true);
+    }
+    for (_, w) in workers {
+        let _ = w.join.await;
+    }
+}
+
+/// Writes statistics and prunes finished history and old statistics.
+async fn housekeep(
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    stats: Arc<health::StatsRecorder>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let flush_every = Duration::from_millis(config.stats_flush_ms.max(100));
+    let prune_every = Duration::from_secs(60);
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        if let Err(e) = stats.flush(store.as_ref()).await {
+            tracing::warn!("statistics not written (will retry): {e}");
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
+            last_prune = Some(tokio::time::Instant::now());
+            let now = Timestamp::now();
+            let keep = Duration::from_secs(config.retention_hours.saturating_mul(3600));
+            let before = Timestamp::from_unix_micros(now.unix_micros() - keep.as_micros() as i64)
+                .unwrap_or(now);
+            loop {
+                match store.prune_history(before, config.prune_batch.max(1)).await {
+                    Ok(n) if n >= u64::from(config.prune_batch.max(1)) && !*stop.borrow() => {
+                        continue;
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!("pruning history failed (will retry): {e}");
+                        break;
+                    }
+                }
+            }
+            let day =
+                Timestamp::from_unix_micros(now.unix_micros() - 25 * 3_600_000_000).unwrap_or(now);
+            if let Err(e) = store.prune_connection_stats(day).await {
+                tracing::warn!("pruning statistics failed: {e}");
+            }
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = tokio::time::sleep(flush_every) => {}
+        }
+    }
+}
+
+/// Re-assesses every target's health, for metrics, live views and events on change.
+async fn assess_health(
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    metrics: Arc<Metrics>,
+    events: EventBus,
+    cache: Arc<Mutex<HashMap<ConnectionId, HealthReport>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = Duration::from_millis(config.stats_flush_ms.clamp(200, 5_000));
+    loop {
+        if let Ok(conns) = store.target_connections().await {
+            let mut fresh = HashMap::new();
+            for c in conns {
+                match health::connection_health(store.as_ref(), &c, &config.health).await {
+                    Ok(report) => {
+                        metrics.set_health(&report);
+                        fresh.insert(c.id, report);
+                    }
+                    Err(e) => tracing::debug!("health of {} not assessed: {e}", c.name),
+                }
+            }
+            let changed: Vec<HealthReport> = {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                let changed = fresh
+                    .values()
+                    .filter(|r| {
+                        cache
+                            .get(&r.connection_id)
+                            .is_none_or(|old| old.state != r.state)
+                    })
+                    .cloned()
+                    .collect();
+                *cache = fresh;
+                changed
+            };
+            for r in changed {
+                events.publish(EngineEvent::Health(Box::new(r)));
+            }
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Listens for other processes' notifications (reconnecting after a database restart).
+async fn listen(
+    pool: sqlx::PgPool,
+    me: Uuid,
+    wake: watch::Sender<u64>,
+    events: EventBus,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("LISTEN unavailable (polling meanwhile): {e}");
+                tokio::select! {
+                    _ = stopped(&mut stop) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        if let Err(e) = listener.listen_all([QUEUE_CHANNEL, EVENTS_CHANNEL]).await {
+            tracing::warn!("LISTEN failed (polling meanwhile): {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything may have happened while not listening.
+        wake.send_modify(|n| *n = n.wrapping_add(1));
+        loop {
+            tokio::select! {
+                _ = stopped(&mut stop) => return,
+                n = listener.try_recv() => match n {
+                    Ok(Some(n)) if n.channel() == QUEUE_CHANNEL => {
+                        wake.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    Ok(Some(n)) => {
+                        if let Ok(env) = serde_json::from_str::<Envelope>(n.payload())
+                            && env.from != me
+                        {
+                            events.publish_remote(env.event);
+                        }
+                    }
+                    // The connection was lost; PgListener reconnects on the next call.
+                    Ok(None) => wake.send_modify(|n| *n = n.wrapping_add(1)),
+                    Err(e) => {
+                        tracing::warn!("LISTEN connection failed (reconnecting): {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tells other processes about this one's new queue work (at most every few milliseconds,
+/// outside the writing transactions so commits never wait on the notification queue) and
+/// forwards this process's state and health events.
+async fn notify(
+    pool: sqlx::PgPool,
+    me: Uuid,
+    mut signal: watch::Receiver<u64>,
+    mut outbox: mpsc::UnboundedReceiver<EngineEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            changed = signal.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let _ = sqlx::query("SELECT pg_notify($1, '')").bind(QUEUE_CHANNEL).execute(&pool).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Some(event) = outbox.recv() => {
+                if let Ok(payload) = serde_json::to_string(&Envelope { from: me, event })
+                    && payload.len() < 7_900
+                {
+                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(EVENTS_CHANNEL)
+                        .bind(payload)
+                        .execute(&pool)
+                        .await;
+                }
+            }
+        }
+    }
+}

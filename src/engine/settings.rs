@@ -1,0 +1,142 @@
+//! Delivery settings of one SCIM target, read from the connection's `settings` JSON, so each
+//! downstream application is tuned to what it tolerates.
+
+pub use crate::connectors::oauth::ClientAuth;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// What removing a user at the source does at this target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// `DELETE` the resource (after the grace period, during which it is suspended).
+    #[default]
+    Delete,
+    /// Only set `active=false` (soft delete); the account stays at the target.
+    Suspend,
+}
+
+/// How updates are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateMode {
+    /// PATCH when the target's ServiceProviderConfig says it supports it, PUT otherwise.
+    #[default]
+    Auto,
+    /// Always PATCH.
+    Patch,
+    /// Always PUT.
+    Put,
+}
+
+/// When a create first looks the resource up at the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateLookup {
+    /// Before every create (finds accounts made out of band too).
+    #[default]
+    Always,
+    /// Only when an earlier attempt may have reached the target (a retry or a crash); a
+    /// first attempt relies on the target's 409 for accounts made out of band. Halves the
+    /// requests of an onboarding wave.
+    AfterUncertainAttempt,
+}
+
+/// Per-target delivery settings; every field has a default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TargetSettings {
+    /// Requests in flight at once.
+    pub concurrency: u32,
+    /// Requests per second (token bucket); 0 means unlimited.
+    pub rate_per_sec: f64,
+    /// Requests that may go at once after an idle period.
+    pub burst: u32,
+    /// Per-request timeout (seconds).
+    pub timeout_secs: u64,
+    /// What removing a user does.
+    pub delete_mode: DeleteMode,
+    /// With `delete`, how long the user stays suspended before the DELETE (seconds).
+    pub delete_grace_secs: u64,
+    /// PATCH or PUT.
+    pub update_mode: UpdateMode,
+    /// When a create looks the resource up first.
+    pub create_lookup: CreateLookup,
+    /// Attempts before a failing operation is handed to an operator.
+    pub max_attempts: u32,
+    /// OAuth 2.0 client id (with auth method `oauth2_client_credentials`).
+    pub client_id: Option<String>,
+    /// OIDC issuer whose discovery document names the token endpoint.
+    pub issuer: Option<String>,
+    /// Token endpoint, when there is no issuer to discover it from.
+    pub token_url: Option<String>,
+    /// OAuth scope to ask for.
+    pub scope: Option<String>,
+    /// How the client secret is presented to the token endpoint.
+    pub client_auth: ClientAuth,
+}
+
+impl Default for TargetSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            rate_per_sec: 0.0,
+            burst: 0,
+            timeout_secs: 30,
+            delete_mode: DeleteMode::default(),
+            delete_grace_secs: 0,
+            update_mode: UpdateMode::default(),
+            create_lookup: CreateLookup::default(),
+            max_attempts: 25,
+            client_id: None,
+            issuer: None,
+            token_url: None,
+            scope: None,
+            client_auth: ClientAuth::default(),
+        }
+    }
+}
+
+impl TargetSettings {
+    /// Reads the settings of a connection; unknown keys (other features' settings) are
+    /// ignored, wrong types are an error that names the key.
+    pub fn from_json(settings: &serde_json::Value) -> Result<Self, String> {
+        let s: Self = serde_json::from_value(settings.clone()).map_err(|e| e.to_string())?;
+        if !(s.rate_per_sec.is_finite() && s.rate_per_sec >= 0.0) {
+            return Err("rate_per_sec must be a number >= 0".into());
+        }
+        Ok(s)
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.clamp(1, 600))
+    }
+
+    /// Requests in flight at once (at least one).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.clamp(1, 256) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = TargetSettings::from_json(&json!({"delete_policy": "x"})).unwrap();
+        assert_eq!(s, TargetSettings::default());
+        let s = TargetSettings::from_json(&json!({
+            "concurrency": 2, "rate_per_sec": 5.5, "delete_mode": "suspend", "update_mode": "put"
+        }))
+        .unwrap();
+        assert_eq!((s.concurrency(), s.rate_per_sec), (2, 5.5));
+        assert_eq!(s.delete_mode, DeleteMode::Suspend);
+        assert_eq!(s.update_mode, UpdateMode::Put);
+        let e = TargetSettings::from_json(&json!({"delete_mode": "shred"})).unwrap_err();
+        assert!(e.contains("shred"), "{e}");
+        assert!(TargetSettings::from_json(&json!({"rate_per_sec": -1})).is_err());
+    }
+}
