@@ -13,3 +13,4 @@ pub mod engine;
 pub mod logging;
 pub mod scim;
 pub mod store;
+pub mod target_double;

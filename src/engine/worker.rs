@@ -145,8 +145,9 @@ async fn run(
         if *stop.borrow() {
             break;
         }
-        if conn_rx.has_changed().unwrap_or(false) {
-            let fresh = conn_rx.borrow_and_update().clone();
+        // Compare rather than ask `has_changed`: waiting in `idle` marks changes as seen.
+        let fresh = conn_rx.borrow_and_update().clone();
+        if fresh != conn {
             if fresh.updated_at != conn.updated_at
                 || fresh.settings != conn.settings
                 || fresh.base_url != conn.base_url
