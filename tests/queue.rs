@@ -1,0 +1,326 @@
+//! The durable queue's rules on both stores: strict order per resource, coalescing, leases that
+//! expire, disjoint concurrent claims, and leases given back.
+
+mod support;
+
+use scimdesk::domain::*;
+use scimdesk::store::{OperationFilter, Store};
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::Duration;
+use support::Harness;
+use uuid::Uuid;
+
+on_both_backends!(
+    updates_coalesce_until_a_worker_takes_them,
+    one_resource_runs_in_order_many_resources_in_parallel,
+    an_expired_lease_returns_the_work_and_the_late_result_is_ignored,
+    concurrent_claims_never_overlap,
+    given_back_leases_are_claimable_at_once,
+    failed_work_blocks_its_resource_until_an_operator_acts,
+);
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn setup(s: &dyn Store) -> (OrganizationId, Connection) {
+    let actor = Actor::operator("tester");
+    let org = s.create_organization(&actor, "Riverside").await.unwrap();
+    let conn = s
+        .create_connection(
+            &actor,
+            org.id,
+            &NewConnection {
+                name: "app".into(),
+                kind: ConnectionKind::ScimTarget,
+                base_url: Some("https://app.example/scim/v2".into()),
+                auth_method: AuthMethod::None,
+                settings: json!({}),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    (org.id, conn)
+}
+
+fn draft(n: u32) -> UserDraft {
+    UserDraft::new(format!("nurse{n}@riverside.example"))
+}
+
+fn all() -> OperationFilter {
+    OperationFilter {
+        limit: 10_000,
+        ..Default::default()
+    }
+}
+
+fn done(op: &Operation, owner: Uuid) -> Outcome {
+    Outcome {
+        operation: op.clone(),
+        lease_owner: owner,
+        attempt: None,
+        disposition: Disposition::Succeeded { link: None },
+    }
+}
+
+async fn updates_coalesce_until_a_worker_takes_them(h: &Harness) {
+    let s = &*h.store;
+    let (org, conn) = setup(s).await;
+    let actor = Actor::operator("tester");
+    let u = s.create_user(&actor, org, &draft(1)).await.unwrap();
+    for title in ["a", "b", "c"] {
+        let mut d = draft(1);
+        d.display_name = Some(title.into());
+        s.replace_user(&actor, org, u.id, &d, None).await.unwrap();
+    }
+    let ops = s.list_operations(org, &all()).await.unwrap();
+    assert_eq!(
+        ops.iter().map(|o| o.action).collect::<Vec<_>>(),
+        vec![OperationAction::Create, OperationAction::Update],
+        "three updates waiting behind the create are one"
+    );
+    // Once a worker holds the update, a new change queues a new update behind it.
+    let owner = Uuid::now_v7();
+    let first = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    s.complete_operations(&[done(&first[0], owner)])
+        .await
+        .unwrap();
+    let update = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    assert_eq!(update[0].action, OperationAction::Update);
+    let mut d = draft(1);
+    d.display_name = Some("d".into());
+    s.replace_user(&actor, org, u.id, &d, None).await.unwrap();
+    let ops = s.list_operations(org, &all()).await.unwrap();
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[0].state, OperationState::InFlight);
+    assert_eq!(
+        (ops[1].action, ops[1].state),
+        (OperationAction::Update, OperationState::Pending)
+    );
+    // Suspensions and member changes never coalesce.
+    let mut d = draft(1);
+    d.active = false;
+    s.replace_user(&actor, org, u.id, &d, None).await.unwrap();
+    s.replace_user(&actor, org, u.id, &d, None).await.unwrap();
+    assert_eq!(s.list_operations(org, &all()).await.unwrap().len(), 4);
+}
+
+async fn one_resource_runs_in_order_many_resources_in_parallel(h: &Harness) {
+    let s = &*h.store;
+    let (org, conn) = setup(s).await;
+    let actor = Actor::operator("tester");
+    let a = s.create_user(&actor, org, &draft(1)).await.unwrap();
+    let b = s.create_user(&actor, org, &draft(2)).await.unwrap();
+    let mut off = draft(1);
+    off.active = false;
+    s.replace_user(&actor, org, a.id, &off, None).await.unwrap();
+    s.delete_user(&actor, org, a.id).await.unwrap();
+    let owner = Uuid::now_v7();
+    let mut order = Vec::new();
+    loop {
+        let claimed = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        // Never two operations of one resource at once.
+        let resources: HashSet<Uuid> = claimed.iter().map(|o| o.resource_id).collect();
+        assert_eq!(resources.len(), claimed.len());
+        for op in &claimed {
+            order.push((op.resource_id, op.action));
+        }
+        let outcomes: Vec<Outcome> = claimed.iter().map(|o| done(o, owner)).collect();
+        s.complete_operations(&outcomes).await.unwrap();
+    }
+    let of_a: Vec<OperationAction> = order
+        .iter()
+        .filter(|(r, _)| *r == a.id.0)
+        .map(|(_, x)| *x)
+        .collect();
+    assert_eq!(
+        of_a,
+        vec![
+            OperationAction::Create,
+            OperationAction::Suspend,
+            OperationAction::Delete
+        ]
+    );
+    // b's create went in the first batch, beside a's create.
+    assert_eq!(order[..2].iter().filter(|(r, _)| *r == b.id.0).count(), 1);
+}
+
+async fn an_expired_lease_returns_the_work_and_the_late_result_is_ignored(h: &Harness) {
+    let s = &*h.store;
+    let (org, conn) = setup(s).await;
+    s.create_user(&Actor::operator("tester"), org, &draft(1))
+        .await
+        .unwrap();
+    let crashed = Uuid::now_v7();
+    let first = s
+        .claim_operations(conn.id, crashed, Duration::from_millis(300), 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let other = Uuid::now_v7();
+    assert!(
+        s.claim_operations(conn.id, other, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = s.claim_operations(conn.id, other, LEASE, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![first[0].id]
+    );
+    assert_eq!(again[0].attempts, 2, "the lost attempt still counts");
+    // The worker that lost its lease reports late: nothing changes.
+    assert_eq!(
+        s.complete_operations(&[done(&first[0], crashed)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.operation(org, first[0].id).await.unwrap().unwrap().state,
+        OperationState::InFlight
+    );
+    assert_eq!(
+        s.complete_operations(&[done(&again[0], other)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.operation(org, first[0].id).await.unwrap().unwrap().state,
+        OperationState::Succeeded
+    );
+}
+
+async fn concurrent_claims_never_overlap(h: &Harness) {
+    let store = h.store.clone();
+    let (org, conn) = setup(&*store).await;
+    for _ in 0..300 {
+        store
+            .enqueue_operation(
+                org,
+                &NewOperation {
+                    connection_id: conn.id,
+                    resource_type: ResourceType::User,
+                    resource_id: Uuid::now_v7(),
+                    action: OperationAction::Update,
+                    payload: json!({}),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = Uuid::now_v7();
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .claim_operations(conn.id, owner, LEASE, 16)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    break;
+                }
+                mine.extend(claimed.iter().map(|o| o.id));
+                let outcomes: Vec<Outcome> = claimed.iter().map(|o| done(o, owner)).collect();
+                assert_eq!(
+                    store.complete_operations(&outcomes).await.unwrap(),
+                    outcomes.len() as u64
+                );
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for id in t.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "operation {id} claimed twice");
+        }
+    }
+    assert_eq!(total, 300);
+    assert_eq!(
+        store.queue_counts(org, conn.id).await.unwrap(),
+        QueueCounts::default()
+    );
+}
+
+async fn given_back_leases_are_claimable_at_once(h: &Harness) {
+    let s = &*h.store;
+    let (org, conn) = setup(s).await;
+    s.create_user(&Actor::operator("tester"), org, &draft(1))
+        .await
+        .unwrap();
+    let owner = Uuid::now_v7();
+    assert_eq!(
+        s.claim_operations(conn.id, owner, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.queue_counts(org, conn.id).await.unwrap().in_flight, 1);
+    assert_eq!(s.release_leases(owner).await.unwrap(), 1);
+    let counts = s.queue_counts(org, conn.id).await.unwrap();
+    assert_eq!((counts.pending, counts.in_flight), (1, 0));
+    assert_eq!(
+        s.claim_operations(conn.id, Uuid::now_v7(), LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
+    let s = &*h.store;
+    let (org, conn) = setup(s).await;
+    let actor = Actor::operator("tester");
+    let u = s.create_user(&actor, org, &draft(1)).await.unwrap();
+    let mut off = draft(1);
+    off.active = false;
+    s.replace_user(&actor, org, u.id, &off, None).await.unwrap();
+    let owner = Uuid::now_v7();
+    let create = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    let failed = Outcome {
+        disposition: Disposition::Failed,
+        ..done(&create[0], owner)
+    };
+    s.complete_operations(&[failed]).await.unwrap();
+    // The suspension waits behind the failed create.
+    assert!(
+        s.claim_operations(conn.id, owner, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let counts = s.queue_counts(org, conn.id).await.unwrap();
+    assert_eq!((counts.failed, counts.pending), (1, 1));
+    // Skipping the create frees the suspension.
+    s.skip_operation(&actor, org, create[0].id, "created by hand")
+        .await
+        .unwrap();
+    let next = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    assert_eq!(next[0].action, OperationAction::Suspend);
+    // Skipping a leased operation is refused: its worker is busy with it.
+    assert!(
+        s.skip_operation(&actor, org, next[0].id, "x")
+            .await
+            .is_err()
+    );
+    // A skip needs a reason.
+    assert!(
+        s.skip_operation(&actor, org, next[0].id, "  ")
+            .await
+            .is_err()
+    );
+}
