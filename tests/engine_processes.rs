@@ -1,0 +1,383 @@
+//! The engine across processes on PostgreSQL: `scimdesk serve` killed with SIGKILL mid-wave and
+//! restarted, two `serve` processes sharing one database, and the database dropping every
+//! connection mid-wave. The target is the target double in this test process, on its own store.
+
+mod support;
+
+use scimdesk::crypto::{MasterKey, Secret};
+use scimdesk::domain::*;
+use scimdesk::engine::{Engine, EngineConfig};
+use scimdesk::store::{ListRange, OperationFilter, PgStore, Store};
+use scimdesk::target_double::TargetDouble;
+use serde_json::json;
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A PostgreSQL deployment of scimdesk: a schema, a master key, a config directory, the
+/// identity provider's organization and token, and a target double.
+struct Deployment {
+    schema: support::PgSchema,
+    key: String,
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    org: OrganizationId,
+    idp_token: String,
+    target: TargetDouble,
+    _target_store: support::Harness,
+}
+
+impl Deployment {
+    async fn new() -> Option<Deployment> {
+        scimdesk::connectors::ensure_tls_provider();
+        let schema = support::pg_schema().await?;
+        let master = MasterKey::generate().unwrap();
+        let key = master.to_base64().expose().to_string();
+        let store: Arc<dyn Store> = Arc::new(
+            PgStore::open_with(schema.options(), "test".into(), master)
+                .await
+                .unwrap(),
+        );
+        let (org, idp_token) = support::inbound_tenant(&*store, "Hospital").await;
+        let target_store = support::Harness::sqlite().await;
+        let target = TargetDouble::start(target_store.store.clone(), "App")
+            .await
+            .unwrap();
+        store
+            .create_connection(
+                &Actor::operator("tester"),
+                org,
+                &NewConnection {
+                    name: "app".into(),
+                    kind: ConnectionKind::ScimTarget,
+                    base_url: Some(target.base_url.clone()),
+                    auth_method: AuthMethod::Bearer,
+                    settings: json!({"concurrency": 8}),
+                },
+                Some(&Secret::new(target.token.clone())),
+            )
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(
+            dir.path().join("config").join("config.toml"),
+            "[engine]\nlease_secs = 3\npoll_interval_ms = 100\nsupervise_interval_ms = 200\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\n",
+        )
+        .unwrap();
+        Some(Deployment {
+            schema,
+            key,
+            dir,
+            store,
+            org,
+            idp_token,
+            target,
+            _target_store: target_store,
+        })
+    }
+
+    /// Starts `scimdesk serve` on a free port; returns the process and its SCIM base URL.
+    fn serve(&self) -> (Child, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scimdesk"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SCIMDESK_CONFIG", self.dir.path().join("config"))
+            .env("SCIMDESK_DATA_DIR", self.dir.path().join("data"))
+            .env("SCIMDESK_DATABASE_URL", self.schema.url())
+            .env("SCIMDESK_MASTER_KEY", &self.key)
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "serve said: {line:?}");
+        (child, url)
+    }
+
+    /// Pushes one user; `Ok` when it exists at the source (201, or 409 because an earlier
+    /// push whose answer was lost created it).
+    async fn push(&self, http: &reqwest::Client, base: &str, i: usize) -> Result<(), String> {
+        let resp = http
+            .post(format!("{base}/Users"))
+            .bearer_auth(&self.idp_token)
+            .header("content-type", "application/scim+json")
+            .body(
+                json!({"userName": format!("nurse{i:04}@hospital.example"), "active": true})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match resp.status().as_u16() {
+            201 | 409 => Ok(()),
+            s => Err(format!("status {s}")),
+        }
+    }
+
+    async fn wait_delivered(&self, n: usize, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let at_target = self
+                ._target_store
+                .store
+                .count_users(self.target.organization_id)
+                .await
+                .unwrap();
+            let unfinished = self
+                .store
+                .list_operations(
+                    self.org,
+                    &OperationFilter {
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .len();
+            if at_target as usize == n && unfinished == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "after {limit:?}: {at_target} of {n} users at the target, {unfinished}+ operations unfinished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every user at the target exactly once, and no operation lost or run twice.
+    async fn assert_exactly_once(&self, n: usize) {
+        assert_eq!(
+            self.target.count("POST", "/scim/v2/Users", 201),
+            n,
+            "one create per user"
+        );
+        let names: std::collections::HashSet<String> = self
+            ._target_store
+            .store
+            .list_users(self.target.organization_id, ListRange::first(100_000))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.user_name)
+            .collect();
+        assert_eq!(names.len(), n);
+        let links = self
+            .store
+            .list_target_links(
+                self.org,
+                self.store
+                    .list_connections(self.org)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .find(|c| c.name == "app")
+                    .unwrap()
+                    .id,
+            )
+            .await
+            .unwrap();
+        assert_eq!(links.len(), n, "every user linked");
+        let done = self
+            .store
+            .list_operations(
+                self.org,
+                &OperationFilter {
+                    state: Some(OperationState::Succeeded),
+                    limit: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.len(), n, "one succeeded create per user");
+    }
+}
+
+fn kill9(child: &mut Child) {
+    // Child::kill sends SIGKILL on Unix: no shutdown code runs.
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+fn sigterm(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+async fn push_all(
+    d: &Arc<Deployment>,
+    base: &str,
+    range: impl Iterator<Item = usize>,
+) -> Vec<usize> {
+    let http = reqwest::Client::new();
+    let mut failed = Vec::new();
+    let items: Vec<usize> = range.collect();
+    for chunk in items.chunks(8) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let d = d.clone();
+            let http = http.clone();
+            let base = base.to_string();
+            tasks.push(tokio::spawn(
+                async move { (i, d.push(&http, &base, i).await) },
+            ));
+        }
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            if r.is_err() {
+                failed.push(i);
+            }
+        }
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_wave_loses_nothing_and_duplicates_nothing() {
+    let Some(d) = Deployment::new().await else {
+        return;
+    };
+    let d = Arc::new(d);
+    d.target
+        .faults
+        .delay_ms
+        .store(5, std::sync::atomic::Ordering::SeqCst);
+    let (mut first, base) = d.serve();
+    let failed_before = push_all(&d, &base, 0..150).await;
+    assert!(failed_before.is_empty(), "{failed_before:?}");
+    // Mid-wave: users are being delivered, leases are held, outcomes are unrecorded.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivered = d.target.count("POST", "/scim/v2/Users", 201);
+    kill9(&mut first);
+    assert!(
+        delivered < 150,
+        "the wave was over before the kill ({delivered} delivered)"
+    );
+    let (mut second, base) = d.serve();
+    let failed = push_all(&d, &base, 150..300).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    d.wait_delivered(300, Duration::from_secs(120)).await;
+    d.assert_exactly_once(300).await;
+    sigterm(&mut second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_share_the_work_without_doing_any_twice() {
+    let Some(d) = Deployment::new().await else {
+        return;
+    };
+    let d = Arc::new(d);
+    let (mut a, base_a) = d.serve();
+    let (mut b, base_b) = d.serve();
+    let (ra, rb) = tokio::join!(
+        push_all(&d, &base_a, (0..300).filter(|i| i % 2 == 0)),
+        push_all(&d, &base_b, (0..300).filter(|i| i % 2 == 1)),
+    );
+    assert!(ra.is_empty() && rb.is_empty());
+    d.wait_delivered(300, Duration::from_secs(120)).await;
+    d.assert_exactly_once(300).await;
+    // Each create was attempted once: two look-ups and one POST per user, nothing more.
+    let lookups = d
+        .target
+        .received()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/scim/v2/Users?filter"))
+        .count();
+    assert_eq!(lookups, 600);
+    let done = d
+        .store
+        .list_operations(
+            d.org,
+            &OperationFilter {
+                state: Some(OperationState::Succeeded),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        done.iter().all(|o| o.attempts == 1),
+        "an operation was attempted twice"
+    );
+    sigterm(&mut a);
+    sigterm(&mut b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connections_dropped_mid_wave_lose_nothing() {
+    // What a PostgreSQL restart looks like to scimdesk: every connection it holds is
+    // terminated by the server. (Restarting the shared server itself would break the other
+    // tests running beside this one.)
+    let Some(d) = Deployment::new().await else {
+        return;
+    };
+    let app_name = format!("scimdesk_{}", uuid::Uuid::new_v4().simple());
+    let master = MasterKey::from_base64(&d.key).unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        PgStore::open_with(
+            d.schema.options().application_name(&app_name),
+            "test".into(),
+            master,
+        )
+        .await
+        .unwrap(),
+    );
+    let engine = Engine::new(
+        store.clone(),
+        EngineConfig {
+            lease_secs: 3,
+            poll_interval_ms: 100,
+            backoff_base_ms: 100,
+            backoff_max_ms: 1000,
+            ..Default::default()
+        },
+    );
+    engine.start();
+    let admin = sqlx::PgPool::connect(&support::pg_url()).await.unwrap();
+    let actor = Actor::operator("idp");
+    for i in 0..200 {
+        if i == 60 || i == 140 {
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&app_name)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            assert!(!killed.is_empty(), "no connection to terminate");
+        }
+        // The identity provider retries a failed push, as real ones do.
+        loop {
+            match store
+                .create_user(
+                    &actor,
+                    d.org,
+                    &UserDraft::new(format!("nurse{i:04}@hospital.example")),
+                )
+                .await
+            {
+                Ok(_) | Err(scimdesk::store::StoreError::Conflict(_)) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    d.wait_delivered(200, Duration::from_secs(120)).await;
+    d.assert_exactly_once(200).await;
+    engine.shutdown().await;
+}
