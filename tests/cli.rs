@@ -913,3 +913,249 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "serve exits 0 after SIGTERM: {exit:?}");
 }
+
+/// Starts `scimdesk serve` in the sandbox; returns the process and its base URL (without
+/// `/scim/v2`).
+fn start_serve(sb: &Sandbox, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead as _, BufReader};
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scimdesk"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("SCIMDESK_CONFIG", sb.config_dir())
+        .env("SCIMDESK_DATA_DIR", sb.data_dir())
+        .env_remove("SCIMDESK_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.split_whitespace().last().unwrap().to_string();
+    (child, url.trim_end_matches("/scim/v2").to_string())
+}
+
+fn stop(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn ops_and_connection_commands_steer_the_queue() {
+    let sb = Sandbox::sqlite();
+    let with_org = |args: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["--org", "Riverside"];
+        v.extend_from_slice(args);
+        v
+    };
+    sb.ok(&["org", "create", "Riverside"], None);
+    sb.ok(
+        &with_org(&["connection", "add", "idp", "--kind", "scim_inbound"]),
+        None,
+    );
+    // A target nobody listens on: work queues up and waits.
+    sb.ok(
+        &with_org(&[
+            "connection",
+            "add",
+            "app",
+            "--kind",
+            "scim_target",
+            "--base-url",
+            "http://127.0.0.1:9/scim/v2",
+            "--secret-stdin",
+        ]),
+        Some("target-token\n"),
+    );
+    let token = sb
+        .ok(
+            &with_org(&["token", "create", "--name", "idp", "--connection", "idp"]),
+            None,
+        )
+        .trim()
+        .to_string();
+    // An identity provider pushes a user while no worker runs.
+    let (mut server, base) = start_serve(&sb, &["--no-workers"]);
+    scimdesk::connectors::ensure_tls_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (created, health, ready) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let created = http
+            .post(format!("{base}/scim/v2/Users"))
+            .bearer_auth(&token)
+            .header("content-type", "application/scim+json")
+            .body(r#"{"userName": "nurse@riverside.example"}"#)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let health = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let ready = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (created, health, ready)
+    });
+    assert_eq!(
+        (created.as_u16(), health.as_u16(), ready.as_u16()),
+        (201, 200, 200)
+    );
+    stop(&mut server);
+
+    let list = sb.json(&with_org(&["ops", "list"]));
+    let ops = list.as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{list}");
+    assert_eq!(
+        (ops[0]["action"].as_str(), ops[0]["state"].as_str()),
+        (Some("create"), Some("pending"))
+    );
+    let id = ops[0]["id"].as_str().unwrap().to_string();
+    let out = sb.ok(
+        &["--org", "Riverside", "ops", "list", "--connection", "app"],
+        None,
+    );
+    assert!(out.contains(&id) && out.contains("pending"), "{out}");
+    assert!(
+        sb.json(&with_org(&["ops", "list", "--state", "failed"]))
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let shown = sb.ok(&["--org", "Riverside", "ops", "show", &id], None);
+    assert!(
+        shown.contains("create") && shown.contains("user"),
+        "{shown}"
+    );
+
+    // Clear errors, nothing changed.
+    let (code, _, err) = sb.run(
+        &["--org", "Riverside", "ops", "list", "--state", "stuck"],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown state \"stuck\""), "{err}");
+    let (code, _, err) = sb.run(&["--org", "Riverside", "ops", "show", "nope"], None);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = sb.run(
+        &[
+            "--org",
+            "Riverside",
+            "ops",
+            "show",
+            "0196a1b2-0000-7000-8000-000000000000",
+        ],
+        None,
+    );
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = sb.run(&["--org", "Riverside", "ops", "retry", &id], None);
+    assert_eq!(code, 4, "a pending operation cannot be retried: {err}");
+    assert!(err.contains("pending"), "{err}");
+    let (code, _, _) = sb.run(&["--org", "Riverside", "ops", "skip", &id], None);
+    assert_eq!(code, 2, "--reason is required");
+    let (code, _, err) = sb.run(&with_org(&["connection", "pause", "idp"]), None);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a SCIM target"), "{err}");
+
+    // Pause, health, resume, sync.
+    let out = sb.ok(
+        &with_org(&[
+            "connection",
+            "pause",
+            "app",
+            "--reason",
+            "vendor maintenance",
+        ]),
+        None,
+    );
+    assert!(out.contains("is paused"), "{out}");
+    let health = sb.json(&with_org(&["connection", "health", "app"]));
+    assert_eq!(health[0]["state"], "paused", "{health}");
+    assert_eq!(health[0]["queue"]["pending"], 1, "{health}");
+    let out = sb.ok(&with_org(&["connection", "health"]), None);
+    assert!(
+        out.contains("app") && out.contains("paused by an operator"),
+        "{out}"
+    );
+    let out = sb.ok(&with_org(&["connection", "resume", "app"]), None);
+    assert!(out.contains("is active"), "{out}");
+    let out = sb.ok(&with_org(&["connection", "sync", "app"]), None);
+    assert!(out.contains("0 waiting operations"), "{out}");
+    let out = sb.ok(
+        &with_org(&["ops", "retry", "--all", "--connection", "app"]),
+        None,
+    );
+    assert!(out.contains("0 operations put back"), "{out}");
+
+    // Skip with a reason: it moves to the finished history.
+    let out = sb.ok(
+        &[
+            "--org",
+            "Riverside",
+            "ops",
+            "skip",
+            &id,
+            "--reason",
+            "account made by hand",
+        ],
+        None,
+    );
+    assert!(out.contains("skipped"), "{out}");
+    let skipped = sb.json(&with_org(&["ops", "list", "--state", "skipped"]));
+    assert_eq!(skipped[0]["note"], "account made by hand", "{skipped}");
+    assert!(
+        sb.json(&with_org(&["ops", "list"]))
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let audit = sb.ok(&with_org(&["audit", "list"]), None);
+    for action in [
+        "operation.skip",
+        "connection.pause",
+        "connection.resume",
+        "connection.sync_now",
+        "operation.retry_all",
+    ] {
+        assert!(
+            audit.contains(action),
+            "{action} in the audit log:\n{audit}"
+        );
+    }
+
+    // With workers: metrics name the connection and its health.
+    let (mut server, base) = start_serve(&sb, &[]);
+    let metrics = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let start = std::time::Instant::now();
+        loop {
+            let text = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if text.contains("scimdesk_connection_health")
+                || start.elapsed() > std::time::Duration::from_secs(10)
+            {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    stop(&mut server);
+    assert!(metrics.contains("scimdesk_operations_pending"), "{metrics}");
+    assert!(metrics.contains(r#"connection="app""#), "{metrics}");
+    assert!(metrics.contains(r#"state="healthy"} 1"#), "{metrics}");
+}
