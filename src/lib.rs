@@ -4,6 +4,7 @@
 //! See `docs/architecture.md`.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connectors;

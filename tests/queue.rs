@@ -81,11 +81,17 @@ async fn updates_coalesce_until_a_worker_takes_them(h: &Harness) {
     );
     // Once a worker holds the update, a new change queues a new update behind it.
     let owner = Uuid::now_v7();
-    let first = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    let first = s
+        .claim_operations(conn.id, owner, LEASE, 10, None)
+        .await
+        .unwrap();
     s.complete_operations(&[done(&first[0], owner)])
         .await
         .unwrap();
-    let update = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    let update = s
+        .claim_operations(conn.id, owner, LEASE, 10, None)
+        .await
+        .unwrap();
     assert_eq!(update[0].action, OperationAction::Update);
     let mut d = draft(1);
     d.display_name = Some("d".into());
@@ -118,7 +124,10 @@ async fn one_resource_runs_in_order_many_resources_in_parallel(h: &Harness) {
     let owner = Uuid::now_v7();
     let mut order = Vec::new();
     loop {
-        let claimed = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+        let claimed = s
+            .claim_operations(conn.id, owner, LEASE, 10, None)
+            .await
+            .unwrap();
         if claimed.is_empty() {
             break;
         }
@@ -156,19 +165,22 @@ async fn an_expired_lease_returns_the_work_and_the_late_result_is_ignored(h: &Ha
         .unwrap();
     let crashed = Uuid::now_v7();
     let first = s
-        .claim_operations(conn.id, crashed, Duration::from_millis(300), 10)
+        .claim_operations(conn.id, crashed, Duration::from_millis(300), 10, None)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     let other = Uuid::now_v7();
     assert!(
-        s.claim_operations(conn.id, other, LEASE, 10)
+        s.claim_operations(conn.id, other, LEASE, 10, None)
             .await
             .unwrap()
             .is_empty()
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let again = s.claim_operations(conn.id, other, LEASE, 10).await.unwrap();
+    let again = s
+        .claim_operations(conn.id, other, LEASE, 10, None)
+        .await
+        .unwrap();
     assert_eq!(
         again.iter().map(|o| o.id).collect::<Vec<_>>(),
         vec![first[0].id]
@@ -223,7 +235,7 @@ async fn concurrent_claims_never_overlap(h: &Harness) {
             let mut mine = Vec::new();
             loop {
                 let claimed = store
-                    .claim_operations(conn.id, owner, LEASE, 16)
+                    .claim_operations(conn.id, owner, LEASE, 16, None)
                     .await
                     .unwrap();
                 if claimed.is_empty() {
@@ -262,7 +274,7 @@ async fn given_back_leases_are_claimable_at_once(h: &Harness) {
         .unwrap();
     let owner = Uuid::now_v7();
     assert_eq!(
-        s.claim_operations(conn.id, owner, LEASE, 10)
+        s.claim_operations(conn.id, owner, LEASE, 10, None)
             .await
             .unwrap()
             .len(),
@@ -273,7 +285,7 @@ async fn given_back_leases_are_claimable_at_once(h: &Harness) {
     let counts = s.queue_counts(org, conn.id).await.unwrap();
     assert_eq!((counts.pending, counts.in_flight), (1, 0));
     assert_eq!(
-        s.claim_operations(conn.id, Uuid::now_v7(), LEASE, 10)
+        s.claim_operations(conn.id, Uuid::now_v7(), LEASE, 10, None)
             .await
             .unwrap()
             .len(),
@@ -290,7 +302,10 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
     off.active = false;
     s.replace_user(&actor, org, u.id, &off, None).await.unwrap();
     let owner = Uuid::now_v7();
-    let create = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    let create = s
+        .claim_operations(conn.id, owner, LEASE, 10, None)
+        .await
+        .unwrap();
     let failed = Outcome {
         disposition: Disposition::Failed,
         ..done(&create[0], owner)
@@ -298,7 +313,7 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
     s.complete_operations(&[failed]).await.unwrap();
     // The suspension waits behind the failed create.
     assert!(
-        s.claim_operations(conn.id, owner, LEASE, 10)
+        s.claim_operations(conn.id, owner, LEASE, 10, None)
             .await
             .unwrap()
             .is_empty()
@@ -309,7 +324,10 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
     s.skip_operation(&actor, org, create[0].id, "created by hand")
         .await
         .unwrap();
-    let next = s.claim_operations(conn.id, owner, LEASE, 10).await.unwrap();
+    let next = s
+        .claim_operations(conn.id, owner, LEASE, 10, None)
+        .await
+        .unwrap();
     assert_eq!(next[0].action, OperationAction::Suspend);
     // Skipping a leased operation is refused: its worker is busy with it.
     assert!(

@@ -658,7 +658,7 @@ async fn operations_and_attempts(h: &Harness) {
     // wait until it finishes.
     let owner = uuid::Uuid::now_v7();
     let claimed = s
-        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10, None)
         .await
         .unwrap();
     assert_eq!(
@@ -702,7 +702,7 @@ async fn operations_and_attempts(h: &Harness) {
     assert_eq!(after.last_error.as_deref(), Some("rate limited"));
     // Still first in line for its resource: nothing else is claimable yet.
     assert!(
-        s.claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+        s.claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10, None)
             .await
             .unwrap()
             .is_empty()
@@ -715,7 +715,7 @@ async fn operations_and_attempts(h: &Harness) {
         1
     );
     let claimed = s
-        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10, None)
         .await
         .unwrap();
     assert_eq!(
@@ -762,7 +762,7 @@ async fn operations_and_attempts(h: &Harness) {
     );
     // Next in line for the resource.
     let claimed = s
-        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10)
+        .claim_operations(t.id, owner, std::time::Duration::from_secs(30), 10, None)
         .await
         .unwrap();
     assert_eq!(

@@ -56,7 +56,6 @@ CREATE TABLE operation_history (
     finished_at     TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX operation_history_connection ON operation_history (connection_id, finished_at);
-CREATE INDEX operation_history_finished ON operation_history (finished_at);
 
 -- Attempts outlive the move from queue to history, so they reference the operation by id only.
 CREATE TABLE operation_attempts_v2 (

@@ -41,7 +41,6 @@ CREATE TABLE operation_history (
     finished_at     INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX operation_history_connection ON operation_history (connection_id, finished_at);
-CREATE INDEX operation_history_finished ON operation_history (finished_at);
 
 CREATE TABLE operation_attempts_v2 (
     operation_id     BLOB NOT NULL,

@@ -82,6 +82,9 @@ pub enum Command {
         #[arg(long)]
         no_workers: bool,
     },
+    /// Measure the engine on this machine (prints figures; see docs/performance.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Inspect and steer queued provisioning operations.
     #[command(subcommand, alias = "operations")]
     Ops(OpsCommand),
@@ -159,6 +162,51 @@ pub enum ConnectionCommand {
         name: String,
         #[command(flatten)]
         secret: SecretSource,
+    },
+}
+
+/// `scimdesk bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// An onboarding wave through inbound SCIM -> engine -> a local SCIM target, against a
+    /// direct push of the same requests, then a paced run for latency.
+    Wave {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Users in the wave.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Groups (members spread over them).
+        #[arg(long, default_value_t = 50)]
+        groups: usize,
+        /// Requests the identity provider sends at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Offered rate of the paced run (users per second).
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Users in the paced run.
+        #[arg(long, default_value_t = 2_000)]
+        paced_users: usize,
+        /// Target connection settings as JSON (e.g. '{"concurrency": 16}').
+        #[arg(long, default_value = r#"{"concurrency": 16}"#)]
+        settings: String,
+    },
+    /// Drain a large queue against a target that acknowledges at once.
+    Drain {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Operations to queue and drain.
+        #[arg(long, default_value_t = 1_000_000)]
+        operations: u64,
+        /// Operations in flight at once.
+        #[arg(long, default_value_t = 128)]
+        concurrency: u32,
+        /// Seconds per reported interval.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
     },
 }
 

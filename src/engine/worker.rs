@@ -18,6 +18,9 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+/// How often a worker's claim looks at the whole queue rather than from its last position.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(5);
+
 /// What every worker of a process shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -129,7 +132,12 @@ async fn run(
     let mut signal = store.queue_signal();
     let mut remote = shared.remote_wake.clone();
     let (out_tx, out_rx) = mpsc::channel::<Outcome>(4096);
-    let completer = tokio::spawn(complete(shared.clone(), out_rx, stop.clone()));
+    // Two completers record outcomes in parallel transactions (a batch's cost is mostly fixed,
+    // and one transaction at a time leaves the database's other core idle).
+    let out_rx = Arc::new(tokio::sync::Mutex::new(out_rx));
+    let completers: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(complete(shared.clone(), out_rx.clone(), stop.clone())))
+        .collect();
     let poll = Duration::from_millis(shared.config.poll_interval_ms.max(10));
     let tracker = Arc::new(Mutex::new(Tracker {
         consecutive_failures: 0,
@@ -141,6 +149,8 @@ async fn run(
     let mut sem = Arc::new(Semaphore::new(1));
     let mut next_probe = Instant::now();
     let mut config_error_logged = false;
+    let mut low_water: Option<Timestamp> = None;
+    let mut last_full_scan = Instant::now();
     loop {
         if *stop.borrow() {
             break;
@@ -195,10 +205,16 @@ async fn run(
             idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, wait).await;
             continue;
         }
+        // Claim in batches: wait until half a batch of permits is free rather than claiming
+        // one operation per finished one (each claim is a transaction).
+        let want = settings
+            .concurrency()
+            .min(shared.config.claim_batch.max(1) as usize);
+        let threshold = if quarantined { 1 } else { (want / 2).max(1) };
         let free = sem.available_permits();
-        if free == 0 {
+        if free < threshold {
             tokio::select! {
-                p = sem.clone().acquire_owned() => drop(p),
+                p = sem.clone().acquire_many_owned(threshold as u32) => drop(p),
                 _ = stop.changed() => {}
             }
             continue;
@@ -210,11 +226,22 @@ async fn run(
         };
         signal.borrow_and_update();
         remote.borrow_and_update();
+        // Look from where the last claim started; from the beginning every few seconds (and
+        // after finding nothing), for work that was skipped while locked or blocked.
+        if last_full_scan.elapsed() >= FULL_SCAN_EVERY {
+            low_water = None;
+        }
+        if low_water.is_none() {
+            last_full_scan = Instant::now();
+        }
         let claimed = match store
-            .claim_operations(conn.id, owner, shared.config.lease(), limit)
+            .claim_operations(conn.id, owner, shared.config.lease(), limit, low_water)
             .await
         {
-            Ok(ops) => ops,
+            Ok(ops) => {
+                low_water = ops.iter().map(|o| o.not_before).min();
+                ops
+            }
             Err(e) => {
                 tracing::warn!(connection = %conn.id, "claiming failed (will retry): {e}");
                 idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll).await;
@@ -257,7 +284,9 @@ async fn run(
         u32::try_from(delivery.as_ref().map(|(_, s)| s.concurrency()).unwrap_or(1)).unwrap_or(1);
     let _ = tokio::time::timeout(grace, sem.acquire_many(all)).await;
     drop(out_tx);
-    let _ = completer.await;
+    for c in completers {
+        let _ = c.await;
+    }
     if let Err(e) = store.release_leases(owner).await {
         tracing::warn!("could not give leases back (they expire by themselves): {e}");
     }
@@ -456,15 +485,23 @@ use crate::domain::Attempt as Attempt_;
 
 /// Records outcomes in batches, retrying while the store is unreachable (an outcome is only
 /// lost if the process ends first, and then the lease expires and the work is redone).
-async fn complete(shared: Shared, mut rx: mpsc::Receiver<Outcome>, stop: watch::Receiver<bool>) {
+async fn complete(
+    shared: Shared,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Outcome>>>,
+    stop: watch::Receiver<bool>,
+) {
     let max = shared.config.complete_batch.max(1);
     let mut batch: Vec<Outcome> = Vec::with_capacity(max);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max {
-            match rx.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => break,
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { break };
+            batch.push(first);
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(o) => batch.push(o),
+                    Err(_) => break,
+                }
             }
         }
         let mut delay = Duration::from_millis(100);

@@ -423,13 +423,17 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<QueueCounts>;
     /// Leases up to `limit` due operations of one target to `owner` until `lease` from now:
     /// only the oldest unfinished operation of each resource is eligible, so operations on one
-    /// resource run strictly in order. Each claim counts as an attempt started.
+    /// resource run strictly in order. Each claim counts as an attempt started. Only
+    /// operations due at or after `from` are looked at: a worker passes where its last claim
+    /// started, so claims do not walk over the finished rows that vacuum has not yet removed,
+    /// and passes `None` now and then to look at everything.
     async fn claim_operations(
         &self,
         connection: ConnectionId,
         owner: Uuid,
         lease: std::time::Duration,
         limit: u32,
+        from: Option<Timestamp>,
     ) -> StoreResult<Vec<Operation>>;
     /// Records the outcomes of attempts in one transaction: attempts, state changes, finished
     /// work moved to the history, target links. An outcome whose lease `owner` no longer holds
@@ -479,6 +483,14 @@ pub trait Store: Send + Sync {
     /// A receiver that changes whenever this process commits new queue work (or is told, by
     /// another process's notification, that there is some): workers wait on it.
     fn queue_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Queues `count` updates, each for a resource of its own, in one statement: only for
+    /// `scimdesk bench drain`, which needs a large queue fast.
+    async fn bulk_enqueue_for_benchmark(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        count: u64,
+    ) -> StoreResult<u64>;
     /// The PostgreSQL pool under the store, for LISTEN/NOTIFY between processes (`None` on
     /// SQLite, which one process uses at a time).
     fn postgres_pool(&self) -> Option<sqlx::PgPool>;

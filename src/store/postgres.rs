@@ -3,6 +3,7 @@
 use super::shared::{KeyRing, QueueSignal};
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
+use crate::domain::{Attempt, OperationId, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::{ConnectOptions as _, Connection as _, Transaction};
 use std::str::FromStr as _;
@@ -69,6 +70,59 @@ impl PgStore {
         Some(self.pool.clone())
     }
 
+    /// Moves succeeded operations still leased by `owner` to the history in one statement
+    /// (arrays keep the statement text constant, so it is prepared once).
+    async fn move_to_history(
+        conn: &mut sqlx::PgConnection,
+        owner: uuid::Uuid,
+        ids: &[OperationId],
+        now: Timestamp,
+    ) -> StoreResult<Vec<OperationId>> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+        Ok(sqlx::query_scalar(
+            "WITH moved AS (DELETE FROM operation_queue WHERE lease_owner = $1 AND id = ANY($2) \
+             RETURNING id, organization_id, connection_id, resource_type, resource_id, action, payload, attempts, created_at) \
+             INSERT INTO operation_history (id, organization_id, connection_id, resource_type, resource_id, action, payload, \
+             state, attempts, last_status, last_error, note, created_at, finished_at) \
+             SELECT id, organization_id, connection_id, resource_type, resource_id, action, payload, 'succeeded', attempts, \
+             NULL, NULL, NULL, created_at, $3 FROM moved RETURNING id",
+        )
+        .bind(owner)
+        .bind(ids)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    /// Records attempts in one statement of arrays (a multi-row VALUES list would be a new
+    /// statement to prepare for every batch size, and slow to prepare when large).
+    async fn insert_attempts(
+        conn: &mut sqlx::PgConnection,
+        attempts: &[&Attempt],
+    ) -> StoreResult<()> {
+        let col = |f: fn(&Attempt) -> uuid::Uuid| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO operation_attempts (operation_id, attempt_no, organization_id, connection_id, started_at, \
+             duration_ms, http_status, error, request_excerpt, response_excerpt) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::int8[], \
+             $7::int4[], $8::text[], $9::text[], $10::text[]) \
+             ON CONFLICT (operation_id, attempt_no) DO NOTHING",
+        )
+        .bind(col(|a| a.operation_id.0))
+        .bind(attempts.iter().map(|a| a.attempt_no).collect::<Vec<_>>())
+        .bind(col(|a| a.organization_id.0))
+        .bind(col(|a| a.connection_id.0))
+        .bind(attempts.iter().map(|a| a.started_at.as_datetime()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.http_status).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.error.clone()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.request_excerpt.clone()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.response_excerpt.clone()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     fn backend_name() -> &'static str {
         "postgres"
     }
@@ -84,5 +138,7 @@ impl_store!(
     PgStore,
     sqlx::postgres::Postgres,
     " FOR UPDATE SKIP LOCKED",
-    " FOR UPDATE"
+    " FOR UPDATE",
+    "SELECT gen_random_uuid(), $1, $2, 'user', gen_random_uuid(), 'update', '{}'::jsonb, 'pending', 0, $4, $4, $4 FROM generate_series(1, $3)",
+    "SET LOCAL synchronous_commit TO OFF"
 );

@@ -166,12 +166,15 @@ macro_rules! bind_all {
 
 /// Implements `Store` for `$store`, whose `pool` field is a `sqlx::Pool<$db>`, whose `keys`
 /// field is a `KeyRing`, whose `signal` field is a `QueueSignal`, and which has `begin_write()`,
-/// `backend_name()` and a `location` field. `$claim_lock` is the row-locking clause a claim
+/// `backend_name()` and a `location` field. `$bulk_rows` is the `SELECT` that makes N benchmark
+/// rows. `$relaxed_commit` makes a transaction's commit not wait for the disk (PostgreSQL),
+/// for claims and outcomes, whose loss in a database crash only means work is redone
+/// (idempotently) after its lease expires — never lost. `$claim_lock` is the row-locking clause a claim
 /// takes (`FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, whose writer lock
 /// serializes claims), and `$row_lock` the one that keeps a worker from claiming an update that
 /// a change is about to coalesce into.
 macro_rules! impl_store {
-    ($store:ident, $db:ty, $claim_lock:literal, $row_lock:literal) => {
+    ($store:ident, $db:ty, $claim_lock:literal, $row_lock:literal, $bulk_rows:literal, $relaxed_commit:literal) => {
         mod store_impl {
         use super::$store;
         use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
@@ -1598,12 +1601,17 @@ macro_rules! impl_store {
                 owner: Uuid,
                 lease: std::time::Duration,
                 limit: u32,
+                from: Option<Timestamp>,
             ) -> StoreResult<Vec<Operation>> {
                 let now = Timestamp::now();
                 let mut tx = self.begin_write().await?;
+                if !$relaxed_commit.is_empty() {
+                    sqlx::query($relaxed_commit).execute(&mut *tx).await?;
+                }
                 let mut claimed: Vec<Operation> = sqlx::query_as(concat!(
                     "UPDATE operation_queue SET lease_owner = $2, lease_until = $3, attempts = attempts + 1 ",
-                    "WHERE id IN (SELECT o.id FROM operation_queue o WHERE o.connection_id = $1 AND o.not_before <= $4 ",
+                    "WHERE id IN (SELECT o.id FROM operation_queue o WHERE o.connection_id = $1 ",
+                    "AND o.not_before >= $6 AND o.not_before <= $4 ",
                     "AND (o.lease_until IS NULL OR o.lease_until < $4) AND o.state <> 'failed' ",
                     "AND NOT EXISTS (SELECT 1 FROM operation_queue p WHERE p.connection_id = $1 ",
                     "AND p.resource_id = o.resource_id AND p.seq < o.seq) ",
@@ -1614,6 +1622,7 @@ macro_rules! impl_store {
                 .bind(now.after(lease))
                 .bind(now)
                 .bind(i64::from(limit))
+                .bind(from.unwrap_or_else(|| Timestamp::from_unix_micros(0).unwrap_or(now)))
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -1627,6 +1636,9 @@ macro_rules! impl_store {
                 }
                 let now = Timestamp::now();
                 let mut tx = self.begin_write().await?;
+                if !$relaxed_commit.is_empty() {
+                    sqlx::query($relaxed_commit).execute(&mut *tx).await?;
+                }
                 let mut held: std::collections::HashSet<OperationId> = std::collections::HashSet::new();
                 // Finished work moves to the history in two batched statements per lease owner.
                 let mut owners: Vec<Uuid> = outcomes.iter().map(|o| o.lease_owner).collect();
@@ -1638,37 +1650,9 @@ macro_rules! impl_store {
                         .filter(|o| o.lease_owner == owner && matches!(o.disposition, Disposition::Succeeded { .. }))
                         .map(|o| o.operation.id)
                         .collect();
-                    if done.is_empty() {
-                        continue;
+                    if !done.is_empty() {
+                        held.extend(Self::move_to_history(&mut tx, owner, &done, now).await?);
                     }
-                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
-                        "INSERT INTO operation_history (", history_insert_cols!(), ") ",
-                        "SELECT id, organization_id, connection_id, resource_type, resource_id, action, payload, ",
-                        "'succeeded', attempts, NULL, NULL, NULL, created_at, "
-                    ));
-                    q.push_bind(now);
-                    q.push(" FROM operation_queue WHERE lease_owner = ");
-                    q.push_bind(owner);
-                    q.push(" AND id IN (");
-                    let mut list = q.separated(", ");
-                    for id in &done {
-                        list.push_bind(*id);
-                    }
-                    q.push(") RETURNING id");
-                    let moved: Vec<OperationId> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-                    if moved.is_empty() {
-                        continue;
-                    }
-                    let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM operation_queue WHERE lease_owner = ");
-                    q.push_bind(owner);
-                    q.push(" AND id IN (");
-                    let mut list = q.separated(", ");
-                    for id in &moved {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
-                    q.build().execute(&mut *tx).await?;
-                    held.extend(moved);
                 }
                 for o in outcomes {
                     let op = &o.operation;
@@ -1735,21 +1719,7 @@ macro_rules! impl_store {
                     .filter_map(|o| o.attempt.as_ref())
                     .collect();
                 if !attempts.is_empty() {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO operation_attempts (", attempt_cols!(), ") "));
-                    q.push_values(attempts, |mut b, a| {
-                        b.push_bind(a.operation_id)
-                            .push_bind(a.attempt_no)
-                            .push_bind(a.organization_id)
-                            .push_bind(a.connection_id)
-                            .push_bind(a.started_at)
-                            .push_bind(a.duration_ms)
-                            .push_bind(a.http_status)
-                            .push_bind(a.error.clone())
-                            .push_bind(a.request_excerpt.clone())
-                            .push_bind(a.response_excerpt.clone());
-                    });
-                    q.push(" ON CONFLICT (operation_id, attempt_no) DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    Self::insert_attempts(&mut tx, &attempts).await?;
                 }
                 // Target links of finished work: one upsert for the new ones (one row per
                 // resource; strict ordering means a batch never holds two for one resource,
@@ -1936,9 +1906,12 @@ macro_rules! impl_store {
 
             async fn prune_history(&self, before: Timestamp, batch: u32) -> StoreResult<u64> {
                 let mut tx = self.begin_write().await?;
-                let ids: Vec<OperationId> = sqlx::query_scalar(
-                    "SELECT id FROM operation_history WHERE finished_at < $1 ORDER BY finished_at LIMIT $2",
-                )
+                // By connection, so the (connection_id, finished_at) index serves (one index
+                // less for every finished operation to maintain).
+                let ids: Vec<OperationId> = sqlx::query_scalar(concat!(
+                    "SELECT h.id FROM connections c JOIN operation_history h ON h.connection_id = c.id ",
+                    "WHERE h.finished_at < $1 LIMIT $2"
+                ))
                 .bind(before)
                 .bind(i64::from(batch))
                 .fetch_all(&mut *tx)
@@ -2014,6 +1987,25 @@ macro_rules! impl_store {
 
             fn queue_signal(&self) -> tokio::sync::watch::Receiver<u64> {
                 self.signal.subscribe()
+            }
+
+            async fn bulk_enqueue_for_benchmark(&self, org: OrganizationId, connection: ConnectionId, count: u64) -> StoreResult<u64> {
+                let n = sqlx::query(concat!(
+                    "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
+                    "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                    $bulk_rows
+                ))
+                .bind(org)
+                .bind(connection)
+                .bind(as_i64(count))
+                .bind(Timestamp::now())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                // Planner statistics for a table that grew all at once.
+                sqlx::query("ANALYZE operation_queue").execute(&self.pool).await?;
+                self.signal.bump();
+                Ok(n)
             }
 
             fn postgres_pool(&self) -> Option<sqlx::PgPool> {

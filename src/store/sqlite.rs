@@ -3,6 +3,8 @@
 use super::shared::{KeyRing, QueueSignal};
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
+use crate::domain::{Attempt, OperationId, Timestamp};
+use sqlx::QueryBuilder;
 use sqlx::Transaction;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -59,6 +61,77 @@ impl SqliteStore {
         None
     }
 
+    /// Moves succeeded operations still leased by `owner` to the history.
+    async fn move_to_history(
+        conn: &mut sqlx::SqliteConnection,
+        owner: uuid::Uuid,
+        ids: &[OperationId],
+        now: Timestamp,
+    ) -> StoreResult<Vec<OperationId>> {
+        let mut moved = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO operation_history (id, organization_id, connection_id, resource_type, resource_id, action, \
+                 payload, state, attempts, last_status, last_error, note, created_at, finished_at) \
+                 SELECT id, organization_id, connection_id, resource_type, resource_id, action, payload, 'succeeded', \
+                 attempts, NULL, NULL, NULL, created_at, ",
+            );
+            q.push_bind(now);
+            q.push(" FROM operation_queue WHERE lease_owner = ");
+            q.push_bind(owner);
+            q.push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(") RETURNING id");
+            let ids: Vec<OperationId> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+            if ids.is_empty() {
+                continue;
+            }
+            let mut q =
+                QueryBuilder::<Sqlite>::new("DELETE FROM operation_queue WHERE lease_owner = ");
+            q.push_bind(owner);
+            q.push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in &ids {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *conn).await?;
+            moved.extend(ids);
+        }
+        Ok(moved)
+    }
+
+    /// Records attempts (SQLite prepares a multi-row VALUES list cheaply).
+    async fn insert_attempts(
+        conn: &mut sqlx::SqliteConnection,
+        attempts: &[&Attempt],
+    ) -> StoreResult<()> {
+        for chunk in attempts.chunks(1000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO operation_attempts (operation_id, attempt_no, organization_id, connection_id, started_at, \
+                 duration_ms, http_status, error, request_excerpt, response_excerpt) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.operation_id)
+                    .push_bind(a.attempt_no)
+                    .push_bind(a.organization_id)
+                    .push_bind(a.connection_id)
+                    .push_bind(a.started_at)
+                    .push_bind(a.duration_ms)
+                    .push_bind(a.http_status)
+                    .push_bind(a.error.clone())
+                    .push_bind(a.request_excerpt.clone())
+                    .push_bind(a.response_excerpt.clone());
+            });
+            q.push(" ON CONFLICT (operation_id, attempt_no) DO NOTHING");
+            q.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     fn backend_name() -> &'static str {
         "sqlite"
     }
@@ -72,4 +145,11 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, sqlx::sqlite::Sqlite, "", "");
+impl_store!(
+    SqliteStore,
+    sqlx::sqlite::Sqlite,
+    "",
+    "",
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $3) SELECT randomblob(16), $1, $2, 'user', randomblob(16), 'update', '{}', 'pending', 0, $4, $4, $4 FROM n",
+    ""
+);

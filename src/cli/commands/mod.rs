@@ -1,6 +1,7 @@
 //! One module per command group; each takes the opened [`Context`] and the parsed arguments.
 
 mod audit;
+mod bench;
 mod connection;
 mod db;
 mod key;
@@ -17,6 +18,10 @@ use crate::config::Config;
 
 /// Opens the store and runs the command.
 pub async fn run(cli: Cli, config: Config) -> CliResult {
+    // Benchmarks make their own temporary stores; they never touch the configured one.
+    if let Some(Command::Bench(c)) = cli.command {
+        return bench::run(c, cli.json).await;
+    }
     let ctx = Context::open(config).await?;
     let org = cli.org.as_deref();
     let json = cli.json;
@@ -34,5 +39,6 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
             no_workers,
         } => serve::run(&ctx, listen, public_url, !no_workers).await,
         Command::Ops(c) => ops::run(&ctx, org, c, json).await,
+        Command::Bench(_) => Ok(()),
     }
 }

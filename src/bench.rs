@@ -1,0 +1,603 @@
+//! `scimdesk bench`: the engine's speed figures, measured on this machine in one run.
+//!
+//! * `wave` — an onboarding wave (users, then groups with members) pushed by HTTP to the
+//!   inbound SCIM server, delivered by the engine to a local SCIM target (the
+//!   [`TargetDouble`]); compared, in the same run, with pushing the same requests straight to
+//!   a fresh target with a plain HTTP client; then a paced run for latency.
+//! * `drain` — a large queue drained against a target that acknowledges at once, reporting
+//!   the rate per interval to show whether it holds.
+//!
+//! Each run uses a store of its own: a temporary PostgreSQL schema (dropped afterwards) or a
+//! temporary SQLite file.
+
+use crate::crypto::{MasterKey, Secret};
+use crate::domain::*;
+use crate::engine::{Deliver, Engine, EngineConfig, NoopDelivery};
+use crate::store::{OperationFilter, PgStore, SqliteStore, Store, StoreError, StoreResult};
+use crate::target_double::TargetDouble;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _};
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A store for one benchmark run, removed when dropped.
+pub struct BenchStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Schema { url: String, name: String },
+    File(std::path::PathBuf),
+}
+
+impl BenchStore {
+    /// A fresh schema in the PostgreSQL database at `postgres`, or a temporary SQLite file.
+    pub async fn open(postgres: Option<&str>) -> StoreResult<Self> {
+        let key = MasterKey::generate().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        match postgres {
+            Some(url) => {
+                let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+                let base = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+                let mut admin = base
+                    .connect()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                    .execute(&mut admin)
+                    .await?;
+                let _ = admin.close().await;
+                let options = base.options([("search_path", name.as_str())]);
+                let store =
+                    PgStore::open_with(options, format!("bench schema {name}"), key).await?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    cleanup: Cleanup::Schema {
+                        url: url.to_string(),
+                        name,
+                    },
+                })
+            }
+            None => {
+                let path = std::env::temp_dir().join(format!(
+                    "scimdesk-bench-{}.db",
+                    uuid::Uuid::new_v4().simple()
+                ));
+                let store = SqliteStore::open(&format!("sqlite://{}", path.display()), key).await?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    cleanup: Cleanup::File(path),
+                })
+            }
+        }
+    }
+
+    /// Removes the schema or file.
+    pub async fn remove(self) {
+        match self.cleanup {
+            Cleanup::Schema { url, name } => {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
+                    let _ = sqlx::query(AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {name} CASCADE"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            }
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+}
+
+/// Figures of a wave run.
+#[derive(Debug, Serialize)]
+pub struct WaveReport {
+    /// Which store.
+    pub backend: String,
+    /// Users in the wave.
+    pub users: usize,
+    /// Groups in the wave (members spread over them).
+    pub groups: usize,
+    /// Seconds to push every request straight to a target with a plain client.
+    pub direct_secs: f64,
+    /// Seconds from the first request to the source until the target acknowledged the last.
+    pub engine_secs: f64,
+    /// engine_secs / direct_secs.
+    pub engine_vs_direct: f64,
+    /// Users provisioned per second end to end.
+    pub users_per_sec: f64,
+    /// Source commit to target acknowledgement (recorded), over the whole wave, ms.
+    pub wave_latency_ms: Percentiles,
+    /// The offered rate of the paced run (users/s).
+    pub paced_rate: u32,
+    /// Source commit to target acknowledgement at the paced rate, ms.
+    pub paced_latency_ms: Percentiles,
+    /// Peak resident memory of this process (MB).
+    pub peak_rss_mb: f64,
+}
+
+/// p50/p95/p99.
+#[derive(Debug, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+fn percentiles(mut v: Vec<f64>) -> Percentiles {
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Percentiles {
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+    }
+}
+
+/// Peak resident set size of this process in MB (Linux; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn user_doc(i: usize, prefix: &str) -> serde_json::Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{prefix}{i:06}@hospital.example"),
+        "name": {"givenName": "Nurse", "familyName": format!("N{i}")},
+        "emails": [{"value": format!("{prefix}{i:06}@hospital.example"), "type": "work", "primary": true}],
+        "active": true
+    })
+}
+
+/// Pushes `docs` to `url` with `concurrency` requests at once; returns the created ids in order.
+async fn push(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    docs: Vec<serde_json::Value>,
+    concurrency: usize,
+) -> Result<Vec<String>, String> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let permit = sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let http = http.clone();
+        let url = url.to_string();
+        let token = token.to_string();
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/scim+json")
+                .body(doc.to_string())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            drop(permit);
+            if r.status().as_u16() != 201 {
+                return Err(format!("{url} answered {}", r.status()));
+            }
+            let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            Ok::<String, String>(body["id"].as_str().unwrap_or_default().to_string())
+        }));
+    }
+    let mut ids = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        ids.push(t.await.map_err(|e| e.to_string())??);
+    }
+    Ok(ids)
+}
+
+fn group_docs(ids: &[String], groups: usize) -> Vec<serde_json::Value> {
+    let groups = groups.max(1);
+    (0..groups)
+        .map(|g| {
+            let members: Vec<serde_json::Value> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % groups == g)
+                .map(|(_, id)| json!({"value": id}))
+                .collect();
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("Ward {g}"), "members": members})
+        })
+        .collect()
+}
+
+async fn serve_inbound(
+    store: Arc<dyn Store>,
+    name: &str,
+) -> StoreResult<(
+    OrganizationId,
+    String,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let actor = Actor::system("bench");
+    let org = store.create_organization(&actor, name).await?;
+    let conn = store
+        .create_connection(
+            &actor,
+            org.id,
+            &NewConnection {
+                name: "idp".into(),
+                kind: ConnectionKind::ScimInbound,
+                base_url: None,
+                auth_method: AuthMethod::None,
+                settings: json!({}),
+            },
+            None,
+        )
+        .await?;
+    let token = store
+        .create_api_token(
+            &actor,
+            org.id,
+            &NewApiToken {
+                name: "idp".into(),
+                scope: TokenScope::Scim,
+                connection_id: Some(conn.id),
+                expires_at: None,
+            },
+        )
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = crate::api::serve::app(store, Default::default(), None);
+    tokio::spawn(crate::api::serve::serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    Ok((
+        org.id,
+        format!("http://{addr}/scim/v2"),
+        token.text.expose().to_string(),
+        tx,
+    ))
+}
+
+async fn wait_drained(
+    store: &dyn Store,
+    org: OrganizationId,
+    limit: Duration,
+) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let left = store
+            .list_operations(
+                org,
+                &OperationFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(format!("the queue did not drain within {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn latencies(
+    store: &dyn Store,
+    org: OrganizationId,
+    action: OperationAction,
+) -> Result<Vec<f64>, String> {
+    let done = store
+        .list_operations(
+            org,
+            &OperationFilter {
+                state: Some(OperationState::Succeeded),
+                action: Some(action),
+                limit: 10_000_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(done
+        .iter()
+        .map(|o| o.updated_at.since(o.created_at).as_secs_f64() * 1000.0)
+        .collect())
+}
+
+/// Runs the wave benchmark.
+pub async fn wave(
+    postgres: Option<&str>,
+    users: usize,
+    groups: usize,
+    concurrency: usize,
+    paced_rate: u32,
+    paced_users: usize,
+    settings: serde_json::Value,
+) -> Result<WaveReport, String> {
+    crate::connectors::ensure_tls_provider();
+    let bench = BenchStore::open(postgres)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = bench.store.clone();
+    let result = async {
+        let http = reqwest::Client::new();
+        // Straight to a target.
+        let direct_target = TargetDouble::start(store.clone(), "direct target")
+            .await
+            .map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let ids = push(
+            &http,
+            &format!("{}/Users", direct_target.base_url),
+            &direct_target.token,
+            (0..users).map(|i| user_doc(i, "d")).collect(),
+            concurrency,
+        )
+        .await?;
+        push(
+            &http,
+            &format!("{}/Groups", direct_target.base_url),
+            &direct_target.token,
+            group_docs(&ids, groups),
+            concurrency,
+        )
+        .await?;
+        let direct_secs = t0.elapsed().as_secs_f64();
+        drop(direct_target);
+
+        // Through scimdesk.
+        let target = TargetDouble::start(store.clone(), "engine target")
+            .await
+            .map_err(|e| e.to_string())?;
+        let (org, base, token, _inbound) = serve_inbound(store.clone(), "source")
+            .await
+            .map_err(|e| e.to_string())?;
+        store
+            .create_connection(
+                &Actor::system("bench"),
+                org,
+                &NewConnection {
+                    name: "target".into(),
+                    kind: ConnectionKind::ScimTarget,
+                    base_url: Some(target.base_url.clone()),
+                    auth_method: AuthMethod::Bearer,
+                    settings: settings.clone(),
+                },
+                Some(&Secret::new(target.token.clone())),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let engine = Engine::new(
+            store.clone(),
+            EngineConfig {
+                poll_interval_ms: 200,
+                ..Default::default()
+            },
+        );
+        engine.start();
+        let t0 = Instant::now();
+        let ids = push(
+            &http,
+            &format!("{base}/Users"),
+            &token,
+            (0..users).map(|i| user_doc(i, "e")).collect(),
+            concurrency,
+        )
+        .await?;
+        push(
+            &http,
+            &format!("{base}/Groups"),
+            &token,
+            group_docs(&ids, groups),
+            concurrency,
+        )
+        .await?;
+        wait_drained(store.as_ref(), org, Duration::from_secs(3600)).await?;
+        let engine_secs = t0.elapsed().as_secs_f64();
+        let wave_latency = latencies(store.as_ref(), org, OperationAction::Create).await?;
+        let delivered = target.count("POST", "/scim/v2/Users", 201);
+        if delivered != users {
+            return Err(format!("{delivered} of {users} users reached the target"));
+        }
+
+        // Paced: latency at an offered rate.
+        let (porg, pbase, ptoken, _pinbound) = serve_inbound(store.clone(), "paced source")
+            .await
+            .map_err(|e| e.to_string())?;
+        let ptarget = TargetDouble::start(store.clone(), "paced target")
+            .await
+            .map_err(|e| e.to_string())?;
+        store
+            .create_connection(
+                &Actor::system("bench"),
+                porg,
+                &NewConnection {
+                    name: "target".into(),
+                    kind: ConnectionKind::ScimTarget,
+                    base_url: Some(ptarget.base_url.clone()),
+                    auth_method: AuthMethod::Bearer,
+                    settings,
+                },
+                Some(&Secret::new(ptarget.token.clone())),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        engine.refresh_connections();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut tick =
+            tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(paced_rate.max(1))));
+        let mut tasks = Vec::new();
+        for i in 0..paced_users {
+            tick.tick().await;
+            let http = http.clone();
+            let url = format!("{pbase}/Users");
+            let token = ptoken.clone();
+            tasks.push(tokio::spawn(async move {
+                push(&http, &url, &token, vec![user_doc(i, "p")], 1).await
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+        wait_drained(store.as_ref(), porg, Duration::from_secs(600)).await?;
+        let paced = latencies(store.as_ref(), porg, OperationAction::Create).await?;
+        engine.shutdown().await;
+        Ok(WaveReport {
+            backend: store.backend().to_string(),
+            users,
+            groups,
+            direct_secs,
+            engine_secs,
+            engine_vs_direct: engine_secs / direct_secs.max(1e-9),
+            users_per_sec: users as f64 / engine_secs.max(1e-9),
+            wave_latency_ms: percentiles(wave_latency),
+            paced_rate,
+            paced_latency_ms: percentiles(paced),
+            peak_rss_mb: peak_rss_mb(),
+        })
+    }
+    .await;
+    bench.remove().await;
+    result
+}
+
+/// Figures of a drain run.
+#[derive(Debug, Serialize)]
+pub struct DrainReport {
+    /// Which store.
+    pub backend: String,
+    /// Operations drained.
+    pub operations: u64,
+    /// Seconds to enqueue them.
+    pub enqueue_secs: f64,
+    /// Seconds to drain them.
+    pub drain_secs: f64,
+    /// Overall rate.
+    pub ops_per_sec: f64,
+    /// The rate in each interval, to show whether it holds.
+    pub interval_rates: Vec<f64>,
+    /// Peak resident memory of this process (MB).
+    pub peak_rss_mb: f64,
+}
+
+/// Runs the drain benchmark: `operations` queued updates, each for its own resource, drained
+/// by one connection's worker against a target that acknowledges at once.
+pub async fn drain(
+    postgres: Option<&str>,
+    operations: u64,
+    concurrency: u32,
+    interval: Duration,
+) -> Result<DrainReport, String> {
+    let bench = BenchStore::open(postgres)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = bench.store.clone();
+    let result = async {
+        let actor = Actor::system("bench");
+        let org = store
+            .create_organization(&actor, "drain")
+            .await
+            .map_err(|e| e.to_string())?;
+        let conn = store
+            .create_connection(
+                &actor,
+                org.id,
+                &NewConnection {
+                    name: "noop".into(),
+                    kind: ConnectionKind::ScimTarget,
+                    base_url: Some("http://127.0.0.1:9/scim/v2".into()),
+                    auth_method: AuthMethod::None,
+                    settings: json!({"concurrency": concurrency}),
+                },
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        store
+            .bulk_enqueue_for_benchmark(org.id, conn.id, operations)
+            .await
+            .map_err(|e| e.to_string())?;
+        let enqueue_secs = t0.elapsed().as_secs_f64();
+        let noop: Arc<dyn Deliver> = Arc::new(NoopDelivery);
+        let engine = Engine::new(
+            store.clone(),
+            EngineConfig {
+                claim_batch: 256,
+                complete_batch: 512,
+                ..Default::default()
+            },
+        )
+        .with_delivery(noop);
+        let t0 = Instant::now();
+        engine.start();
+        let mut rates = Vec::new();
+        let mut last = operations;
+        let mut last_t = Instant::now();
+        loop {
+            tokio::time::sleep(interval).await;
+            let counts = store
+                .queue_counts(org.id, conn.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let left = counts.pending + counts.in_flight + counts.retry_wait + counts.failed;
+            let now = Instant::now();
+            rates.push((last - left) as f64 / now.duration_since(last_t).as_secs_f64());
+            last = left;
+            last_t = now;
+            if left == 0 {
+                break;
+            }
+        }
+        let drain_secs = t0.elapsed().as_secs_f64();
+        engine.shutdown().await;
+        Ok(DrainReport {
+            backend: store.backend().to_string(),
+            operations,
+            enqueue_secs,
+            drain_secs,
+            ops_per_sec: operations as f64 / drain_secs.max(1e-9),
+            interval_rates: rates,
+            peak_rss_mb: peak_rss_mb(),
+        })
+    }
+    .await;
+    bench.remove().await;
+    result
+}

@@ -1,0 +1,90 @@
+//! `scimdesk bench wave|drain`: prints the figures (text, or JSON with --json).
+
+use crate::cli::BenchCommand;
+use crate::cli::error::{CliError, CliResult, Exit};
+use crate::cli::output;
+use std::time::Duration;
+
+pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
+    let fail = |e: String| CliError::new(Exit::Internal, format!("benchmark failed: {e}"));
+    match cmd {
+        BenchCommand::Wave {
+            postgres,
+            users,
+            groups,
+            concurrency,
+            rate,
+            paced_users,
+            settings,
+        } => {
+            let settings: serde_json::Value = serde_json::from_str(&settings)
+                .map_err(|e| CliError::invalid(format!("--settings is not JSON: {e}")))?;
+            let r = crate::bench::wave(
+                postgres.as_deref(),
+                users,
+                groups,
+                concurrency,
+                rate,
+                paced_users,
+                settings,
+            )
+            .await
+            .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            println!(
+                "wave on {}: {} users, {} groups",
+                r.backend, r.users, r.groups
+            );
+            println!("  direct push to the target:   {:.2} s", r.direct_secs);
+            println!(
+                "  through scimdesk (end to end): {:.2} s  = {:.0} users/s, {:.2}x the direct push",
+                r.engine_secs, r.users_per_sec, r.engine_vs_direct
+            );
+            println!(
+                "  source-to-target latency in the wave: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+                r.wave_latency_ms.p50, r.wave_latency_ms.p95, r.wave_latency_ms.p99
+            );
+            println!(
+                "  at an offered {} users/s: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+                r.paced_rate,
+                r.paced_latency_ms.p50,
+                r.paced_latency_ms.p95,
+                r.paced_latency_ms.p99
+            );
+            println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
+            Ok(())
+        }
+        BenchCommand::Drain {
+            postgres,
+            operations,
+            concurrency,
+            interval,
+        } => {
+            let r = crate::bench::drain(
+                postgres.as_deref(),
+                operations,
+                concurrency,
+                Duration::from_secs(interval.max(1)),
+            )
+            .await
+            .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            println!(
+                "drain on {}: {} operations (queued in {:.1} s)",
+                r.backend, r.operations, r.enqueue_secs
+            );
+            println!(
+                "  drained in {:.1} s = {:.0} ops/s",
+                r.drain_secs, r.ops_per_sec
+            );
+            let rates: Vec<String> = r.interval_rates.iter().map(|x| format!("{x:.0}")).collect();
+            println!("  per {interval} s: {}", rates.join(", "));
+            println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
+            Ok(())
+        }
+    }
+}
