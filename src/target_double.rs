@@ -305,7 +305,7 @@ fn fail_by_pattern(f: &Faults, retry_after: &mut Option<u32>) -> Option<Response
         })
         .to_string()
     };
-    if ra > 0 && n % 2 == 0 {
+    if ra > 0 && n.is_multiple_of(2) {
         *retry_after = Some(ra);
         let mut r = (StatusCode::TOO_MANY_REQUESTS, body(429)).into_response();
         r.headers_mut()

@@ -11,7 +11,6 @@ use scimdesk::store::{ListRange, OperationFilter, PgStore, Store};
 use scimdesk::target_double::TargetDouble;
 use serde_json::json;
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

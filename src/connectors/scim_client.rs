@@ -34,7 +34,7 @@ pub enum TargetAuth {
 enum Auth {
     None,
     Bearer(Secret),
-    OAuth2(ClientCredentials),
+    OAuth2(Box<ClientCredentials>),
 }
 
 /// A failed call, classified for the engine.
@@ -201,7 +201,9 @@ impl ScimClient {
         let auth = match auth {
             TargetAuth::None => Auth::None,
             TargetAuth::Bearer(t) => Auth::Bearer(t),
-            TargetAuth::OAuth2(c) => Auth::OAuth2(ClientCredentials::new(http.clone(), c)),
+            TargetAuth::OAuth2(c) => {
+                Auth::OAuth2(Box::new(ClientCredentials::new(http.clone(), c)))
+            }
         };
         Ok(Self { http, base, auth })
     }

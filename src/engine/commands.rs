@@ -4,7 +4,7 @@
 
 use super::events::QUEUE_CHANNEL;
 use crate::domain::*;
-use crate::store::{OperationFilter, Store, StoreError, StoreResult};
+use crate::store::{OperationFilter, StateChange, Store, StoreError, StoreResult};
 
 /// Puts one failed (or waiting) operation back in the queue, due now, with a fresh budget.
 pub async fn retry(
@@ -114,10 +114,12 @@ pub async fn sync_now(
                 actor,
                 org,
                 id,
-                &[ConnectionState::Quarantined],
-                ConnectionState::Active,
-                "connection.sync_now",
-                "probe requested by an operator",
+                &StateChange {
+                    from: &[ConnectionState::Quarantined],
+                    to: ConnectionState::Active,
+                    action: "connection.sync_now",
+                    reason: "probe requested by an operator",
+                },
             )
             .await?;
     }
@@ -161,7 +163,17 @@ async fn change_state(
         .into());
     }
     let changed = store
-        .set_connection_state(actor, org, id, from, to, action, reason)
+        .set_connection_state(
+            actor,
+            org,
+            id,
+            &StateChange {
+                from,
+                to,
+                action,
+                reason,
+            },
+        )
         .await?;
     wake_other_processes(store).await;
     Ok(changed.unwrap_or(conn))

@@ -457,14 +457,15 @@ impl ScimDelivery {
                 self.suspend(&link, doc, hash, log).await?
             };
             if self.settings.delete_mode == DeleteMode::Delete {
+                // Suspended for the grace period; the DELETE comes when it ends (the link is
+                // updated then, when it is removed).
                 return Err(DeliveryResult::Wait {
                     until: hard_at,
                     reason: format!(
                         "suspended; deleted after the {}s grace period",
                         grace.as_secs()
                     ),
-                })
-                .map(|()| suspended);
+                });
             }
             return Ok(suspended);
         }
@@ -529,11 +530,7 @@ impl ScimDelivery {
     }
 
     /// The target ids of a group's members; waits while a member is still on its way there.
-    async fn remote_members(
-        &self,
-        op: &Operation,
-        members: &[UserId],
-    ) -> Result<Vec<String>, Stop> {
+    async fn remote_members(&self, members: &[UserId]) -> Result<Vec<String>, Stop> {
         let ids: Vec<uuid::Uuid> = members.iter().map(|m| m.0).collect();
         let links = self
             .store
@@ -560,8 +557,8 @@ impl ScimDelivery {
                             reason: format!("member {id} is not at the target yet"),
                         });
                     }
-                    // Not provisioned to this target (suspended, or out of scope): not a member there.
-                    let _ = op;
+                    // Not provisioned to this target (suspended, or out of scope): not a
+                    // member there.
                 }
             }
         }
@@ -584,7 +581,7 @@ impl ScimDelivery {
             .group_members(org, group.id)
             .await
             .map_err(store_stop)?;
-        let remote = self.remote_members(op, &members).await?;
+        let remote = self.remote_members(&members).await?;
         let doc = render::group_document(&group, &remote);
         self.sync_document(op, doc, true, log).await
     }
@@ -611,7 +608,7 @@ impl ScimDelivery {
             .unwrap_or_default();
         let adding = op.action == OperationAction::AddMembers;
         let remote = if adding {
-            self.remote_members(op, &ids).await?
+            self.remote_members(&ids).await?
         } else {
             let links = self
                 .store

@@ -11,7 +11,7 @@ use super::rate_limit::RateLimiter;
 use super::settings::TargetSettings;
 use super::stopped;
 use crate::domain::*;
-use crate::store::Store;
+use crate::store::{StateChange, Store};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -149,7 +149,7 @@ async fn run(
     let mut sem = Arc::new(Semaphore::new(1));
     let mut next_probe = Instant::now();
     let mut config_error_logged = false;
-    let mut low_water: Option<Timestamp> = None;
+    let mut low_water: Option<(Timestamp, i64)> = None;
     let mut last_full_scan = Instant::now();
     loop {
         if *stop.borrow() {
@@ -239,7 +239,7 @@ async fn run(
             .await
         {
             Ok(ops) => {
-                low_water = ops.iter().map(|o| o.not_before).min();
+                low_water = ops.iter().map(|o| (o.not_before, o.seq)).min();
                 ops
             }
             Err(e) => {
@@ -457,10 +457,12 @@ impl Attempt {
                 &actor,
                 self.conn.organization_id,
                 self.conn.id,
-                &[from],
-                to,
-                action,
-                &reason,
+                &StateChange {
+                    from: &[from],
+                    to,
+                    action,
+                    reason: &reason,
+                },
             )
             .await
         {

@@ -44,6 +44,19 @@ pub struct OperationFilter {
     pub limit: u32,
 }
 
+/// A connection state change, conditional on the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange<'a> {
+    /// Only from these states.
+    pub from: &'a [ConnectionState],
+    /// The new state.
+    pub to: ConnectionState,
+    /// The audit action (e.g. `connection.pause`).
+    pub action: &'a str,
+    /// Why, for the audit log.
+    pub reason: &'a str,
+}
+
 /// A SCIM list request: filter, order and page, run in SQL.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScimQuery {
@@ -141,18 +154,15 @@ pub trait Store: Send + Sync {
         id: ConnectionId,
         update: &ConnectionUpdate,
     ) -> StoreResult<Connection>;
-    /// Moves a connection to `state` (pause, resume, quarantine, recover), only if it is in
-    /// one of `from` (so the engine never overrides an operator's pause). Audited as `action`
-    /// with `reason`. Returns the connection if it changed.
+    /// Moves a connection to `change.to` (pause, resume, quarantine, recover), only if it is
+    /// in one of `change.from` (so the engine never overrides an operator's pause). Audited.
+    /// Returns the connection if it changed.
     async fn set_connection_state(
         &self,
         actor: &Actor,
         org: OrganizationId,
         id: ConnectionId,
-        from: &[ConnectionState],
-        state: ConnectionState,
-        action: &str,
-        reason: &str,
+        change: &StateChange<'_>,
     ) -> StoreResult<Option<Connection>>;
     /// Replaces (or with `None`, clears) a connection's secret.
     async fn set_connection_secret(
@@ -424,7 +434,7 @@ pub trait Store: Send + Sync {
     /// Leases up to `limit` due operations of one target to `owner` until `lease` from now:
     /// only the oldest unfinished operation of each resource is eligible, so operations on one
     /// resource run strictly in order. Each claim counts as an attempt started. Only
-    /// operations due at or after `from` are looked at: a worker passes where its last claim
+    /// operations at or after `from` (due time, sequence) in queue order are looked at: a worker passes where its last claim
     /// started, so claims do not walk over the finished rows that vacuum has not yet removed,
     /// and passes `None` now and then to look at everything.
     async fn claim_operations(
@@ -433,7 +443,7 @@ pub trait Store: Send + Sync {
         owner: Uuid,
         lease: std::time::Duration,
         limit: u32,
-        from: Option<Timestamp>,
+        from: Option<(Timestamp, i64)>,
     ) -> StoreResult<Vec<Operation>>;
     /// Records the outcomes of attempts in one transaction: attempts, state changes, finished
     /// work moved to the history, target links. An outcome whose lease `owner` no longer holds

@@ -12,7 +12,9 @@ mod postgres;
 pub mod scim_query;
 mod sqlite;
 
-pub use api::{IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, Store};
+pub use api::{
+    IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, StateChange, Store,
+};
 pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -139,6 +139,8 @@ impl_store!(
     sqlx::postgres::Postgres,
     " FOR UPDATE SKIP LOCKED",
     " FOR UPDATE",
-    "SELECT gen_random_uuid(), $1, $2, 'user', gen_random_uuid(), 'update', '{}'::jsonb, 'pending', 0, $4, $4, $4 FROM generate_series(1, $3)",
+    // Time-ordered ids, like the UUIDv7 ids real operations and users have (random ids would
+    // measure random B-tree inserts instead of the queue).
+    "SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7' || lpad(to_hex(i), 19, '0'))::uuid, $1, $2, 'user', (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '8' || lpad(to_hex(i), 19, '0'))::uuid, 'update', '{}'::jsonb, 'pending', 0, $4, $4, $4 FROM generate_series(1, $3) AS i",
     "SET LOCAL synchronous_commit TO OFF"
 );

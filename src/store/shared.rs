@@ -180,7 +180,7 @@ macro_rules! impl_store {
         use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
         use $crate::domain::validate;
         use $crate::domain::*;
-        use $crate::store::api::{IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, Store};
+        use $crate::store::api::{IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, StateChange, Store};
         use $crate::store::scim_query::{ScimTable, Translator};
         use $crate::store::shared::as_i64;
         use $crate::store::{StoreError, StoreResult};
@@ -703,11 +703,9 @@ macro_rules! impl_store {
                 actor: &Actor,
                 org: OrganizationId,
                 id: ConnectionId,
-                from: &[ConnectionState],
-                state: ConnectionState,
-                action: &str,
-                reason: &str,
+                change: &StateChange<'_>,
             ) -> StoreResult<Option<Connection>> {
+                let StateChange { from, to: state, action, reason } = *change;
                 let mut tx = self.begin_write().await?;
                 let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE connections SET state = ");
                 q.push_bind(state.as_str());
@@ -1601,7 +1599,7 @@ macro_rules! impl_store {
                 owner: Uuid,
                 lease: std::time::Duration,
                 limit: u32,
-                from: Option<Timestamp>,
+                from: Option<(Timestamp, i64)>,
             ) -> StoreResult<Vec<Operation>> {
                 let now = Timestamp::now();
                 let mut tx = self.begin_write().await?;
@@ -1611,7 +1609,7 @@ macro_rules! impl_store {
                 let mut claimed: Vec<Operation> = sqlx::query_as(concat!(
                     "UPDATE operation_queue SET lease_owner = $2, lease_until = $3, attempts = attempts + 1 ",
                     "WHERE id IN (SELECT o.id FROM operation_queue o WHERE o.connection_id = $1 ",
-                    "AND o.not_before >= $6 AND o.not_before <= $4 ",
+                    "AND (o.not_before, o.seq) >= ($6, $7) AND o.not_before <= $4 ",
                     "AND (o.lease_until IS NULL OR o.lease_until < $4) AND o.state <> 'failed' ",
                     "AND NOT EXISTS (SELECT 1 FROM operation_queue p WHERE p.connection_id = $1 ",
                     "AND p.resource_id = o.resource_id AND p.seq < o.seq) ",
@@ -1622,7 +1620,8 @@ macro_rules! impl_store {
                 .bind(now.after(lease))
                 .bind(now)
                 .bind(i64::from(limit))
-                .bind(from.unwrap_or_else(|| Timestamp::from_unix_micros(0).unwrap_or(now)))
+                .bind(from.map(|f| f.0).unwrap_or_else(|| Timestamp::from_unix_micros(0).unwrap_or(now)))
+                .bind(from.map(|f| f.1).unwrap_or(0))
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
