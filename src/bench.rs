@@ -105,6 +105,8 @@ impl BenchStore {
 pub struct WaveReport {
     /// Which store.
     pub backend: String,
+    /// Latency the target adds to every answer (ms), as a remote application would.
+    pub target_latency_ms: u64,
     /// Users in the wave.
     pub users: usize,
     /// Groups in the wave (members spread over them).
@@ -113,6 +115,8 @@ pub struct WaveReport {
     pub direct_secs: f64,
     /// Seconds from the first request to the source until the target acknowledged the last.
     pub engine_secs: f64,
+    /// Of which: seconds the identity provider took to push the wave to the inbound server.
+    pub source_push_secs: f64,
     /// engine_secs / direct_secs.
     pub engine_vs_direct: f64,
     /// Users provisioned per second end to end.
@@ -341,6 +345,7 @@ async fn latencies(
 }
 
 /// Runs the wave benchmark.
+#[allow(clippy::too_many_arguments)]
 pub async fn wave(
     postgres: Option<&str>,
     users: usize,
@@ -349,8 +354,10 @@ pub async fn wave(
     paced_rate: u32,
     paced_users: usize,
     settings: serde_json::Value,
+    target_latency: Duration,
 ) -> Result<WaveReport, String> {
     crate::connectors::ensure_tls_provider();
+    let latency_ms = u64::try_from(target_latency.as_millis()).unwrap_or(u64::MAX);
     let bench = BenchStore::open(postgres)
         .await
         .map_err(|e| e.to_string())?;
@@ -361,6 +368,10 @@ pub async fn wave(
         let direct_target = TargetDouble::start(store.clone(), "direct target")
             .await
             .map_err(|e| e.to_string())?;
+        direct_target
+            .faults
+            .delay_ms
+            .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
         let t0 = Instant::now();
         let ids = push(
             &http,
@@ -385,6 +396,10 @@ pub async fn wave(
         let target = TargetDouble::start(store.clone(), "engine target")
             .await
             .map_err(|e| e.to_string())?;
+        target
+            .faults
+            .delay_ms
+            .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
         let (org, base, token, _inbound) = serve_inbound(store.clone(), "source")
             .await
             .map_err(|e| e.to_string())?;
@@ -428,6 +443,7 @@ pub async fn wave(
             concurrency,
         )
         .await?;
+        let source_push_secs = t0.elapsed().as_secs_f64();
         wait_drained(store.as_ref(), org, Duration::from_secs(3600)).await?;
         let engine_secs = t0.elapsed().as_secs_f64();
         let wave_latency = latencies(store.as_ref(), org, OperationAction::Create).await?;
@@ -443,6 +459,10 @@ pub async fn wave(
         let ptarget = TargetDouble::start(store.clone(), "paced target")
             .await
             .map_err(|e| e.to_string())?;
+        ptarget
+            .faults
+            .delay_ms
+            .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
         store
             .create_connection(
                 &Actor::system("bench"),
@@ -480,10 +500,12 @@ pub async fn wave(
         engine.shutdown().await;
         Ok(WaveReport {
             backend: store.backend().to_string(),
+            target_latency_ms: latency_ms,
             users,
             groups,
             direct_secs,
             engine_secs,
+            source_push_secs,
             engine_vs_direct: engine_secs / direct_secs.max(1e-9),
             users_per_sec: users as f64 / engine_secs.max(1e-9),
             wave_latency_ms: percentiles(wave_latency),

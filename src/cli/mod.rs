@@ -192,6 +192,9 @@ pub enum BenchCommand {
         /// Target connection settings as JSON (e.g. '{"concurrency": 16}').
         #[arg(long, default_value = r#"{"concurrency": 16}"#)]
         settings: String,
+        /// Latency the local target adds to every answer, as a remote application would (ms).
+        #[arg(long, default_value_t = 0)]
+        target_latency_ms: u64,
     },
     /// Drain a large queue against a target that acknowledges at once.
     Drain {

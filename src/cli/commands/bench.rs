@@ -16,6 +16,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             rate,
             paced_users,
             settings,
+            target_latency_ms,
         } => {
             let settings: serde_json::Value = serde_json::from_str(&settings)
                 .map_err(|e| CliError::invalid(format!("--settings is not JSON: {e}")))?;
@@ -27,6 +28,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
                 rate,
                 paced_users,
                 settings,
+                Duration::from_millis(target_latency_ms),
             )
             .await
             .map_err(fail)?;
@@ -41,6 +43,10 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             println!(
                 "  through scimdesk (end to end): {:.2} s  = {:.0} users/s, {:.2}x the direct push",
                 r.engine_secs, r.users_per_sec, r.engine_vs_direct
+            );
+            println!(
+                "    (the identity provider's push to the inbound server took {:.2} s of it)",
+                r.source_push_secs
             );
             println!(
                 "  source-to-target latency in the wave: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
