@@ -247,34 +247,13 @@ async fn serve_inbound(
     String,
     tokio::sync::oneshot::Sender<()>,
 )> {
-    let actor = Actor::system("bench");
-    let org = store.create_organization(&actor, name).await?;
-    let conn = store
-        .create_connection(
-            &actor,
-            org.id,
-            &NewConnection {
-                name: "idp".into(),
-                kind: ConnectionKind::ScimInbound,
-                base_url: None,
-                auth_method: AuthMethod::None,
-                settings: json!({}),
-            },
-            None,
-        )
-        .await?;
-    let token = store
-        .create_api_token(
-            &actor,
-            org.id,
-            &NewApiToken {
-                name: "idp".into(),
-                scope: TokenScope::Scim,
-                connection_id: Some(conn.id),
-                expires_at: None,
-            },
-        )
-        .await?;
+    let (org, token) = crate::target_double::inbound_organization(
+        store.as_ref(),
+        &Actor::system("bench"),
+        name,
+        "idp",
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -286,12 +265,7 @@ async fn serve_inbound(
     tokio::spawn(crate::api::serve::serve(listener, app, async {
         let _ = rx.await;
     }));
-    Ok((
-        org.id,
-        format!("http://{addr}/scim/v2"),
-        token.text.expose().to_string(),
-        tx,
-    ))
+    Ok((org, format!("http://{addr}/scim/v2"), token, tx))
 }
 
 async fn wait_drained(

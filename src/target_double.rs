@@ -23,6 +23,45 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A new organization named `name` with an inbound SCIM connection named `connection` and a
+/// SCIM token for it: what an identity provider is given. Returns the token's text (the only
+/// copy). Used by the target double, `scimdesk bench` and the tests.
+pub async fn inbound_organization(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    connection: &str,
+) -> StoreResult<(OrganizationId, String)> {
+    let org = store.create_organization(actor, name).await?;
+    let conn = store
+        .create_connection(
+            actor,
+            org.id,
+            &NewConnection {
+                name: connection.into(),
+                kind: ConnectionKind::ScimInbound,
+                base_url: None,
+                auth_method: AuthMethod::None,
+                settings: serde_json::json!({}),
+            },
+            None,
+        )
+        .await?;
+    let token = store
+        .create_api_token(
+            actor,
+            org.id,
+            &NewApiToken {
+                name: "idp".into(),
+                scope: TokenScope::Scim,
+                connection_id: Some(conn.id),
+                expires_at: None,
+            },
+        )
+        .await?;
+    Ok((org.id, token.text.expose().to_string()))
+}
+
 /// What the double is told to do wrong.
 #[derive(Debug, Default)]
 pub struct Faults {
@@ -82,34 +121,13 @@ pub struct TargetDouble {
 impl TargetDouble {
     /// Starts a double serving a new organization named `name` in `store`.
     pub async fn start(store: Arc<dyn Store>, name: &str) -> StoreResult<Self> {
-        let actor = Actor::system("target-double");
-        let org = store.create_organization(&actor, name).await?;
-        let conn = store
-            .create_connection(
-                &actor,
-                org.id,
-                &NewConnection {
-                    name: "provisioning client".into(),
-                    kind: ConnectionKind::ScimInbound,
-                    base_url: None,
-                    auth_method: AuthMethod::None,
-                    settings: serde_json::json!({}),
-                },
-                None,
-            )
-            .await?;
-        let token = store
-            .create_api_token(
-                &actor,
-                org.id,
-                &NewApiToken {
-                    name: "scimdesk".into(),
-                    scope: TokenScope::Scim,
-                    connection_id: Some(conn.id),
-                    expires_at: None,
-                },
-            )
-            .await?;
+        let (org, token) = inbound_organization(
+            store.as_ref(),
+            &Actor::system("target-double"),
+            name,
+            &format!("{name} IdP"),
+        )
+        .await?;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?;
@@ -137,8 +155,8 @@ impl TargetDouble {
         Ok(Self {
             addr,
             base_url: format!("http://{addr}/scim/v2"),
-            token: token.text.expose().to_string(),
-            organization_id: org.id,
+            token,
+            organization_id: org,
             faults: shared.faults,
             log: shared.log,
             shutdown: Some(tx),

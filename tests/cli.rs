@@ -845,7 +845,6 @@ fn bare_scimdesk_shows_status() {
 
 #[test]
 fn serve_answers_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead as _, BufReader};
     let sb = Sandbox::sqlite();
     sb.ok(&["org", "create", "Riverside"], None);
     sb.ok(
@@ -876,23 +875,9 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         )
         .trim()
         .to_string();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scimdesk"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SCIMDESK_CONFIG", sb.config_dir())
-        .env("SCIMDESK_DATA_DIR", sb.data_dir())
-        .env_remove("SCIMDESK_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().last().unwrap().to_string();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with("/scim/v2"),
-        "{line}"
-    );
+    let (mut child, base) = start_serve(&sb, &[]);
+    let url = format!("{base}/scim/v2");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     scimdesk::connectors::ensure_tls_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async {

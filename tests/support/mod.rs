@@ -237,39 +237,14 @@ impl Harness {
 /// A new organization named `name` with an inbound SCIM connection (`"{name} IdP"`) and a
 /// SCIM token for it: what an identity provider is given.
 pub async fn inbound_tenant(store: &dyn Store, name: &str) -> (OrganizationId, String) {
-    use scimdesk::domain::*;
-    use serde_json::json;
-    let actor = Actor::operator("tester");
-    let org = store.create_organization(&actor, name).await.unwrap();
-    let conn = store
-        .create_connection(
-            &actor,
-            org.id,
-            &NewConnection {
-                name: format!("{name} IdP"),
-                kind: ConnectionKind::ScimInbound,
-                base_url: None,
-                auth_method: AuthMethod::None,
-                settings: json!({}),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let token = store
-        .create_api_token(
-            &actor,
-            org.id,
-            &NewApiToken {
-                name: "idp".into(),
-                scope: TokenScope::Scim,
-                connection_id: Some(conn.id),
-                expires_at: None,
-            },
-        )
-        .await
-        .unwrap();
-    (org.id, token.text.expose().to_string())
+    scimdesk::target_double::inbound_organization(
+        store,
+        &scimdesk::domain::Actor::operator("tester"),
+        name,
+        &format!("{name} IdP"),
+    )
+    .await
+    .unwrap()
 }
 
 /// Declares each named `async fn(&Harness)` as a test on SQLite and on PostgreSQL, so the
