@@ -24,6 +24,7 @@ on_both_backends!(
     down_target_stalls_then_quarantines_then_recovers,
     operators_retry_skip_pause_and_resume,
     oauth_client_credentials_with_discovery,
+    deletion_waits_out_the_grace_period_suspended,
 );
 
 /// Engine settings that make a test's waits short.
@@ -783,5 +784,79 @@ async fn oauth_client_credentials_with_discovery(h: &Harness) {
     // One token, cached and reused for every request.
     assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(target.count("POST", "/scim/v2/Users", 401), 0);
+    engine.shutdown().await;
+}
+
+async fn deletion_waits_out_the_grace_period_suspended(h: &Harness) {
+    let store = h.store.clone();
+    let source = Source::start(store.clone()).await;
+    let target = TargetDouble::start(store.clone(), "Graceful")
+        .await
+        .unwrap();
+    add_target(
+        &*store,
+        source.org,
+        "graceful",
+        &target,
+        json!({"delete_mode": "delete", "delete_grace_secs": 2}),
+    )
+    .await;
+    let engine = Engine::new(store.clone(), fast());
+    engine.start();
+    let id = source.create_user("leaver@hospital.example").await;
+    eventually(
+        Duration::from_secs(20),
+        "the leaver at the target",
+        || async { target_users(&*store, &target).await.len() == 1 },
+    )
+    .await;
+    let (status, _) = source
+        .call(Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let deleted_at = Instant::now();
+    // At once: suspended, not deleted.
+    eventually(
+        Duration::from_secs(5),
+        "suspended during the grace period",
+        || async {
+            target_users(&*store, &target)
+                .await
+                .iter()
+                .all(|u| !u.active)
+        },
+    )
+    .await;
+    assert_eq!(target_users(&*store, &target).await.len(), 1);
+    assert_eq!(target.count("DELETE", "/scim/v2/Users/", 204), 0);
+    // The waiting deletion is visible, and not a failure.
+    let waiting = store
+        .list_operations(
+            source.org,
+            &OperationFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert!(
+        waiting[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("waiting: suspended"),
+        "{waiting:?}"
+    );
+    // After it: deleted.
+    eventually(
+        Duration::from_secs(20),
+        "deleted after the grace period",
+        || async { target_users(&*store, &target).await.is_empty() },
+    )
+    .await;
+    assert!(deleted_at.elapsed() >= Duration::from_millis(1_500));
+    assert_eq!(target.count("DELETE", "/scim/v2/Users/", 204), 1);
     engine.shutdown().await;
 }
