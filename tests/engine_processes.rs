@@ -380,3 +380,49 @@ async fn database_connections_dropped_mid_wave_lose_nothing() {
     d.assert_exactly_once(200).await;
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_from_another_process_wakes_idle_workers() {
+    // The engine polls only once a minute here: delivery within seconds proves the worker was
+    // woken by PostgreSQL NOTIFY from another process (here: another store, as the CLI is).
+    let Some(d) = Deployment::new().await else {
+        return;
+    };
+    let master = MasterKey::from_base64(&d.key).unwrap();
+    let engine_store: Arc<dyn Store> = Arc::new(
+        PgStore::open_with(d.schema.options(), "engine".into(), master)
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(
+        engine_store,
+        EngineConfig {
+            poll_interval_ms: 60_000,
+            supervise_interval_ms: 200,
+            ..Default::default()
+        },
+    );
+    engine.start();
+    // Let the worker start and go idle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let actor = Actor::operator("idp");
+    for i in 0..5 {
+        d.store
+            .create_user(
+                &actor,
+                d.org,
+                &UserDraft::new(format!("woken{i}@hospital.example")),
+            )
+            .await
+            .unwrap();
+    }
+    scimdesk::engine::commands::wake_other_processes(&*d.store).await;
+    let start = Instant::now();
+    d.wait_delivered(5, Duration::from_secs(20)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    engine.shutdown().await;
+}
