@@ -53,7 +53,9 @@ ANALYZE users;
 SQL
 if [ -n "${LOAD_TEST_SQL:-}" ]; then psql -q "$pg_url" -c "SET search_path = $schema; $LOAD_TEST_SQL" >/dev/null; fi
 
-"$bin" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>&1 &
+# --no-workers: this measures the inbound server; the targets are not real (bench wave
+# measures delivery).
+"$bin" serve --listen 127.0.0.1:0 --no-workers >"$work/serve.out" 2>&1 &
 serve_pid=$!
 pids+=("$serve_pid")
 target/release/examples/bare_create "$pg_url" "$bare_schema" 127.0.0.1:0 >"$work/bare.out" 2>&1 &
@@ -99,4 +101,4 @@ run "bare axum+sqlx create (user+audit+2 queue)" "$bare/Users" "$work/post.lua"
 run "scimdesk POST /Users (durable)" "$scim/Users" "$work/post.lua"
 run "scimdesk GET /Users?filter=userName eq (50k)" "$scim/Users" "$work/get.lua"
 echo "scimdesk serve peak RSS: $(awk '/VmHWM/{print $2 " " $3}' /proc/$serve_pid/status)"
-echo "users stored: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.users"), operations queued: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.operations")"
+echo "users stored: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.users"), operations queued: $(psql -Atq "$pg_url" -c "SELECT count(*) FROM $schema.operation_queue")"
