@@ -88,7 +88,10 @@ impl RateLimiter {
             b.tokens -= 1.0;
             None
         } else {
-            Some(Duration::from_secs_f64((1.0 - b.tokens) / b.rate))
+            Some(
+                Duration::try_from_secs_f64((1.0 - b.tokens) / b.rate)
+                    .unwrap_or(Duration::from_secs(3600)),
+            )
         }
     }
 }

@@ -363,8 +363,9 @@ impl Attempt {
             retry_after: Some(ra),
             ..
         } = &result
+            && let Some(until) = Instant::now().checked_add(*ra)
         {
-            self.limiter.hold_until(Instant::now() + *ra);
+            self.limiter.hold_until(until);
         }
         let counts_as_request = http_status.is_some() || !request.is_empty() || transient;
         let success = matches!(
