@@ -28,6 +28,10 @@ pub struct EngineConfig {
     pub complete_batch: usize,
     /// How often delivery statistics are written (milliseconds).
     pub stats_flush_ms: u64,
+    /// How often the queue table is vacuumed by the engine on PostgreSQL (seconds; 0: leave
+    /// it to autovacuum, whose one-minute naptime lets dead rows of finished work pile up
+    /// at the head of the claim index during a wave).
+    pub queue_vacuum_secs: u64,
     /// How long shutdown waits for requests in flight before giving leases back (milliseconds).
     pub shutdown_grace_ms: u64,
     /// When a connection is degraded, stalled or quarantined.
@@ -48,6 +52,7 @@ impl Default for EngineConfig {
             complete_batch: 128,
             stats_flush_ms: 2_000,
             shutdown_grace_ms: 10_000,
+            queue_vacuum_secs: 10,
             health: HealthThresholds::default(),
         }
     }

@@ -259,7 +259,22 @@ async fn housekeep(
     let flush_every = Duration::from_millis(config.stats_flush_ms.max(100));
     let prune_every = Duration::from_secs(60);
     let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut last_vacuum = tokio::time::Instant::now();
+    let vacuum_every = Duration::from_secs(config.queue_vacuum_secs);
     loop {
+        if let Some(pool) = store.postgres_pool()
+            && !vacuum_every.is_zero()
+            && last_vacuum.elapsed() >= vacuum_every
+        {
+            last_vacuum = tokio::time::Instant::now();
+            // SKIP_LOCKED: when another process is vacuuming it, that is enough.
+            if let Err(e) = sqlx::query("VACUUM (SKIP_LOCKED) operation_queue")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!("vacuuming the queue failed: {e}");
+            }
+        }
         if let Err(e) = stats.flush(store.as_ref()).await {
             tracing::warn!("statistics not written (will retry): {e}");
         }
