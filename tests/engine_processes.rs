@@ -426,3 +426,66 @@ async fn a_notification_from_another_process_wakes_idle_workers() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changes_reach_other_processes_as_notifications() {
+    // Another process (here: a plain LISTEN connection) hears the engine quarantine a target.
+    let Some(d) = Deployment::new().await else {
+        return;
+    };
+    let mut listener = sqlx::postgres::PgListener::connect_with(
+        &sqlx::PgPool::connect_with(d.schema.options())
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    listener
+        .listen(scimdesk::engine::events::EVENTS_CHANNEL)
+        .await
+        .unwrap();
+    d.target.set_down(true);
+    let master = MasterKey::from_base64(&d.key).unwrap();
+    let engine_store: Arc<dyn Store> = Arc::new(
+        PgStore::open_with(d.schema.options(), "engine".into(), master)
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(
+        engine_store,
+        EngineConfig {
+            poll_interval_ms: 100,
+            backoff_base_ms: 50,
+            backoff_max_ms: 200,
+            stats_flush_ms: 200,
+            health: scimdesk::engine::HealthThresholds {
+                quarantine_after_failures: 2,
+                quarantine_after_secs: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    engine.start();
+    d.store
+        .create_user(
+            &Actor::operator("idp"),
+            d.org,
+            &UserDraft::new("late@hospital.example"),
+        )
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let n = listener.recv().await.unwrap();
+            let v: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            if v["event"]["event"] == "connection_state_changed" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("no state change notification within 30 s");
+    assert_eq!(heard["event"]["state"], "quarantined", "{heard}");
+    engine.shutdown().await;
+}
