@@ -1,7 +1,8 @@
 //! scimdesk: a multi-tenant SCIM 2.0 provisioning engine with a terminal workbench.
 //!
-//! Layers, outermost first: `cli` → `store` → `domain`; `crypto` seals what the store keeps.
-//! See `docs/architecture.md`.
+//! Layers, outermost first: `cli` → `api` / `engine` → `store` → `domain`; `connectors` call
+//! outward; `crypto` seals what the store keeps. See `docs/architecture.md`.
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod bench;

@@ -160,6 +160,7 @@ pub enum ConnectionCommand {
     RotateSecret {
         /// Connection name or id.
         name: String,
+        /// Where the new secret comes from.
         #[command(flatten)]
         secret: SecretSource,
     },
@@ -295,6 +296,7 @@ pub struct ConnectionAdd {
     /// Extra setting KEY=VALUE (VALUE parsed as JSON if it is JSON); repeatable.
     #[arg(long = "setting", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// Where the secret comes from.
     #[command(flatten)]
     pub secret: SecretSource,
 }
