@@ -121,6 +121,12 @@ async fn one_resource_runs_in_order_many_resources_in_parallel(h: &Harness) {
     off.active = false;
     s.replace_user(&actor, org, a.id, &off, None).await.unwrap();
     s.delete_user(&actor, org, a.id).await.unwrap();
+    let asked = [a.id.0, b.id.0, Uuid::now_v7()];
+    let mut pending = s.unfinished_resources(conn.id, &asked).await.unwrap();
+    pending.sort();
+    let mut want = vec![a.id.0, b.id.0];
+    want.sort();
+    assert_eq!(pending, want, "the unknown resource has no work");
     let owner = Uuid::now_v7();
     let mut order = Vec::new();
     loop {
@@ -140,6 +146,12 @@ async fn one_resource_runs_in_order_many_resources_in_parallel(h: &Harness) {
         let outcomes: Vec<Outcome> = claimed.iter().map(|o| done(o, owner)).collect();
         s.complete_operations(&outcomes).await.unwrap();
     }
+    assert!(
+        s.unfinished_resources(conn.id, &asked)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let of_a: Vec<OperationAction> = order
         .iter()
         .filter(|(r, _)| *r == a.id.0)

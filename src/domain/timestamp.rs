@@ -67,6 +67,11 @@ impl Timestamp {
         self.add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
     }
 
+    /// This instant moved back by a std duration (saturating).
+    pub fn before(&self, d: std::time::Duration) -> Self {
+        self.add(-time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+    }
+
     /// How long from `earlier` to this instant (zero if `earlier` is later).
     pub fn since(&self, earlier: Timestamp) -> std::time::Duration {
         std::time::Duration::try_from(self.0 - earlier.0).unwrap_or_default()
@@ -105,6 +110,16 @@ mod tests {
     fn micros_round_trip() {
         let t = Timestamp::now();
         assert_eq!(Timestamp::from_unix_micros(t.unix_micros()), Some(t));
+    }
+
+    #[test]
+    fn moves_back_and_forth_saturating() {
+        let t = Timestamp::now();
+        let d = std::time::Duration::from_secs(90);
+        assert_eq!(t.before(d).after(d), t);
+        assert_eq!(t.since(t.before(d)), d);
+        // Absurd spans saturate instead of wrapping into the future.
+        assert!(t.before(std::time::Duration::MAX) < t);
     }
 
     #[test]

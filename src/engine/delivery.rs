@@ -89,6 +89,12 @@ impl Log {
             self.response = Some(render::truncate(excerpt.clone(), EXCERPT_BYTES));
         }
     }
+
+    /// Records a failed call and classifies it.
+    fn fail(&mut self, e: TargetError) -> Stop {
+        self.failed(&e);
+        stop(e)
+    }
 }
 
 /// Why an attempt stopped short of done.
@@ -110,6 +116,22 @@ fn stop(e: TargetError) -> Stop {
         DeliveryResult::Permanent {
             error: format!("{e}{body}"),
         }
+    }
+}
+
+/// The link after the target accepted `sent` for a resource it already holds (its version
+/// from the answer, else the one known before).
+fn acknowledged(
+    link: &TargetLink,
+    resp: &TargetResponse,
+    content_hash: String,
+    sent: Value,
+) -> LinkUpdate {
+    LinkUpdate::Set {
+        remote_id: link.remote_id.clone(),
+        remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
+        content_hash,
+        last_sent: Some(sent),
     }
 }
 
@@ -210,10 +232,11 @@ impl ScimDelivery {
             return Ok(*p);
         }
         log.sent("GET /ServiceProviderConfig".into());
-        let supported = self.client.supports_patch().await.map_err(|e| {
-            log.failed(&e);
-            stop(e)
-        })?;
+        let supported = self
+            .client
+            .supports_patch()
+            .await
+            .map_err(|e| log.fail(e))?;
         let _ = self.patch.set(supported);
         Ok(supported)
     }
@@ -249,10 +272,7 @@ impl ScimDelivery {
             match self.client.find_by(rt, attr, value).await {
                 Ok(Some(found)) => return Ok(Some(found)),
                 Ok(None) => {}
-                Err(e) => {
-                    log.failed(&e);
-                    return Err(stop(e));
-                }
+                Err(e) => return Err(log.fail(e)),
             }
         }
         Ok(None)
@@ -301,10 +321,7 @@ impl ScimDelivery {
                     }),
                 }
             }
-            Err(e) => {
-                log.failed(&e);
-                Err(stop(e))
-            }
+            Err(e) => Err(log.fail(e)),
         }
     }
 
@@ -371,17 +388,9 @@ impl ScimDelivery {
         match result {
             Ok(resp) => {
                 log.answered(&resp);
-                Ok(LinkUpdate::Set {
-                    remote_id: link.remote_id.clone(),
-                    remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
-                    content_hash: hash,
-                    last_sent: Some(doc.clone()),
-                })
+                Ok(acknowledged(link, &resp, hash, doc.clone()))
             }
-            Err(e) => {
-                log.failed(&e);
-                Err(stop(e))
-            }
+            Err(e) => Err(log.fail(e)),
         }
     }
 
@@ -495,18 +504,10 @@ impl ScimDelivery {
         match result {
             Ok(resp) => {
                 log.answered(&resp);
-                Ok(LinkUpdate::Set {
-                    remote_id: link.remote_id.clone(),
-                    remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
-                    content_hash: hash,
-                    last_sent: Some(doc),
-                })
+                Ok(acknowledged(link, &resp, hash, doc))
             }
             Err(TargetError::Http { status: 404, .. }) => Ok(LinkUpdate::Remove),
-            Err(e) => {
-                log.failed(&e);
-                Err(stop(e))
-            }
+            Err(e) => Err(log.fail(e)),
         }
     }
 
@@ -522,10 +523,7 @@ impl ScimDelivery {
                 log.status = Some(if existed { 204 } else { 404 });
                 Ok(LinkUpdate::Remove)
             }
-            Err(e) => {
-                log.failed(&e);
-                Err(stop(e))
-            }
+            Err(e) => Err(log.fail(e)),
         }
     }
 
@@ -541,27 +539,30 @@ impl ScimDelivery {
             .into_iter()
             .map(|l| (l.local_id, l.remote_id))
             .collect();
-        let mut remote = Vec::with_capacity(ids.len());
-        for id in &ids {
-            match linked.get(id) {
-                Some(r) => remote.push(r.clone()),
-                None => {
-                    let pending = self
-                        .store
-                        .has_unfinished_operation(self.connection.id, *id)
-                        .await
-                        .map_err(store_stop)?;
-                    if pending {
-                        return Err(DeliveryResult::Wait {
-                            until: Timestamp::now().after(DEPENDENCY_WAIT),
-                            reason: format!("member {id} is not at the target yet"),
-                        });
-                    }
-                    // Not provisioned to this target (suspended, or out of scope): not a
-                    // member there.
-                }
+        let unlinked: Vec<uuid::Uuid> = ids
+            .iter()
+            .filter(|id| !linked.contains_key(id))
+            .copied()
+            .collect();
+        if !unlinked.is_empty() {
+            let pending = self
+                .store
+                .unfinished_resources(self.connection.id, &unlinked)
+                .await
+                .map_err(store_stop)?;
+            if let Some(id) = pending.first() {
+                return Err(DeliveryResult::Wait {
+                    until: Timestamp::now().after(DEPENDENCY_WAIT),
+                    reason: format!("member {id} is not at the target yet"),
+                });
             }
         }
+        // Members neither linked nor pending are not provisioned to this target (suspended,
+        // or out of scope): they are not members there.
+        let remote = ids
+            .iter()
+            .filter_map(|id| linked.get(id).cloned())
+            .collect();
         Ok(remote)
     }
 
@@ -649,12 +650,8 @@ impl ScimDelivery {
                     .map(|j| j.0.clone())
                     .unwrap_or_else(|| json!({}));
                 let now_there = render::with_members_changed(&last, &added, &removed);
-                Ok(LinkUpdate::Set {
-                    remote_id: link.remote_id.clone(),
-                    remote_etag: resp.version().or_else(|| link.remote_etag.clone()),
-                    content_hash: render::content_hash(&now_there),
-                    last_sent: Some(now_there),
-                })
+                let hash = render::content_hash(&now_there);
+                Ok(acknowledged(&link, &resp, hash, now_there))
             }
             Err(TargetError::Http { status: 404, .. }) => {
                 log.status = Some(404);
@@ -670,10 +667,7 @@ impl ScimDelivery {
                     .await;
                 self.sync_group(op, log).await
             }
-            Err(e) => {
-                log.failed(&e);
-                Err(stop(e))
-            }
+            Err(e) => Err(log.fail(e)),
         }
     }
 

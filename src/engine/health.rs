@@ -116,8 +116,7 @@ pub fn assess(
     now: Timestamp,
 ) -> HealthReport {
     let window = |d: Duration| {
-        let since =
-            Timestamp::from_unix_micros(now.unix_micros() - d.as_micros() as i64).unwrap_or(now);
+        let since = now.before(d);
         stats
             .iter()
             // A minute row counts if any of it is inside the window.
@@ -132,7 +131,7 @@ pub fn assess(
     let errors_1h = window(Duration::from_secs(3_600));
     let errors_24h = window(Duration::from_secs(86_400));
     let mut hist = LatencyHistogram::default();
-    let hour_ago = Timestamp::from_unix_micros(now.unix_micros() - 3_600_000_000).unwrap_or(now);
+    let hour_ago = now.before(Duration::from_secs(3_600));
     for s in stats.iter().filter(|s| s.minute >= hour_ago) {
         hist.merge_json(&s.latency_buckets);
     }
@@ -205,7 +204,7 @@ pub async fn connection_health(
     thresholds: &HealthThresholds,
 ) -> StoreResult<HealthReport> {
     let now = Timestamp::now();
-    let day_ago = Timestamp::from_unix_micros(now.unix_micros() - 86_400_000_000).unwrap_or(now);
+    let day_ago = now.before(Duration::from_secs(86_400));
     let queue = store
         .queue_counts(connection.organization_id, connection.id)
         .await?;
@@ -338,9 +337,7 @@ mod tests {
     fn states_follow_the_thresholds() {
         let t = HealthThresholds::default();
         let now = Timestamp::now();
-        let ago = |s: u64| {
-            Timestamp::from_unix_micros(now.unix_micros() - (s as i64) * 1_000_000).unwrap()
-        };
+        let ago = |s: u64| now.before(Duration::from_secs(s));
         let c = connection(ConnectionState::Active);
         assert_eq!(
             assess(&c, QueueCounts::default(), &[], &t, now).state,

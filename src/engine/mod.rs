@@ -282,8 +282,7 @@ async fn housekeep(
             last_prune = Some(tokio::time::Instant::now());
             let now = Timestamp::now();
             let keep = Duration::from_secs(config.retention_hours.saturating_mul(3600));
-            let before = Timestamp::from_unix_micros(now.unix_micros() - keep.as_micros() as i64)
-                .unwrap_or(now);
+            let before = now.before(keep);
             loop {
                 match store.prune_history(before, config.prune_batch.max(1)).await {
                     Ok(n) if n >= u64::from(config.prune_batch.max(1)) && !*stop.borrow() => {
@@ -296,8 +295,7 @@ async fn housekeep(
                     }
                 }
             }
-            let day =
-                Timestamp::from_unix_micros(now.unix_micros() - 25 * 3_600_000_000).unwrap_or(now);
+            let day = now.before(Duration::from_secs(25 * 3_600));
             if let Err(e) = store.prune_connection_stats(day).await {
                 tracing::warn!("pruning statistics failed: {e}");
             }

@@ -451,12 +451,13 @@ pub trait Store: Send + Sync {
     async fn complete_operations(&self, outcomes: &[Outcome]) -> StoreResult<u64>;
     /// Gives back every lease `owner` holds (graceful shutdown). Returns how many.
     async fn release_leases(&self, owner: Uuid) -> StoreResult<u64>;
-    /// Whether a resource has unfinished work at a target (a group's member waits for it).
-    async fn has_unfinished_operation(
+    /// Which of `resource_ids` have unfinished work at a target (a group's members wait for
+    /// theirs), in one query per 500 ids.
+    async fn unfinished_resources(
         &self,
         connection: ConnectionId,
-        resource_id: Uuid,
-    ) -> StoreResult<bool>;
+        resource_ids: &[Uuid],
+    ) -> StoreResult<Vec<Uuid>>;
     /// Puts failed (and waiting) operations back to `pending`, due now, with a fresh attempt
     /// budget: one operation (`id`), or every one matching `filter`. Audited. Returns how many.
     async fn retry_operations(

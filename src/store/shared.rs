@@ -1783,15 +1783,20 @@ macro_rules! impl_store {
                     .rows_affected())
             }
 
-            async fn has_unfinished_operation(&self, connection: ConnectionId, resource_id: Uuid) -> StoreResult<bool> {
-                Ok(sqlx::query_scalar::<_, i32>(
-                    "SELECT 1 FROM operation_queue WHERE connection_id = $1 AND resource_id = $2 LIMIT 1",
-                )
-                .bind(connection)
-                .bind(resource_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .is_some())
+            async fn unfinished_resources(&self, connection: ConnectionId, resource_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+                let mut found = Vec::new();
+                for chunk in resource_ids.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("SELECT DISTINCT resource_id FROM operation_queue WHERE connection_id = ");
+                    q.push_bind(connection);
+                    q.push(" AND resource_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    found.extend(q.build_query_scalar::<Uuid>().fetch_all(&self.pool).await?);
+                }
+                Ok(found)
             }
 
             async fn retry_operations(
