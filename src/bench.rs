@@ -331,6 +331,12 @@ pub async fn wave(
     target_latency: Duration,
 ) -> Result<WaveReport, String> {
     crate::connectors::ensure_tls_provider();
+    // The wave mirrors the direct push: every user, and the source's groups.
+    let mut settings = settings;
+    if let Some(m) = settings.as_object_mut() {
+        m.entry("user_scope").or_insert(json!("all"));
+        m.entry("source_groups").or_insert(json!(true));
+    }
     let latency_ms = u64::try_from(target_latency.as_millis()).unwrap_or(u64::MAX);
     let bench = BenchStore::open(postgres)
         .await

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod domain;
 pub mod engine;
 pub mod logging;
+pub mod policy;
 pub mod scim;
 pub mod store;
 pub mod target_double;

@@ -115,14 +115,20 @@ impl Source {
     }
 }
 
-/// Adds a SCIM target connection for `target` to `org`.
+/// Adds a SCIM target connection for `target` to `org`. These delivery tests send every user
+/// and mirror the source's groups (`user_scope = "all"`, `source_groups`), unless `settings`
+/// says otherwise; tests/policy.rs covers role-based scope.
 async fn add_target(
     store: &dyn Store,
     org: OrganizationId,
     name: &str,
     target: &TargetDouble,
-    settings: Value,
+    mut settings: Value,
 ) -> Connection {
+    if let Some(m) = settings.as_object_mut() {
+        m.entry("user_scope").or_insert(json!("all"));
+        m.entry("source_groups").or_insert(json!(true));
+    }
     store
         .create_connection(
             &Actor::operator("tester"),
@@ -762,7 +768,7 @@ async fn oauth_client_credentials_with_discovery(h: &Harness) {
                 kind: ConnectionKind::ScimTarget,
                 base_url: Some(target.base_url.clone()),
                 auth_method: AuthMethod::OAuth2ClientCredentials,
-                settings: json!({"client_id": "scimdesk", "issuer": issuer}),
+                settings: json!({"client_id": "scimdesk", "issuer": issuer, "user_scope": "all"}),
             },
             Some(&scimdesk::crypto::Secret::new("s3cret")),
         )
@@ -829,26 +835,31 @@ async fn deletion_waits_out_the_grace_period_suspended(h: &Harness) {
     .await;
     assert_eq!(target_users(&*store, &target).await.len(), 1);
     assert_eq!(target.count("DELETE", "/scim/v2/Users/", 204), 0);
-    // The waiting deletion is visible, and not a failure.
-    let waiting = store
-        .list_operations(
-            source.org,
-            &OperationFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(waiting.len(), 1);
-    assert!(
-        waiting[0]
-            .last_error
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("waiting: suspended"),
-        "{waiting:?}"
-    );
+    // The waiting deletion is visible (once its attempt is recorded), and not a failure.
+    eventually(
+        Duration::from_secs(5),
+        "the deletion waiting out its grace period",
+        || async {
+            let waiting = store
+                .list_operations(
+                    source.org,
+                    &OperationFilter {
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            waiting.len() == 1
+                && waiting[0].state != OperationState::Failed
+                && waiting[0]
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("waiting: suspended")
+        },
+    )
+    .await;
     // After it: deleted.
     eventually(
         Duration::from_secs(20),

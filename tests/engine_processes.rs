@@ -53,7 +53,7 @@ impl Deployment {
                     kind: ConnectionKind::ScimTarget,
                     base_url: Some(target.base_url.clone()),
                     auth_method: AuthMethod::Bearer,
-                    settings: json!({"concurrency": 8}),
+                    settings: json!({"concurrency": 8, "user_scope": "all", "source_groups": true}),
                 },
                 Some(&Secret::new(target.token.clone())),
             )

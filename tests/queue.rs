@@ -76,15 +76,21 @@ async fn updates_coalesce_until_a_worker_takes_them(h: &Harness) {
     let ops = s.list_operations(org, &all()).await.unwrap();
     assert_eq!(
         ops.iter().map(|o| o.action).collect::<Vec<_>>(),
-        vec![OperationAction::Create, OperationAction::Update],
-        "three updates waiting behind the create are one"
+        vec![OperationAction::Create],
+        "three updates are absorbed by the waiting create, which sends the newest state"
     );
-    // Once a worker holds the update, a new change queues a new update behind it.
+    // Once a worker holds the create, a change queues an update behind it, and later updates
+    // coalesce into that one while it waits.
     let owner = Uuid::now_v7();
     let first = s
         .claim_operations(conn.id, owner, LEASE, 10, None)
         .await
         .unwrap();
+    let mut d = draft(1);
+    d.display_name = Some("b2".into());
+    s.replace_user(&actor, org, u.id, &d, None).await.unwrap();
+    s.replace_user(&actor, org, u.id, &d, None).await.unwrap();
+    assert_eq!(s.list_operations(org, &all()).await.unwrap().len(), 2);
     s.complete_operations(&[done(&first[0], owner)])
         .await
         .unwrap();

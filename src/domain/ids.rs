@@ -73,6 +73,14 @@ id_type!(
     RoleMappingId
 );
 id_type!(
+    /// Identifies an exception that an operator resolves.
+    ExceptionId
+);
+id_type!(
+    /// Identifies one reconciliation run of a target.
+    ReconcileRunId
+);
+id_type!(
     /// Identifies a provisioning operation.
     OperationId
 );

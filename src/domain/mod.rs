@@ -6,6 +6,7 @@
 mod audit;
 mod connection;
 mod connection_stats;
+mod exception;
 mod group;
 mod ids;
 mod operation;
@@ -23,10 +24,14 @@ pub use connection::{
     AuthMethod, Connection, ConnectionKind, ConnectionState, ConnectionUpdate, NewConnection,
 };
 pub use connection_stats::{ConnectionStats, LATENCY_BOUNDS_MS, LatencyHistogram};
+pub use exception::{
+    ExceptionFilter, ExceptionKind, ExceptionState, NewException, PolicyException, ReconcileRun,
+    unmapped_group_key,
+};
 pub use group::{Group, GroupDraft};
 pub use ids::{
-    ApiTokenId, AuditEventId, ConnectionId, GroupId, OperationId, OrganizationId, RoleId,
-    RoleMappingId, UserId,
+    ApiTokenId, AuditEventId, ConnectionId, ExceptionId, GroupId, OperationId, OrganizationId,
+    ReconcileRunId, RoleId, RoleMappingId, UserId,
 };
 pub use operation::{
     Attempt, Disposition, LinkUpdate, NewOperation, Operation, OperationAction, OperationState,

@@ -7,6 +7,8 @@ use super::settings::{CreateLookup, DeleteMode, TargetSettings, UpdateMode};
 use crate::connectors::oauth::{ClientCredentialsConfig, TokenEndpoint};
 use crate::connectors::scim_client::{ScimClient, TargetAuth, TargetError, TargetResponse};
 use crate::domain::*;
+use crate::policy::roles::RoleResolver;
+use crate::policy::target::TargetPolicy;
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -249,8 +251,77 @@ impl ScimDelivery {
     }
 
     /// Finds a resource at the target that is this one: by `externalId` (scimdesk's id), then by
-    /// `userName` or `displayName`.
+    /// `userName` or `displayName`. A resource found by name that carries another provisioner's
+    /// `externalId` is not ours to take over: that raises a conflict exception instead.
     async fn find_existing(
+        &self,
+        op: &Operation,
+        doc: &Value,
+        log: &mut Log,
+    ) -> Result<Option<Value>, Stop> {
+        let rt = op.resource_type;
+        let found = self.find_by_keys(rt, doc, log).await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let ours = doc.get("externalId").and_then(Value::as_str);
+        match found.get("externalId").and_then(Value::as_str) {
+            Some(theirs) if Some(theirs) != ours => Err(self
+                .conflict(
+                    op,
+                    doc,
+                    Some(&found),
+                    format!("the target holds a resource with this name that belongs to another source (externalId {theirs:?})"),
+                )
+                .await),
+            _ => Ok(Some(found)),
+        }
+    }
+
+    /// Raises a conflict exception with both sides and stops the operation for a person.
+    async fn conflict(
+        &self,
+        op: &Operation,
+        ours: &Value,
+        theirs: Option<&Value>,
+        why: String,
+    ) -> Stop {
+        let subject = ours
+            .get("userName")
+            .or_else(|| ours.get("displayName"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let raised = self
+            .store
+            .raise_exception(
+                self.org(),
+                &NewException {
+                    kind: ExceptionKind::Conflict,
+                    subject_key: format!("conflict:{}:{}:{}", self.connection.id, op.resource_type, op.resource_id),
+                    connection_id: Some(self.connection.id),
+                    subject,
+                    summary: why.clone(),
+                    details: json!({
+                        "operation_id": op.id,
+                        "resource_type": op.resource_type,
+                        "resource_id": op.resource_id,
+                        "ours": serde_json::from_str::<Value>(&excerpt(ours, 4096)).unwrap_or(Value::Null),
+                        "theirs": theirs.map(|t| serde_json::from_str::<Value>(&excerpt(t, 4096)).unwrap_or(Value::Null)),
+                    }),
+                },
+            )
+            .await;
+        let note = match raised {
+            Err(e) => format!(" (the conflict could not be recorded: {e})"),
+            Ok(_) => " (see `scimdesk exceptions list`)".into(),
+        };
+        DeliveryResult::Permanent {
+            error: format!("conflict: {why}{note}"),
+        }
+    }
+
+    async fn find_by_keys(
         &self,
         rt: ResourceType,
         doc: &Value,
@@ -289,7 +360,7 @@ impl ScimDelivery {
     ) -> Result<LinkUpdate, Stop> {
         let rt = op.resource_type;
         let look_first = self.settings.create_lookup == CreateLookup::Always || op.attempts > 1;
-        if look_first && let Some(existing) = self.find_existing(rt, doc, log).await? {
+        if look_first && let Some(existing) = self.find_existing(op, doc, log).await? {
             return self.adopt(rt, &existing, doc, hash, log).await;
         }
         log.sent(format!(
@@ -314,11 +385,16 @@ impl ScimDelivery {
             }
             Err(TargetError::Http { status: 409, .. }) => {
                 log.status = Some(409);
-                match self.find_existing(rt, doc, log).await? {
+                match self.find_existing(op, doc, log).await? {
                     Some(existing) => self.adopt(rt, &existing, doc, hash, log).await,
-                    None => Err(DeliveryResult::Permanent {
-                        error: "the target answered 409 (already exists) but no resource with this externalId or name can be found there".into(),
-                    }),
+                    None => Err(self
+                        .conflict(
+                            op,
+                            doc,
+                            None,
+                            "the target answered 409 (already exists) but no resource with this externalId or name can be found there".into(),
+                        )
+                        .await),
                 }
             }
             Err(e) => Err(log.fail(e)),
@@ -394,18 +470,67 @@ impl ScimDelivery {
         }
     }
 
-    /// Create, update, suspend and reactivate of a user: make the target match the store.
-    async fn sync_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
-        let Some(user) = self
+    /// The target's policy and the organization's mappings, read fresh for every attempt so a
+    /// mapping change takes effect on the very next operation.
+    async fn policy(&self) -> Result<(TargetPolicy, RoleResolver), Stop> {
+        let org = self.org();
+        let roles = self.store.list_roles(org).await.map_err(store_stop)?;
+        let mappings = self
             .store
-            .user(self.org(), UserId(op.resource_id))
+            .list_role_mappings(org)
             .await
-            .map_err(store_stop)?
-        else {
-            // Deleted since: the deletion that follows in the queue removes it.
-            return Ok(LinkUpdate::Keep);
+            .map_err(store_stop)?;
+        let policy = TargetPolicy::from_settings(
+            self.connection.id,
+            &self.connection.name,
+            self.settings.clone(),
+            &roles,
+        )
+        .map_err(|e| DeliveryResult::Permanent {
+            error: format!("the target's policy is invalid: {e}"),
+        })?;
+        Ok((policy, RoleResolver::new(&mappings)))
+    }
+
+    /// Makes the target match what policy says about a user, whatever the operation's action:
+    /// in scope → created or brought up to date (suspended users as `active=false`); out of
+    /// scope, deprovisioned or deleted → removed per the connection's policy.
+    async fn converge_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        let org = self.org();
+        let user = self
+            .store
+            .user(org, UserId(op.resource_id))
+            .await
+            .map_err(store_stop)?;
+        let Some(user) = user else {
+            return if op.action == OperationAction::Delete {
+                self.remove_user(op, log).await
+            } else {
+                // Deleted since: the deletion that follows in the queue removes it.
+                Ok(LinkUpdate::Keep)
+            };
         };
-        let doc = render::user_document(&user);
+        if op.action == OperationAction::Delete
+            && user.lifecycle_state == LifecycleState::Deprovisioned
+        {
+            return self.remove_user(op, log).await;
+        }
+        let (policy, resolver) = self.policy().await?;
+        let groups = self
+            .store
+            .user_groups(org, user.id)
+            .await
+            .map_err(store_stop)?;
+        let roles = resolver.user_roles(&groups);
+        let group_refs: Vec<&Group> = groups.iter().collect();
+        if !policy.in_scope(&user, &roles, &group_refs) {
+            return self.remove_user(op, log).await;
+        }
+        let doc = policy
+            .user_document(&user, &roles)
+            .map_err(|e| DeliveryResult::Permanent {
+                error: format!("cannot map user {:?} for this target: {e}", user.user_name),
+            })?;
         self.sync_document(op, doc, render::is_active(&user), log)
             .await
     }
@@ -587,6 +712,100 @@ impl ScimDelivery {
         self.sync_document(op, doc, true, log).await
     }
 
+    /// A group operation is about a source group, or (its id being a role's) about the target
+    /// group that carries a role.
+    async fn converge_group(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
+        let org = self.org();
+        if self
+            .store
+            .group(org, GroupId(op.resource_id))
+            .await
+            .map_err(store_stop)?
+            .is_some()
+        {
+            if !self.settings.source_groups {
+                return Ok(LinkUpdate::Keep);
+            }
+            return self.sync_group(op, log).await;
+        }
+        match self
+            .store
+            .role(org, RoleId(op.resource_id))
+            .await
+            .map_err(store_stop)?
+        {
+            Some(role) => self.sync_role_group(op, &role, log).await,
+            None => Ok(LinkUpdate::Keep),
+        }
+    }
+
+    /// Makes the target group of `role` hold exactly the role's holders in scope at this
+    /// target (those already there; the others join when they arrive).
+    async fn sync_role_group(
+        &self,
+        op: &Operation,
+        role: &Role,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let org = self.org();
+        let (policy, resolver) = self.policy().await?;
+        if !policy.roles_as_groups() || !policy.bound_roles().contains(&role.id) {
+            return Ok(LinkUpdate::Keep);
+        }
+        let groups = self
+            .store
+            .list_groups(org, crate::store::ListRange::first(u32::MAX))
+            .await
+            .map_err(store_stop)?;
+        let granting: Vec<&Group> = groups
+            .iter()
+            .filter(|g| resolver.group_roles(g).contains(&role.id))
+            .collect();
+        let mut holders: Vec<UserId> = Vec::new();
+        for g in &granting {
+            holders.extend(
+                self.store
+                    .group_members(org, g.id)
+                    .await
+                    .map_err(store_stop)?,
+            );
+        }
+        holders.sort();
+        holders.dedup();
+        if policy.scope_reads_user() {
+            let by_id: std::collections::HashMap<GroupId, &Group> =
+                groups.iter().map(|g| (g.id, g)).collect();
+            let mut of_user: std::collections::HashMap<UserId, Vec<&Group>> = Default::default();
+            for (g, u) in self
+                .store
+                .organization_memberships(org)
+                .await
+                .map_err(store_stop)?
+            {
+                if let Some(g) = by_id.get(&g) {
+                    of_user.entry(u).or_default().push(g);
+                }
+            }
+            let users = self
+                .store
+                .users_by_ids(org, &holders)
+                .await
+                .map_err(store_stop)?;
+            holders = users
+                .iter()
+                .filter(|u| {
+                    let gs = of_user.get(&u.id).cloned().unwrap_or_default();
+                    let roles = resolver.user_roles(gs.iter().copied());
+                    policy.in_scope(u, &roles, &gs)
+                })
+                .map(|u| u.id)
+                .collect();
+        }
+        let remote = self.remote_members(&holders).await?;
+        let doc = policy.role_group_document(role.id, &remote);
+        self.sync_document(op, doc, true, log).await
+    }
+
     /// Adds or removes the members named in the payload (PATCH), or re-sends the group (PUT).
     async fn change_members(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
         let Some(link) = self.link(ResourceType::Group, op.resource_id).await? else {
@@ -674,11 +893,10 @@ impl ScimDelivery {
     async fn attempt(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
         use OperationAction as A;
         match (op.resource_type, op.action) {
-            (ResourceType::User, A::Create | A::Update | A::Suspend) => {
-                self.sync_user(op, log).await
+            (ResourceType::User, A::Create | A::Update | A::Suspend | A::Delete) => {
+                self.converge_user(op, log).await
             }
-            (ResourceType::User, A::Delete) => self.remove_user(op, log).await,
-            (ResourceType::Group, A::Create | A::Update) => self.sync_group(op, log).await,
+            (ResourceType::Group, A::Create | A::Update) => self.converge_group(op, log).await,
             (ResourceType::Group, A::Delete) => {
                 match self.link(ResourceType::Group, op.resource_id).await? {
                     Some(link) => self.delete(ResourceType::Group, &link, log).await,

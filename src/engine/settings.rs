@@ -3,7 +3,48 @@
 
 pub use crate::connectors::oauth::ClientAuth;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// How a target learns which roles a user holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleDelivery {
+    /// Membership of a target Group named after each role.
+    #[default]
+    Groups,
+    /// The User's `roles` attribute.
+    Roles,
+    /// The User's `entitlements` attribute.
+    Entitlements,
+}
+
+/// What a full reconciliation does with a resource at the target that scimdesk does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownResources {
+    /// Raise an exception for a person to decide.
+    #[default]
+    Flag,
+    /// Link it to the local user with the same userName or externalId (flag it if none).
+    Adopt,
+    /// DELETE it at the target.
+    Remove,
+}
+
+/// One override of how a target attribute is filled.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeRule {
+    /// Never send the attribute.
+    Drop,
+    /// Copy it from another local attribute (a rename), e.g. `"emails.value"`.
+    From(String),
+    /// Always send this value.
+    Const(serde_json::Value),
+    /// Build a string, e.g. `"{givenName}.{familyName}@{domain}"`.
+    Template(String),
+}
 
 /// What removing a user at the source does at this target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -74,6 +115,24 @@ pub struct TargetSettings {
     pub scope: Option<String>,
     /// How the client secret is presented to the token endpoint.
     pub client_auth: ClientAuth,
+    /// Names of the local roles this target is bound to.
+    pub roles: Vec<String>,
+    /// Which users the target receives: absent means users holding at least one bound role;
+    /// `"all"` means every user; anything else is a SCIM filter over the user, its `roles`
+    /// and its `groups` (e.g. `roles eq "icu-nurse" and title eq "Charge Nurse"`).
+    pub user_scope: Option<String>,
+    /// How roles reach the target.
+    pub role_delivery: RoleDelivery,
+    /// Also mirror the source's own groups (with their in-scope members).
+    pub source_groups: bool,
+    /// Overrides of the default attribute mapping, keyed by target attribute path.
+    pub attributes: BTreeMap<String, AttributeRule>,
+    /// Values that templates may name, e.g. `domain`.
+    pub variables: BTreeMap<String, String>,
+    /// What a full reconciliation does with resources unknown here.
+    pub unknown_resources: UnknownResources,
+    /// Full reconciliation every this many seconds; 0 turns the schedule off.
+    pub reconcile_every_secs: u64,
 }
 
 impl Default for TargetSettings {
@@ -93,6 +152,14 @@ impl Default for TargetSettings {
             token_url: None,
             scope: None,
             client_auth: ClientAuth::default(),
+            roles: Vec::new(),
+            user_scope: None,
+            role_delivery: RoleDelivery::default(),
+            source_groups: false,
+            attributes: BTreeMap::new(),
+            variables: BTreeMap::new(),
+            unknown_resources: UnknownResources::default(),
+            reconcile_every_secs: 0,
         }
     }
 }

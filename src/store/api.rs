@@ -92,6 +92,33 @@ pub struct IssuedApiToken {
     pub text: Secret,
 }
 
+/// The mapping write of a policy change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingWrite {
+    /// Add a mapping.
+    Create(RoleMappingDraft),
+    /// Change a mapping.
+    Replace(RoleMappingId, RoleMappingDraft),
+    /// Remove a mapping.
+    Delete(RoleMappingId),
+}
+
+/// Everything one mapping change commits together: the mapping, the operations its impact
+/// causes, and the exceptions it raises or settles (see `policy::impact`).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyCommit<'a> {
+    /// The mapping write.
+    pub write: &'a MappingWrite,
+    /// The operations to enqueue (waiting updates absorb repeated ones).
+    pub operations: &'a [NewOperation],
+    /// Unmapped-group exceptions to raise.
+    pub raise: &'a [NewException],
+    /// Open exceptions to resolve, by subject key, with the resolution.
+    pub resolve: &'a [(String, String)],
+    /// What the audit event says about the impact.
+    pub summary: &'a serde_json::Value,
+}
+
 /// Persistent state of scimdesk, implemented for PostgreSQL and SQLite.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -398,7 +425,82 @@ pub trait Store: Send + Sync {
         local_id: Uuid,
     ) -> StoreResult<bool>;
 
+    /// Commits a mapping change with the work it causes, in one transaction, audited. Returns
+    /// the mapping written (`None` for a delete). Surfaces call `engine::commands`, which
+    /// computes the work; the plain mapping methods above commit no work.
+    async fn commit_mapping_change(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        commit: &PolicyCommit<'_>,
+    ) -> StoreResult<Option<RoleMapping>>;
+    /// Every (group, user) membership of an organization.
+    async fn organization_memberships(
+        &self,
+        org: OrganizationId,
+    ) -> StoreResult<Vec<(GroupId, UserId)>>;
+    /// The users with these ids (missing ones are left out).
+    async fn users_by_ids(&self, org: OrganizationId, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    /// Users in id order after `after` (keyset paging for full passes).
+    async fn users_after(
+        &self,
+        org: OrganizationId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+
+    // ---- exceptions -----------------------------------------------------------------------
+
+    /// Raises an exception unless one is already open for its subject. Returns the new one.
+    async fn raise_exception(
+        &self,
+        org: OrganizationId,
+        new: &NewException,
+    ) -> StoreResult<Option<PolicyException>>;
+    /// One exception.
+    async fn exception(
+        &self,
+        org: OrganizationId,
+        id: ExceptionId,
+    ) -> StoreResult<Option<PolicyException>>;
+    /// Exceptions, newest first.
+    async fn list_exceptions(
+        &self,
+        org: OrganizationId,
+        filter: &ExceptionFilter,
+    ) -> StoreResult<Vec<PolicyException>>;
+    /// Settles an open exception (resolved or dismissed) with how, audited. Conflict if it is
+    /// not open.
+    async fn settle_exception(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        id: ExceptionId,
+        state: ExceptionState,
+        resolution: &str,
+    ) -> StoreResult<PolicyException>;
+
+    // ---- reconciliation -------------------------------------------------------------------
+
+    /// Records a reconciliation run.
+    async fn record_reconcile_run(&self, run: &ReconcileRun) -> StoreResult<()>;
+    /// A target's latest runs, newest first.
+    async fn reconcile_runs(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        limit: u32,
+    ) -> StoreResult<Vec<ReconcileRun>>;
+
     // ---- operations: the durable queue (docs/operations.md) -------------------------------
+
+    /// Enqueues operations in one transaction; a waiting, unattempted create or update of the
+    /// same resource at the same target absorbs a new update. Returns how many were added.
+    async fn enqueue_operations(
+        &self,
+        org: OrganizationId,
+        ops: &[NewOperation],
+    ) -> StoreResult<usize>;
 
     /// Enqueues an operation in state `pending` (changes enqueue their own operations; this is
     /// for tools and tests).

@@ -126,6 +126,16 @@ macro_rules! history_insert_cols {
         "id, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, last_status, last_error, note, created_at, finished_at"
     };
 }
+macro_rules! exception_cols {
+    () => {
+        "id, organization_id, kind, subject_key, connection_id, subject, summary, details, state, resolution, resolved_by, created_at, resolved_at"
+    };
+}
+macro_rules! reconcile_cols {
+    () => {
+        "id, organization_id, connection_id, started_at, finished_at, dry_run, actor, counts, error"
+    };
+}
 macro_rules! attempt_cols {
     () => {
         "operation_id, attempt_no, organization_id, connection_id, started_at, duration_ms, http_status, error, request_excerpt, response_excerpt"
@@ -180,7 +190,9 @@ macro_rules! impl_store {
         use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
         use $crate::domain::validate;
         use $crate::domain::*;
-        use $crate::store::api::{IssuedApiToken, ListRange, MemberRef, OperationFilter, ScimQuery, StateChange, Store};
+        use $crate::engine::settings::{RoleDelivery, TargetSettings};
+        use $crate::policy::{self, roles::RoleResolver};
+        use $crate::store::api::{IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit, ScimQuery, StateChange, Store};
         use $crate::store::scim_query::{ScimTable, Translator};
         use $crate::store::shared::as_i64;
         use $crate::store::{StoreError, StoreResult};
@@ -265,7 +277,7 @@ macro_rules! impl_store {
                 org: OrganizationId,
                 group: GroupId,
                 members: &[UserId],
-            ) -> StoreResult<(usize, usize)> {
+            ) -> StoreResult<(Vec<UserId>, Vec<UserId>)> {
                 let current: Vec<UserId> = sqlx::query_scalar(
                     "SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2",
                 )
@@ -276,13 +288,13 @@ macro_rules! impl_store {
                 let wanted: std::collections::HashSet<UserId> = members.iter().copied().collect();
                 let have: std::collections::HashSet<UserId> = current.iter().copied().collect();
                 let now = Timestamp::now();
-                let mut removed = 0;
+                let mut removed = Vec::new();
                 for user in have.difference(&wanted) {
                     sqlx::query("DELETE FROM memberships WHERE organization_id = $1 AND group_id = $2 AND user_id = $3")
                         .bind(org).bind(group).bind(*user).execute(&mut *conn).await?;
-                    removed += 1;
+                    removed.push(*user);
                 }
-                let mut added = 0;
+                let mut added = Vec::new();
                 for user in wanted.difference(&have) {
                     sqlx::query("INSERT INTO memberships (organization_id, group_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
                         .bind(org).bind(group).bind(*user).bind(now)
@@ -292,7 +304,7 @@ macro_rules! impl_store {
                             StoreError::NotFound(_) => StoreError::NotFound(format!("user {user}")),
                             other => other,
                         })?;
-                    added += 1;
+                    added.push(*user);
                 }
                 Ok((added, removed))
             }
@@ -350,10 +362,65 @@ macro_rules! impl_store {
                 Ok((rows, u64::try_from(total).unwrap_or(0)))
             }
 
+            /// Enqueues one operation on the caller's transaction. A waiting, not yet attempted
+            /// create or update of the same resource at the same target absorbs a new update
+            /// (the worker renders the newest state when it runs); it is row-locked until this
+            /// transaction commits, so no worker can claim it and render the state before this
+            /// change. Creates, suspensions and deletions are distinct steps, and member
+            /// changes carry different users, so they never coalesce.
+            async fn enqueue_one(conn: &mut Conn, org: OrganizationId, op: &NewOperation) -> StoreResult<usize> {
+                if op.action == OperationAction::Update {
+                    let waiting: Option<OperationId> = sqlx::query_scalar(concat!(
+                        "SELECT id FROM operation_queue WHERE connection_id = $1 AND resource_id = $2 ",
+                        "AND action IN ('create', 'update') AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL LIMIT 1",
+                        $row_lock
+                    ))
+                    .bind(op.connection_id)
+                    .bind(op.resource_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if waiting.is_some() {
+                        return Ok(0);
+                    }
+                }
+                let now = Timestamp::now();
+                Ok(sqlx::query(concat!(
+                    "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
+                    "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8)"
+                ))
+                .bind(OperationId::new())
+                .bind(org)
+                .bind(op.connection_id)
+                .bind(op.resource_type.as_str())
+                .bind(op.resource_id)
+                .bind(op.action.as_str())
+                .bind(Json(&op.payload))
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected() as usize)
+            }
+
+            /// The organization's SCIM targets with their settings (unreadable settings read as
+            /// the defaults here; the worker reports them).
+            async fn targets_in(conn: &mut Conn, org: OrganizationId) -> StoreResult<Vec<(ConnectionId, TargetSettings)>> {
+                let rows: Vec<(ConnectionId, Json<serde_json::Value>)> = sqlx::query_as(
+                    "SELECT id, settings FROM connections WHERE organization_id = $1 AND kind = 'scim_target' ORDER BY id",
+                )
+                .bind(org)
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, s)| (id, TargetSettings::from_json(&s.0).unwrap_or_default()))
+                    .collect())
+            }
+
             /// Enqueues `action` on `resource` for every SCIM target of the organization, on the
-            /// caller's transaction (so a change and the work it causes commit together). A
-            /// pending, not yet attempted update of the same resource at the same target absorbs
-            /// a new update (the worker renders the newest state when it runs).
+            /// caller's transaction, so a change and the work it causes commit together. Users
+            /// go to every target (the worker decides scope when it runs); the source's own
+            /// groups only to targets that mirror them.
             async fn enqueue_for_targets(
                 conn: &mut Conn,
                 org: OrganizationId,
@@ -362,52 +429,191 @@ macro_rules! impl_store {
                 action: OperationAction,
                 payload: serde_json::Value,
             ) -> StoreResult<usize> {
-                let targets: Vec<ConnectionId> = sqlx::query_scalar(
-                    "SELECT id FROM connections WHERE organization_id = $1 AND kind = 'scim_target' ORDER BY id",
-                )
-                .bind(org)
-                .fetch_all(&mut *conn)
-                .await?;
-                let now = Timestamp::now();
-                // Only updates coalesce: a waiting update already sends the newest state when it
-                // runs. Creates, suspensions and deletions are distinct steps, and member changes
-                // carry different users. The waiting update is row-locked until this transaction
-                // commits, so no worker can claim it and render the state before this change.
-                let coalesce = action == OperationAction::Update;
                 let mut queued = 0;
-                for target in targets {
-                    if coalesce {
-                        let waiting: Option<OperationId> = sqlx::query_scalar(concat!(
-                            "SELECT id FROM operation_queue WHERE connection_id = $1 AND resource_id = $2 ",
-                            "AND action = 'update' AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL LIMIT 1",
-                            $row_lock
-                        ))
-                        .bind(target)
-                        .bind(resource)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                        if waiting.is_some() {
-                            continue;
-                        }
+                for (target, settings) in Self::targets_in(conn, org).await? {
+                    if resource_type == ResourceType::Group && !settings.source_groups {
+                        continue;
                     }
-                    queued += sqlx::query(concat!(
-                        "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
-                        "action, payload, state, attempts, not_before, created_at, updated_at) ",
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8)"
-                    ))
-                    .bind(OperationId::new())
-                    .bind(org)
-                    .bind(target)
-                    .bind(resource_type.as_str())
-                    .bind(resource)
-                    .bind(action.as_str())
-                    .bind(Json(&payload))
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected() as usize;
+                    let op = NewOperation { connection_id: target, resource_type, resource_id: resource, action, payload: payload.clone() };
+                    queued += Self::enqueue_one(conn, org, &op).await?;
                 }
                 Ok(queued)
+            }
+
+            /// The organization's mappings, compiled.
+            async fn resolver_in(conn: &mut Conn, org: OrganizationId) -> StoreResult<RoleResolver> {
+                let mappings: Vec<RoleMapping> = sqlx::query_as(concat!("SELECT ", mapping_cols!(), " FROM role_mappings WHERE organization_id = $1"))
+                    .bind(org)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Ok(RoleResolver::new(&mappings))
+            }
+
+            /// Re-renders, at every target that carries roles as groups and is bound to them,
+            /// the target groups of `roles`.
+            async fn role_group_work(
+                conn: &mut Conn,
+                org: OrganizationId,
+                targets: &[(ConnectionId, TargetSettings)],
+                roles: &std::collections::BTreeSet<RoleId>,
+            ) -> StoreResult<()> {
+                if roles.is_empty() || !targets.iter().any(|(_, s)| s.role_delivery == RoleDelivery::Groups && !s.roles.is_empty()) {
+                    return Ok(());
+                }
+                let all: Vec<Role> = sqlx::query_as(concat!("SELECT ", role_cols!(), " FROM roles WHERE organization_id = $1"))
+                    .bind(org)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for (target, settings) in targets {
+                    if settings.role_delivery != RoleDelivery::Groups {
+                        continue;
+                    }
+                    for role in all.iter().filter(|r| roles.contains(&r.id) && settings.roles.iter().any(|b| b.eq_ignore_ascii_case(&r.name))) {
+                        let op = NewOperation {
+                            connection_id: *target,
+                            resource_type: ResourceType::Group,
+                            resource_id: role.id.0,
+                            action: OperationAction::Update,
+                            payload: serde_json::json!({ "role": role.name }),
+                        };
+                        Self::enqueue_one(conn, org, &op).await?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// The work a change of `group` or of its membership causes for `users`, on the
+            /// caller's transaction: their roles, and so their scope, may have changed, so every
+            /// target re-checks each of them; targets that carry roles as groups re-render the
+            /// role groups that `group` grants (and granted, `roles_before`, before a rename); a
+            /// group with members that no mapping covers raises an exception, and one without
+            /// members or with a mapping settles it.
+            async fn membership_work(
+                conn: &mut Conn,
+                org: OrganizationId,
+                group: &Group,
+                users: &[UserId],
+                roles_before: Option<std::collections::BTreeSet<RoleId>>,
+            ) -> StoreResult<()> {
+                let resolver = Self::resolver_in(conn, org).await?;
+                let granted = resolver.group_roles(group);
+                let targets = Self::targets_in(conn, org).await?;
+                if !users.is_empty() {
+                    for (target, _) in &targets {
+                        for user in users {
+                            let op = NewOperation {
+                                connection_id: *target,
+                                resource_type: ResourceType::User,
+                                resource_id: user.0,
+                                action: OperationAction::Update,
+                                payload: serde_json::json!({}),
+                            };
+                            Self::enqueue_one(conn, org, &op).await?;
+                        }
+                    }
+                    let mut roles = granted.clone();
+                    roles.extend(roles_before.unwrap_or_default());
+                    Self::role_group_work(conn, org, &targets, &roles).await?;
+                }
+                let has_members: Option<i32> = sqlx::query_scalar("SELECT 1 FROM memberships WHERE organization_id = $1 AND group_id = $2 LIMIT 1")
+                    .bind(org)
+                    .bind(group.id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let key = unmapped_group_key(group.id);
+                if has_members.is_some() && granted.is_empty() {
+                    Self::raise_in(conn, org, &NewException {
+                        kind: ExceptionKind::UnmappedGroup,
+                        subject_key: key,
+                        connection_id: None,
+                        subject: group.display_name.clone(),
+                        summary: format!("no mapping covers group {:?}; its members get no role from it", group.display_name),
+                        details: serde_json::json!({
+                            "group_id": group.id, "display_name": group.display_name,
+                            "external_id": group.external_id, "source_connection_id": group.source_connection_id,
+                            "path": policy::roles::group_path(group),
+                        }),
+                    }).await?;
+                } else {
+                    let why = if granted.is_empty() { "the group has no members" } else { "a mapping covers the group" };
+                    Self::settle_open_in(conn, org, ExceptionKind::UnmappedGroup, &key, why, "engine").await?;
+                }
+                Ok(())
+            }
+
+            /// [`membership_work`](Self::membership_work) for one member of a group by id.
+            async fn member_changed(conn: &mut Conn, org: OrganizationId, group: GroupId, user: UserId) -> StoreResult<()> {
+                let g: Option<Group> = sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(group)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match g {
+                    Some(g) => Self::membership_work(conn, org, &g, &[user], None).await,
+                    None => Ok(()),
+                }
+            }
+
+            /// Before a user goes away: the role groups they are in at targets are re-rendered.
+            async fn departure_work(conn: &mut Conn, org: OrganizationId, user: UserId) -> StoreResult<()> {
+                let groups: Vec<Group> = sqlx::query_as(concat!(
+                    "SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id IN ",
+                    "(SELECT group_id FROM memberships WHERE organization_id = $1 AND user_id = $2)"
+                ))
+                .bind(org)
+                .bind(user)
+                .fetch_all(&mut *conn)
+                .await?;
+                if groups.is_empty() {
+                    return Ok(());
+                }
+                let roles = Self::resolver_in(conn, org).await?.user_roles(&groups);
+                let targets = Self::targets_in(conn, org).await?;
+                Self::role_group_work(conn, org, &targets, &roles).await
+            }
+
+            /// Inserts an exception unless one is open for its subject.
+            async fn raise_in(conn: &mut Conn, org: OrganizationId, new: &NewException) -> StoreResult<Option<PolicyException>> {
+                Ok(sqlx::query_as(concat!(
+                    "INSERT INTO exceptions (id, organization_id, kind, subject_key, connection_id, subject, summary, details, state, created_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9) ",
+                    "ON CONFLICT (organization_id, kind, subject_key) WHERE state = 'open' DO NOTHING RETURNING ", exception_cols!()
+                ))
+                .bind(ExceptionId::new())
+                .bind(org)
+                .bind(new.kind.as_str())
+                .bind(&new.subject_key)
+                .bind(new.connection_id)
+                .bind(&new.subject)
+                .bind(&new.summary)
+                .bind(Json(&new.details))
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *conn)
+                .await?)
+            }
+
+            /// Resolves the open exception of a subject, if there is one.
+            async fn settle_open_in(
+                conn: &mut Conn,
+                org: OrganizationId,
+                kind: ExceptionKind,
+                key: &str,
+                resolution: &str,
+                by: &str,
+            ) -> StoreResult<u64> {
+                Ok(sqlx::query(
+                    "UPDATE exceptions SET state = 'resolved', resolution = $4, resolved_by = $5, resolved_at = $6 \
+                     WHERE organization_id = $1 AND kind = $2 AND subject_key = $3 AND state = 'open'",
+                )
+                .bind(org)
+                .bind(kind.as_str())
+                .bind(key)
+                .bind(resolution)
+                .bind(by)
+                .bind(Timestamp::now())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
             }
 
             /// Fails with NotFound unless the connection exists in the organization.
@@ -964,6 +1170,7 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(name) = name else { return Ok(false) };
+                Self::departure_work(&mut tx, org, id).await?;
                 let groups = sqlx::query("DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2")
                     .bind(org)
                     .bind(id)
@@ -980,6 +1187,7 @@ macro_rules! impl_store {
 
             async fn delete_user(&self, actor: &Actor, org: OrganizationId, id: UserId) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
+                Self::departure_work(&mut tx, org, id).await?;
                 let name: Option<String> = sqlx::query_scalar(
                     "DELETE FROM users WHERE organization_id = $1 AND id = $2 RETURNING user_name",
                 )
@@ -1022,11 +1230,12 @@ macro_rules! impl_store {
                 .ok_or_else(|| StoreError::NotFound(format!("organization {org} or its source connection")))?;
                 let added = match &draft.members {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?.0,
-                    None => 0,
+                    None => Vec::new(),
                 };
                 Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Create, serde_json::json!({})).await?;
+                Self::membership_work(&mut tx, org, &group, &added, None).await?;
                 Self::append_audit(&mut tx, actor, org, "group.create", "group", &id.to_string(),
-                    serde_json::json!({ "display_name": draft.display_name, "members": added })).await?;
+                    serde_json::json!({ "display_name": draft.display_name, "members": added.len() })).await?;
                 tx.commit().await?;
                 self.signal.bump();
                 Ok(group)
@@ -1059,6 +1268,11 @@ macro_rules! impl_store {
             ) -> StoreResult<Group> {
                 check_group(draft)?;
                 let mut tx = self.begin_write().await?;
+                let before: Option<Group> = sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let updated: Option<Group> = sqlx::query_as(concat!(
                     "UPDATE groups SET display_name = $3, external_id = $4, source_connection_id = $5, attributes = $6, ",
                     "version = version + 1, updated_at = $7 ",
@@ -1082,13 +1296,33 @@ macro_rules! impl_store {
                 };
                 let (added, removed) = match &draft.members {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?,
-                    None => (0, 0),
+                    None => (Vec::new(), Vec::new()),
                 };
                 Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Update, serde_json::json!({})).await?;
+                // A rename (or a new externalId or path) can change which mappings cover the
+                // group, and so every member's roles; otherwise only the changed members'.
+                let renamed = before.as_ref().is_some_and(|b| {
+                    b.display_name != group.display_name || b.external_id != group.external_id
+                        || policy::roles::group_path(b) != policy::roles::group_path(&group)
+                        || b.source_connection_id != group.source_connection_id
+                });
+                let (affected, roles_before) = if renamed {
+                    let mut all: Vec<UserId> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2")
+                        .bind(org).bind(id).fetch_all(&mut *tx).await?;
+                    all.extend(removed.iter().copied());
+                    let old_roles = match &before {
+                        Some(b) => Some(Self::resolver_in(&mut tx, org).await?.group_roles(b)),
+                        None => None,
+                    };
+                    (all, old_roles)
+                } else {
+                    (added.iter().chain(removed.iter()).copied().collect(), None)
+                };
+                Self::membership_work(&mut tx, org, &group, &affected, roles_before).await?;
                 Self::append_audit(&mut tx, actor, org, "group.replace", "group", &id.to_string(),
                     serde_json::json!({
                         "display_name": group.display_name, "version": group.version,
-                        "members_added": added, "members_removed": removed,
+                        "members_added": added.len(), "members_removed": removed.len(),
                     })).await?;
                 tx.commit().await?;
                 self.signal.bump();
@@ -1097,15 +1331,19 @@ macro_rules! impl_store {
 
             async fn delete_group(&self, actor: &Actor, org: OrganizationId, id: GroupId) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
-                let name: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM groups WHERE organization_id = $1 AND id = $2 RETURNING display_name",
-                )
+                let members: Vec<UserId> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2")
+                    .bind(org).bind(id).fetch_all(&mut *tx).await?;
+                let gone: Option<Group> = sqlx::query_as(concat!(
+                    "DELETE FROM groups WHERE organization_id = $1 AND id = $2 RETURNING ", group_cols!()
+                ))
                 .bind(org)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(name) = name else { return Ok(false) };
+                let Some(gone) = gone else { return Ok(false) };
+                let name = gone.display_name.clone();
                 Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Delete, serde_json::json!({})).await?;
+                Self::membership_work(&mut tx, org, &gone, &members, None).await?;
                 Self::append_audit(&mut tx, actor, org, "group.delete", "group", &id.to_string(),
                     serde_json::json!({ "display_name": name })).await?;
                 tx.commit().await?;
@@ -1133,6 +1371,7 @@ macro_rules! impl_store {
                     sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
                         .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
                     Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, group.0, OperationAction::AddMembers, serde_json::json!({ "members": [user] })).await?;
+                    Self::member_changed(&mut tx, org, group, user).await?;
                     Self::append_audit(&mut tx, actor, org, "group.member_add", "group", &group.to_string(),
                         serde_json::json!({ "user_id": user })).await?;
                 }
@@ -1154,6 +1393,7 @@ macro_rules! impl_store {
                     sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
                         .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
                     Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, group.0, OperationAction::RemoveMembers, serde_json::json!({ "members": [user] })).await?;
+                    Self::member_changed(&mut tx, org, group, user).await?;
                     Self::append_audit(&mut tx, actor, org, "group.member_remove", "group", &group.to_string(),
                         serde_json::json!({ "user_id": user })).await?;
                 }
@@ -1278,31 +1518,10 @@ macro_rules! impl_store {
             }
 
             async fn create_role_mapping(&self, actor: &Actor, org: OrganizationId, draft: &RoleMappingDraft) -> StoreResult<RoleMapping> {
-                check_mapping(draft)?;
-                let id = RoleMappingId::new();
-                let mut tx = self.begin_write().await?;
-                let mapping: RoleMapping = sqlx::query_as(concat!(
-                    "INSERT INTO role_mappings (id, organization_id, source_connection_id, selector, match_mode, pattern, role_id, created_at) ",
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", mapping_cols!()
-                ))
-                .bind(id)
-                .bind(org)
-                .bind(draft.source_connection_id)
-                .bind(draft.selector.as_str())
-                .bind(draft.match_mode.as_str())
-                .bind(&draft.pattern)
-                .bind(draft.role_id)
-                .bind(Timestamp::now())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(conflict("the mapping".into()))?;
-                Self::append_audit(&mut tx, actor, org, "mapping.create", "role_mapping", &id.to_string(),
-                    serde_json::json!({
-                        "selector": draft.selector.as_str(), "match_mode": draft.match_mode.as_str(),
-                        "pattern": draft.pattern, "role_id": draft.role_id, "source_connection_id": draft.source_connection_id,
-                    })).await?;
-                tx.commit().await?;
-                Ok(mapping)
+                let write = MappingWrite::Create(draft.clone());
+                self.commit_mapping_change(actor, org, &PolicyCommit { write: &write, operations: &[], raise: &[], resolve: &[], summary: &serde_json::json!({}) })
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound("the new mapping".into()))
             }
 
             async fn role_mapping(&self, org: OrganizationId, id: RoleMappingId) -> StoreResult<Option<RoleMapping>> {
@@ -1321,46 +1540,233 @@ macro_rules! impl_store {
             }
 
             async fn replace_role_mapping(&self, actor: &Actor, org: OrganizationId, id: RoleMappingId, draft: &RoleMappingDraft) -> StoreResult<RoleMapping> {
-                check_mapping(draft)?;
-                let mut tx = self.begin_write().await?;
-                let mapping: RoleMapping = sqlx::query_as(concat!(
-                    "UPDATE role_mappings SET source_connection_id = $3, selector = $4, match_mode = $5, pattern = $6, role_id = $7 ",
-                    "WHERE organization_id = $1 AND id = $2 RETURNING ", mapping_cols!()
-                ))
-                .bind(org)
-                .bind(id)
-                .bind(draft.source_connection_id)
-                .bind(draft.selector.as_str())
-                .bind(draft.match_mode.as_str())
-                .bind(&draft.pattern)
-                .bind(draft.role_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(conflict("the mapping".into()))?
-                .ok_or_else(|| StoreError::NotFound(format!("mapping {id}")))?;
-                Self::append_audit(&mut tx, actor, org, "mapping.replace", "role_mapping", &id.to_string(),
-                    serde_json::json!({
-                        "selector": draft.selector.as_str(), "match_mode": draft.match_mode.as_str(),
-                        "pattern": draft.pattern, "role_id": draft.role_id,
-                    })).await?;
-                tx.commit().await?;
-                Ok(mapping)
+                let write = MappingWrite::Replace(id, draft.clone());
+                self.commit_mapping_change(actor, org, &PolicyCommit { write: &write, operations: &[], raise: &[], resolve: &[], summary: &serde_json::json!({}) })
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("mapping {id}")))
             }
 
             async fn delete_role_mapping(&self, actor: &Actor, org: OrganizationId, id: RoleMappingId) -> StoreResult<bool> {
+                let write = MappingWrite::Delete(id);
+                match self.commit_mapping_change(actor, org, &PolicyCommit { write: &write, operations: &[], raise: &[], resolve: &[], summary: &serde_json::json!({}) }).await {
+                    Ok(_) => Ok(true),
+                    Err(StoreError::NotFound(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+
+            async fn commit_mapping_change(&self, actor: &Actor, org: OrganizationId, commit: &PolicyCommit<'_>) -> StoreResult<Option<RoleMapping>> {
                 let mut tx = self.begin_write().await?;
-                let pattern: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM role_mappings WHERE organization_id = $1 AND id = $2 RETURNING pattern",
-                )
+                let (mapping, action, id, mut details) = match commit.write {
+                    MappingWrite::Create(draft) | MappingWrite::Replace(_, draft) => {
+                        check_mapping(draft)?;
+                        let (id, sql, action) = match commit.write {
+                            MappingWrite::Replace(id, _) => (*id, concat!(
+                                "UPDATE role_mappings SET source_connection_id = $3, selector = $4, match_mode = $5, pattern = $6, role_id = $7 ",
+                                "WHERE organization_id = $1 AND id = $2 RETURNING ", mapping_cols!()
+                            ), "mapping.replace"),
+                            _ => (RoleMappingId::new(), concat!(
+                                "INSERT INTO role_mappings (id, organization_id, source_connection_id, selector, match_mode, pattern, role_id, created_at) ",
+                                "VALUES ($2, $1, $3, $4, $5, $6, $7, $8) RETURNING ", mapping_cols!()
+                            ), "mapping.create"),
+                        };
+                        let mapping: RoleMapping = sqlx::query_as(sql)
+                            .bind(org)
+                            .bind(id)
+                            .bind(draft.source_connection_id)
+                            .bind(draft.selector.as_str())
+                            .bind(draft.match_mode.as_str())
+                            .bind(&draft.pattern)
+                            .bind(draft.role_id)
+                            .bind(Timestamp::now())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(conflict("the mapping".into()))?
+                            .ok_or_else(|| StoreError::NotFound(format!("mapping {id}")))?;
+                        let details = serde_json::json!({
+                            "selector": draft.selector.as_str(), "match_mode": draft.match_mode.as_str(),
+                            "pattern": draft.pattern, "role_id": draft.role_id, "source_connection_id": draft.source_connection_id,
+                        });
+                        (Some(mapping), action, id, details)
+                    }
+                    MappingWrite::Delete(id) => {
+                        let pattern: Option<String> = sqlx::query_scalar(
+                            "DELETE FROM role_mappings WHERE organization_id = $1 AND id = $2 RETURNING pattern",
+                        )
+                        .bind(org)
+                        .bind(*id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let pattern = pattern.ok_or_else(|| StoreError::NotFound(format!("mapping {id}")))?;
+                        (None, "mapping.delete", *id, serde_json::json!({ "pattern": pattern }))
+                    }
+                };
+                let mut queued = 0;
+                for op in commit.operations {
+                    queued += Self::enqueue_one(&mut tx, org, op).await?;
+                }
+                for e in commit.raise {
+                    Self::raise_in(&mut tx, org, e).await?;
+                }
+                for (key, resolution) in commit.resolve {
+                    Self::settle_open_in(&mut tx, org, ExceptionKind::UnmappedGroup, key, resolution, &actor.name).await?;
+                }
+                if let (Some(m), false) = (details.as_object_mut(), commit.summary.is_null()) {
+                    m.insert("impact".into(), commit.summary.clone());
+                    m.insert("operations_queued".into(), serde_json::json!(queued));
+                }
+                Self::append_audit(&mut tx, actor, org, action, "role_mapping", &id.to_string(), details).await?;
+                tx.commit().await?;
+                self.signal.bump();
+                Ok(mapping)
+            }
+
+            async fn organization_memberships(&self, org: OrganizationId) -> StoreResult<Vec<(GroupId, UserId)>> {
+                Ok(sqlx::query_as("SELECT group_id, user_id FROM memberships WHERE organization_id = $1")
+                    .bind(org)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn users_by_ids(&self, org: OrganizationId, ids: &[UserId]) -> StoreResult<Vec<User>> {
+                let mut users = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", user_cols!(), " FROM users WHERE organization_id = "));
+                    q.push_bind(org);
+                    q.push(" AND id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    users.extend(q.build_query_as::<User>().fetch_all(&self.pool).await?);
+                }
+                Ok(users)
+            }
+
+            async fn users_after(&self, org: OrganizationId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<User>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", user_cols!(), " FROM users WHERE organization_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                ))
+                .bind(org)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn raise_exception(&self, org: OrganizationId, new: &NewException) -> StoreResult<Option<PolicyException>> {
+                let mut tx = self.begin_write().await?;
+                let raised = Self::raise_in(&mut tx, org, new).await?;
+                tx.commit().await?;
+                Ok(raised)
+            }
+
+            async fn exception(&self, org: OrganizationId, id: ExceptionId) -> StoreResult<Option<PolicyException>> {
+                Ok(sqlx::query_as(concat!("SELECT ", exception_cols!(), " FROM exceptions WHERE organization_id = $1 AND id = $2"))
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_exceptions(&self, org: OrganizationId, filter: &ExceptionFilter) -> StoreResult<Vec<PolicyException>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", exception_cols!(), " FROM exceptions WHERE organization_id = $1 ",
+                    "AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR connection_id = $4) ",
+                    "ORDER BY created_at DESC, id LIMIT $5 OFFSET $6"
+                ))
+                .bind(org)
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(filter.kind.map(|k| k.as_str()))
+                .bind(filter.connection_id)
+                .bind(i64::from(filter.limit))
+                .bind(as_i64(filter.offset))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn settle_exception(&self, actor: &Actor, org: OrganizationId, id: ExceptionId, state: ExceptionState, resolution: &str) -> StoreResult<PolicyException> {
+                if state == ExceptionState::Open {
+                    return Err(InvalidInput::new("state", "settling means resolved or dismissed").into());
+                }
+                if resolution.trim().is_empty() {
+                    return Err(InvalidInput::new("resolution", "say how it was settled").into());
+                }
+                let mut tx = self.begin_write().await?;
+                let settled: Option<PolicyException> = sqlx::query_as(concat!(
+                    "UPDATE exceptions SET state = $3, resolution = $4, resolved_by = $5, resolved_at = $6 ",
+                    "WHERE organization_id = $1 AND id = $2 AND state = 'open' RETURNING ", exception_cols!()
+                ))
                 .bind(org)
                 .bind(id)
+                .bind(state.as_str())
+                .bind(resolution)
+                .bind(&actor.name)
+                .bind(Timestamp::now())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(pattern) = pattern else { return Ok(false) };
-                Self::append_audit(&mut tx, actor, org, "mapping.delete", "role_mapping", &id.to_string(),
-                    serde_json::json!({ "pattern": pattern })).await?;
+                let Some(settled) = settled else {
+                    let exists: Option<String> = sqlx::query_scalar("SELECT state FROM exceptions WHERE organization_id = $1 AND id = $2")
+                        .bind(org).bind(id).fetch_optional(&mut *tx).await?;
+                    return Err(match exists {
+                        Some(state) => StoreError::Conflict(format!("exception {id} is already {state}")),
+                        None => StoreError::NotFound(format!("exception {id}")),
+                    });
+                };
+                Self::append_audit(&mut tx, actor, org, &format!("exception.{}", if state == ExceptionState::Dismissed { "dismiss" } else { "resolve" }),
+                    "exception", &id.to_string(),
+                    serde_json::json!({ "kind": settled.kind.as_str(), "subject": settled.subject, "resolution": resolution })).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(settled)
+            }
+
+            async fn record_reconcile_run(&self, run: &ReconcileRun) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(concat!("INSERT INTO reconcile_runs (", reconcile_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                    .bind(run.id)
+                    .bind(run.organization_id)
+                    .bind(run.connection_id)
+                    .bind(run.started_at)
+                    .bind(run.finished_at)
+                    .bind(run.dry_run)
+                    .bind(&run.actor)
+                    .bind(&run.counts)
+                    .bind(&run.error)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit(&mut tx, &Actor::system(run.actor.clone()), run.organization_id,
+                    if run.dry_run { "connection.reconcile_dry_run" } else { "connection.reconcile" },
+                    "connection", &run.connection_id.to_string(),
+                    serde_json::json!({ "run": run.id, "counts": run.counts.0, "error": run.error })).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn reconcile_runs(&self, org: OrganizationId, connection: ConnectionId, limit: u32) -> StoreResult<Vec<ReconcileRun>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", reconcile_cols!(), " FROM reconcile_runs WHERE organization_id = $1 AND connection_id = $2 ",
+                    "ORDER BY started_at DESC LIMIT $3"
+                ))
+                .bind(org)
+                .bind(connection)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn enqueue_operations(&self, org: OrganizationId, ops: &[NewOperation]) -> StoreResult<usize> {
+                if ops.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_write().await?;
+                let mut queued = 0;
+                for op in ops {
+                    queued += Self::enqueue_one(&mut tx, org, op).await?;
+                }
+                tx.commit().await?;
+                self.signal.bump();
+                Ok(queued)
             }
 
             // ---- target links -----------------------------------------------------------
