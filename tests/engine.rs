@@ -6,16 +6,15 @@
 mod support;
 
 use reqwest::Method;
-use scimdesk::api::changes::ChangeFeed;
-use scimdesk::api::serve;
 use scimdesk::domain::*;
-use scimdesk::engine::{Engine, EngineConfig, HealthState, HealthThresholds, commands, health};
+use scimdesk::engine::{Engine, HealthState, commands, health};
 use scimdesk::store::{ListRange, OperationFilter, Store};
 use scimdesk::target_double::TargetDouble;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Harness;
+use support::idp::{Source, eventually, fast};
 
 on_both_backends!(
     onboarding_wave_reaches_every_target_exactly_once,
@@ -26,94 +25,6 @@ on_both_backends!(
     oauth_client_credentials_with_discovery,
     deletion_waits_out_the_grace_period_suspended,
 );
-
-/// Engine settings that make a test's waits short.
-fn fast() -> EngineConfig {
-    EngineConfig {
-        lease_secs: 5,
-        poll_interval_ms: 100,
-        supervise_interval_ms: 200,
-        backoff_base_ms: 100,
-        backoff_max_ms: 1_000,
-        stats_flush_ms: 200,
-        shutdown_grace_ms: 2_000,
-        health: HealthThresholds {
-            stall_after_secs: 1,
-            quarantine_after_failures: 4,
-            quarantine_after_secs: 3,
-            probe_interval_secs: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-/// The identity provider's side: an organization whose inbound SCIM server it pushes to.
-struct Source {
-    org: OrganizationId,
-    base: String,
-    token: String,
-    http: reqwest::Client,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Source {
-    async fn start(store: Arc<dyn Store>) -> Source {
-        scimdesk::connectors::ensure_tls_provider();
-        let (org, token) = support::inbound_tenant(&*store, "Hospital").await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve::serve(
-            listener,
-            serve::app(store, ChangeFeed::default(), None),
-            async {
-                let _ = rx.await;
-            },
-        ));
-        Source {
-            org,
-            base: format!("http://{addr}/scim/v2"),
-            token,
-            http: reqwest::Client::new(),
-            _shutdown: tx,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/scim+json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn create_user(&self, name: &str) -> String {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/Users",
-                Some(json!({
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": name,
-                    "name": {"givenName": "N", "familyName": name},
-                    "emails": [{"value": name, "type": "work", "primary": true}],
-                    "active": true
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-}
 
 /// Adds a SCIM target connection for `target` to `org`. These delivery tests send every user
 /// and mirror the source's groups (`user_scope = "all"`, `source_groups`), unless `settings`
@@ -144,22 +55,6 @@ async fn add_target(
         )
         .await
         .unwrap()
-}
-
-/// Waits until `check` holds, or fails the test with `what` after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn unfinished(store: &dyn Store, org: OrganizationId) -> usize {

@@ -189,3 +189,272 @@ pub async fn wake_other_processes(store: &dyn Store) {
             .await;
     }
 }
+
+// ---- policy ------------------------------------------------------------------------------
+
+pub use crate::policy::impact::{Guard, Impact, MappingChange, PolicyError};
+pub use crate::policy::reconcile::ReconcileReport;
+
+/// Makes a mapping change with the operations it causes, unless the guard refuses (and
+/// `force` is not set).
+pub async fn set_mapping(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    change: &MappingChange,
+    guard: &Guard,
+    force: bool,
+) -> Result<(Impact, Option<RoleMapping>), PolicyError> {
+    crate::policy::impact::apply(store, actor, org, change, guard, force).await
+}
+
+/// The role named `name`, created (audited) when it does not exist yet.
+pub async fn ensure_role(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    name: &str,
+) -> StoreResult<Role> {
+    match find_role(store, org, name).await? {
+        Some(r) => Ok(r),
+        None => store.create_role(actor, org, name.trim(), "").await,
+    }
+}
+
+/// The role named `name` (ignoring case), if it exists.
+pub async fn find_role(
+    store: &dyn Store,
+    org: OrganizationId,
+    name: &str,
+) -> StoreResult<Option<Role>> {
+    Ok(store
+        .list_roles(org)
+        .await?
+        .into_iter()
+        .find(|r| r.name.eq_ignore_ascii_case(name.trim())))
+}
+
+/// How an operator settles an exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Set it aside, with why.
+    Dismiss(String),
+    /// An unmapped group: map it (by its display name, from its source) to this role.
+    MapTo(String),
+    /// A conflict: link the local resource to this resource at the target, then retry.
+    Link(String),
+}
+
+/// Settles an exception, audited. Mapping an unmapped group is a mapping change (previewed,
+/// guarded, and provisioning the group's members).
+pub async fn resolve_exception(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    id: ExceptionId,
+    resolution: &Resolution,
+    guard: &Guard,
+    force: bool,
+) -> Result<PolicyException, PolicyError> {
+    let ex = store
+        .exception(org, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("exception {id}")))?;
+    if ex.state != ExceptionState::Open {
+        return Err(StoreError::Conflict(format!("exception {id} is already {}", ex.state)).into());
+    }
+    let settled = match resolution {
+        Resolution::Dismiss(reason) => {
+            store
+                .settle_exception(actor, org, id, ExceptionState::Dismissed, reason)
+                .await?
+        }
+        Resolution::MapTo(role) => {
+            if ex.kind != ExceptionKind::UnmappedGroup {
+                return Err(PolicyError::Invalid(format!(
+                    "only unmapped-group exceptions are resolved with a mapping; this is a {}",
+                    ex.kind
+                )));
+            }
+            let group_id: GroupId = ex.details.0["group_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| PolicyError::Invalid("the exception names no group".into()))?;
+            let group = store
+                .group(org, group_id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("group {group_id}")))?;
+            let role = ensure_role(store, actor, org, role).await?;
+            let change = MappingChange::Set {
+                id: None,
+                draft: RoleMappingDraft {
+                    source_connection_id: group.source_connection_id,
+                    selector: GroupSelector::DisplayName,
+                    match_mode: MatchMode::Exact,
+                    pattern: group.display_name.clone(),
+                    role_id: role.id,
+                },
+            };
+            set_mapping(store, actor, org, &change, guard, force).await?;
+            match store.exception(org, id).await? {
+                Some(e) if e.state != ExceptionState::Open => e,
+                _ => {
+                    store
+                        .settle_exception(
+                            actor,
+                            org,
+                            id,
+                            ExceptionState::Resolved,
+                            &format!("mapped to role {}", role.name),
+                        )
+                        .await?
+                }
+            }
+        }
+        Resolution::Link(remote_id) => {
+            if ex.kind != ExceptionKind::Conflict {
+                return Err(PolicyError::Invalid(format!(
+                    "only conflicts are resolved by linking; this is a {}",
+                    ex.kind
+                )));
+            }
+            let d = &ex.details.0;
+            let (Some(conn), Some(rt), Some(local)) = (
+                ex.connection_id,
+                d["resource_type"]
+                    .as_str()
+                    .and_then(|s| ResourceType::try_from(s.to_string()).ok()),
+                d["resource_id"].as_str().and_then(|s| s.parse().ok()),
+            ) else {
+                return Err(PolicyError::Invalid(
+                    "the exception does not say which resource it is about".into(),
+                ));
+            };
+            store
+                .upsert_target_link(&TargetLink {
+                    organization_id: org,
+                    connection_id: conn,
+                    resource_type: rt,
+                    local_id: local,
+                    remote_id: remote_id.clone(),
+                    remote_etag: None,
+                    content_hash: String::new(),
+                    synced_at: Timestamp::now(),
+                    last_sent: None,
+                })
+                .await?;
+            let settled = store
+                .settle_exception(
+                    actor,
+                    org,
+                    id,
+                    ExceptionState::Resolved,
+                    &format!("linked to {remote_id} at the target"),
+                )
+                .await?;
+            if let Some(op) = d["operation_id"].as_str().and_then(|s| s.parse().ok())
+                && store
+                    .operation(org, op)
+                    .await?
+                    .is_some_and(|o| o.state == OperationState::Failed)
+            {
+                retry(store, actor, org, op).await?;
+            }
+            settled
+        }
+    };
+    Ok(settled)
+}
+
+/// Reconciles a target in full now (see `policy::reconcile`).
+pub async fn reconcile(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    connection: ConnectionId,
+    dry_run: bool,
+) -> Result<ReconcileReport, PolicyError> {
+    crate::policy::reconcile::reconcile(store, actor, org, connection, dry_run).await
+}
+
+/// Changes a target's settings: `changes` are merged over the current ones (a `null` value
+/// removes a key), and the result must compile as a policy. Audited by the store.
+pub async fn configure_target(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    connection: ConnectionId,
+    changes: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Connection, PolicyError> {
+    let conn = store
+        .connection(org, connection)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("connection {connection}")))?;
+    let mut settings = match conn.settings.0.clone() {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    for (k, v) in changes {
+        if v.is_null() {
+            settings.remove(k);
+        } else {
+            settings.insert(k.clone(), v.clone());
+        }
+    }
+    let settings = serde_json::Value::Object(settings);
+    let mut candidate = conn.clone();
+    candidate.settings = sqlx::types::Json(settings.clone());
+    let roles = store.list_roles(org).await?;
+    crate::policy::target::TargetPolicy::new(&candidate, &roles).map_err(PolicyError::Invalid)?;
+    let before = crate::policy::target::TargetPolicy::new(&conn, &roles).ok();
+    let updated = store
+        .update_connection(
+            actor,
+            org,
+            connection,
+            &ConnectionUpdate {
+                settings: Some(settings),
+                ..Default::default()
+            },
+        )
+        .await?;
+    if conn.kind == ConnectionKind::ScimTarget {
+        // Scope, roles or attribute mapping may have changed for anyone: every user is looked
+        // at again (those whose document is unchanged send nothing), and every role group.
+        let after = crate::policy::target::TargetPolicy::new(&updated, &roles).ok();
+        let mut role_ids: std::collections::BTreeSet<RoleId> = Default::default();
+        for p in before.iter().chain(after.iter()) {
+            role_ids.extend(p.bound_roles().iter().copied());
+        }
+        let mut ops: Vec<NewOperation> = role_ids
+            .into_iter()
+            .map(|r| NewOperation {
+                connection_id: connection,
+                resource_type: ResourceType::Group,
+                resource_id: r.0,
+                action: OperationAction::Update,
+                payload: serde_json::json!({}),
+            })
+            .collect();
+        let mut after_id = None;
+        loop {
+            let page = store.users_after(org, after_id, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after_id = Some(last.id);
+            ops.extend(page.iter().map(|u| NewOperation {
+                connection_id: connection,
+                resource_type: ResourceType::User,
+                resource_id: u.id.0,
+                action: OperationAction::Update,
+                payload: serde_json::json!({}),
+            }));
+            if ops.len() >= 1000 {
+                store.enqueue_operations(org, &ops).await?;
+                ops.clear();
+            }
+        }
+        store.enqueue_operations(org, &ops).await?;
+    }
+    wake_other_processes(store).await;
+    Ok(updated)
+}

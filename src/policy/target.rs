@@ -40,8 +40,8 @@ pub struct TargetPolicy {
 }
 
 impl TargetPolicy {
-    /// Compiles the policy of `connection`; a bad scope filter, attribute rule or unknown
-    /// bound role is an error that names it.
+    /// Compiles the policy of `connection`; a bad scope filter or attribute rule is an error
+    /// that names it.
     pub fn new(connection: &Connection, roles: &[Role]) -> Result<Self, String> {
         let settings = TargetSettings::from_json(&connection.settings.0)?;
         Self::from_settings(connection.id, &connection.name, settings, roles)
@@ -67,14 +67,17 @@ impl TargetPolicy {
         attributes::validate(&settings.attributes)?;
         let role_names: HashMap<RoleId, String> =
             roles.iter().map(|r| (r.id, r.name.clone())).collect();
-        let mut bound = BTreeSet::new();
-        for wanted in &settings.roles {
-            let role = roles
-                .iter()
-                .find(|r| r.name.eq_ignore_ascii_case(wanted))
-                .ok_or_else(|| format!("bound role {wanted:?} does not exist"))?;
-            bound.insert(role.id);
-        }
+        // A bound role that does not exist (yet) binds nobody; `connection set` warns about it.
+        let bound: BTreeSet<RoleId> = roles
+            .iter()
+            .filter(|r| {
+                settings
+                    .roles
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(&r.name))
+            })
+            .map(|r| r.id)
+            .collect();
         Ok(Self {
             connection_id,
             name: name.to_string(),

@@ -5,6 +5,8 @@
 //! PostgreSQL variant of a test prints why it is skipped and returns.
 #![allow(dead_code)]
 
+pub mod idp;
+
 use scimdesk::crypto::MasterKey;
 use scimdesk::domain::OrganizationId;
 use scimdesk::store::{PgStore, SqliteStore, Store};
