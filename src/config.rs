@@ -30,6 +30,16 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     /// Provisioning engine tuning (`[engine]`, `[engine.health]`).
     pub engine: Option<crate::engine::EngineConfig>,
+    /// Provisioning policy (`[policy.guard]`).
+    pub policy: Option<PolicyConfig>,
+}
+
+/// `[policy]` in config.toml.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// How much access one mapping change may remove without `--force`.
+    pub guard: crate::policy::impact::Guard,
 }
 
 /// Values given on the command line or in the environment, before defaults are applied.
@@ -64,6 +74,8 @@ pub struct Config {
     pub master_key_file: PathBuf,
     /// Provisioning engine tuning.
     pub engine: crate::engine::EngineConfig,
+    /// Provisioning policy.
+    pub policy: PolicyConfig,
 }
 
 /// Why configuration could not be resolved.
@@ -116,6 +128,7 @@ impl Config {
             operator,
             master_key_file,
             engine: file.engine.unwrap_or_default(),
+            policy: file.policy.unwrap_or_default(),
         })
     }
 

@@ -3,6 +3,7 @@
 mod support;
 
 use assert_cmd::Command;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// A sandboxed scimdesk installation.
@@ -1143,4 +1144,267 @@ fn ops_and_connection_commands_steer_the_queue() {
     assert!(metrics.contains("scimdesk_operations_pending"), "{metrics}");
     assert!(metrics.contains(r#"connection="app""#), "{metrics}");
     assert!(metrics.contains(r#"state="healthy"} 1"#), "{metrics}");
+}
+
+/// Pushes SCIM requests to a running `serve`; returns each response's status and body.
+fn scim_push(
+    base: &str,
+    token: &str,
+    requests: &[(&str, &str, serde_json::Value)],
+) -> Vec<(u16, serde_json::Value)> {
+    scimdesk::connectors::ensure_tls_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut out = Vec::new();
+        for (method, path, body) in requests {
+            let resp = http
+                .request(method.parse().unwrap(), format!("{base}/scim/v2{path}"))
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            out.push((status, resp.json().await.unwrap_or(serde_json::Value::Null)));
+        }
+        out
+    })
+}
+
+#[test]
+fn mapping_exceptions_and_full_sync_commands() {
+    // The downstream application: another scimdesk, serving SCIM in its own process.
+    let app = Sandbox::sqlite();
+    app.ok(&["org", "create", "App"], None);
+    app.ok(
+        &[
+            "--org",
+            "App",
+            "connection",
+            "add",
+            "upstream",
+            "--kind",
+            "scim_inbound",
+        ],
+        None,
+    );
+    let app_token = app
+        .ok(
+            &[
+                "--org",
+                "App",
+                "token",
+                "create",
+                "--name",
+                "upstream",
+                "--connection",
+                "upstream",
+            ],
+            None,
+        )
+        .trim()
+        .to_string();
+    let (mut app_server, app_base) = start_serve(&app, &["--no-workers"]);
+
+    let sb = Sandbox::sqlite();
+    let with_org = |args: &[&str]| -> Vec<String> {
+        let mut v = vec!["--org".to_string(), "Riverside".to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: &[&str]| {
+        let v = with_org(args);
+        let r: Vec<&str> = v.iter().map(String::as_str).collect();
+        sb.run(&r, None)
+    };
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "scimdesk {args:?}: {out} {err}");
+        out
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&ok(&a)).unwrap()
+    };
+    sb.ok(&["org", "create", "Riverside"], None);
+    ok(&["connection", "add", "idp", "--kind", "scim_inbound"]);
+    let v = with_org(&[
+        "connection",
+        "add",
+        "app",
+        "--kind",
+        "scim_target",
+        "--base-url",
+        &format!("{app_base}/scim/v2"),
+        "--secret-stdin",
+    ]);
+    let r: Vec<&str> = v.iter().map(String::as_str).collect();
+    sb.ok(&r, Some(&format!("{app_token}\n")));
+    let out = ok(&[
+        "connection",
+        "set",
+        "app",
+        "--roles",
+        "nurse",
+        "--attribute",
+        "title=const:Nurse",
+    ]);
+    assert!(
+        out.contains("\"roles\":[\"nurse\"]") && out.contains("\"const\":\"Nurse\""),
+        "{out}"
+    );
+    let (code, _, err) = run(&["connection", "set", "app", "--user-scope", "roles eq"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("user_scope"), "{err}");
+    let (code, _, err) = run(&["connection", "set", "app", "--attribute", "title=shout:x"]);
+    assert_eq!(code, 2, "{err}");
+    let token = ok(&["token", "create", "--name", "idp", "--connection", "idp"])
+        .trim()
+        .to_string();
+
+    // The identity provider pushes two nurses and their group, with no worker running.
+    let (mut server, base) = start_serve(&sb, &["--no-workers"]);
+    let user = |n: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": n, "name": {"givenName": "N", "familyName": n}, "active": true});
+    let made = scim_push(
+        &base,
+        &token,
+        &[
+            ("POST", "/Users", user("ann@r.example")),
+            ("POST", "/Users", user("bob@r.example")),
+        ],
+    );
+    let ids: Vec<String> = made
+        .iter()
+        .map(|(s, b)| {
+            assert_eq!(*s, 201, "{b}");
+            b["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let group = scim_push(
+        &base,
+        &token,
+        &[(
+            "POST",
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Nurses", "members": ids.iter().map(|i| json!({"value": i})).collect::<Vec<_>>()}),
+        )],
+    );
+    assert_eq!(group[0].0, 201);
+    stop(&mut server);
+
+    // An unmapped group is an exception; the impact preview says what a mapping would do.
+    let open = json(&["exceptions", "list"]);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open[0]["kind"], "unmapped_group");
+    let out = ok(&["exceptions", "list"]);
+    assert!(
+        out.contains("Nurses") && out.contains("unmapped_group"),
+        "{out}"
+    );
+    let out = ok(&["mapping", "impact", "--group", "Nurses", "--role", "nurse"]);
+    assert!(
+        out.contains("2 users gain a role, 0 lose one")
+            && out.contains("ann@r.example")
+            && out.contains("create"),
+        "{out}"
+    );
+    assert!(
+        json(&["mapping", "list"]).as_array().unwrap().is_empty(),
+        "a preview changes nothing"
+    );
+    let impact = json(&["mapping", "impact", "--group", "nurses", "--role", "nurse"]);
+    assert_eq!(
+        impact["operations"].as_array().unwrap().len(),
+        3,
+        "two users and the role group: {impact}"
+    );
+
+    let out = ok(&["mapping", "set", "--group", "Nurses", "--role", "nurse"]);
+    assert!(
+        out.contains("saved") && out.contains("3 target operations"),
+        "{out}"
+    );
+    assert!(
+        json(&["exceptions", "list"]).as_array().unwrap().is_empty(),
+        "resolved by the mapping"
+    );
+    let mappings = json(&["mapping", "list"]);
+    assert_eq!(mappings[0]["role"], "nurse");
+    let mapping_id = mappings[0]["id"].as_str().unwrap().to_string();
+
+    // Workers deliver; then a full reconcile finds nothing to do.
+    let (mut server, _) = start_serve(&sb, &[]);
+    let start = std::time::Instant::now();
+    while !json(&["ops", "list"]).as_array().unwrap().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "delivery timed out"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    stop(&mut server);
+    let report = json(&["connection", "sync", "app", "--full", "--dry-run"]);
+    assert_eq!(report["counts"]["unchanged"], 3, "{report}");
+    assert_eq!(report["counts"]["corrected"], 0, "{report}");
+    let out = ok(&["connection", "sync", "app", "--full"]);
+    assert!(out.contains("3 unchanged, 0 corrected"), "{out}");
+    let at_app = app.json(&["--org", "App", "audit", "list", "--limit", "100"]);
+    assert!(
+        at_app.to_string().contains("ann@r.example"),
+        "the nurses reached the app"
+    );
+
+    // Removing the mapping takes everyone's access: the guard refuses, --force applies.
+    let (code, _, err) = run(&["mapping", "remove", &mapping_id]);
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains("2 of 2 users") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(json(&["mapping", "list"]).as_array().unwrap().len(), 1);
+    let out = ok(&["mapping", "remove", &mapping_id, "--force"]);
+    assert!(
+        out.contains("mapping removed") && out.contains("0 users gain a role, 2 lose one"),
+        "{out}"
+    );
+    let open = json(&["exceptions", "list"]);
+    assert_eq!(
+        open.as_array().unwrap().len(),
+        1,
+        "Nurses is unmapped again: {open}"
+    );
+    let id = open[0]["id"].as_str().unwrap().to_string();
+    let (code, _, err) = run(&["exceptions", "resolve", &id]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["exceptions", "resolve", &id, "--link", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only conflicts"), "{err}");
+    let out = ok(&[
+        "exceptions",
+        "resolve",
+        &id,
+        "--dismiss",
+        "--reason",
+        "ward closed",
+    ]);
+    assert!(out.contains("dismissed"), "{out}");
+    let all = json(&["exceptions", "list", "--state", "all"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let audit = ok(&["audit", "list", "--limit", "200"]);
+    for action in [
+        "mapping.create",
+        "mapping.delete",
+        "exception.dismiss",
+        "connection.reconcile",
+        "connection.reconcile_dry_run",
+    ] {
+        assert!(
+            audit.contains(action),
+            "{action} in the audit log:\n{audit}"
+        );
+    }
+    stop(&mut app_server);
 }

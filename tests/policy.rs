@@ -26,6 +26,7 @@ on_both_backends!(
     users_leave_and_rejoin_a_target_with_their_role,
     full_reconcile_repairs_drift_per_policy,
     attribute_overrides_reach_the_target,
+    scheduled_reconciliation_feeds_health,
 );
 
 fn op() -> Actor {
@@ -1119,5 +1120,60 @@ async fn attribute_overrides_reach_the_target(h: &Harness) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unclosed"), "{err}");
+    engine.shutdown().await;
+}
+
+/// A target with a reconcile schedule is reconciled by the engine on its own; the runs show
+/// in health, and a run that fails (the target is down) degrades it.
+async fn scheduled_reconciliation_feeds_health(h: &Harness) {
+    let s = h.store.clone();
+    let src = Source::start(s.clone()).await;
+    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
+    let conn = target_conn(
+        &*s,
+        src.org,
+        "ehr",
+        &target.base_url,
+        &target.token,
+        json!({"user_scope": "all", "reconcile_every_secs": 1}),
+    )
+    .await;
+    let engine = running(h).await;
+    src.create_user("a@riverside.example").await;
+    eventually(Duration::from_secs(30), "two scheduled runs", || async {
+        s.reconcile_runs(src.org, conn.id, 10)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.actor == "engine" && r.error.is_none())
+            .count()
+            >= 2
+    })
+    .await;
+    let conn = s.connection(src.org, conn.id).await.unwrap().unwrap();
+    let report = scimdesk::engine::health::connection_health(&*s, &conn, &fast().health)
+        .await
+        .unwrap();
+    let last = report.last_reconcile.expect("the last run is reported");
+    assert_eq!((last.dry_run, last.error.as_deref()), (false, None));
+    target
+        .faults
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(30),
+        "a failed run degrades health",
+        || async {
+            let report = scimdesk::engine::health::connection_health(&*s, &conn, &fast().health)
+                .await
+                .unwrap();
+            report
+                .reason
+                .contains("the last full reconciliation failed")
+                || report.last_reconcile.is_some_and(|r| r.error.is_some())
+                    && report.state != scimdesk::engine::HealthState::Healthy
+        },
+    )
+    .await;
     engine.shutdown().await;
 }

@@ -21,6 +21,8 @@ pub enum Exit {
     Unavailable = 5,
     /// 6: configuration or master key problem.
     Config = 6,
+    /// 7: a guard refused the change (`--force` overrides it).
+    Refused = 7,
 }
 
 /// A failure with a message for people and an exit code for scripts.
@@ -68,6 +70,17 @@ impl From<StoreError> for CliError {
             StoreError::Refused(_) | StoreError::Database(_) => Exit::Internal,
         };
         Self::new(exit, e.to_string())
+    }
+}
+
+impl From<crate::policy::impact::PolicyError> for CliError {
+    fn from(e: crate::policy::impact::PolicyError) -> Self {
+        use crate::policy::impact::PolicyError;
+        match e {
+            PolicyError::Store(s) => s.into(),
+            PolicyError::Invalid(m) => Self::invalid(m),
+            g @ PolicyError::Guarded { .. } => Self::new(Exit::Refused, g.to_string()),
+        }
     }
 }
 

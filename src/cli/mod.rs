@@ -88,6 +88,167 @@ pub enum Command {
     /// Inspect and steer queued provisioning operations.
     #[command(subcommand, alias = "operations")]
     Ops(OpsCommand),
+    /// Group-to-role mappings: list, set, remove, and preview their impact.
+    #[command(subcommand, alias = "mappings")]
+    Mapping(MappingCommand),
+    /// Exceptions for people to resolve: unmapped groups, conflicts, unknown resources.
+    #[command(subcommand, alias = "exception")]
+    Exceptions(ExceptionsCommand),
+}
+
+/// Which groups a mapping matches and the role it grants.
+#[derive(Debug, Clone, Args)]
+pub struct MappingRule {
+    /// The group pattern: a display name, group id or path (see --by); a glob with --glob.
+    #[arg(long, value_name = "PATTERN")]
+    pub group: Option<String>,
+    /// The role granted (created if it does not exist).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// What the pattern is compared with: display_name, id or path.
+    #[arg(long, default_value = "display_name")]
+    pub by: String,
+    /// The pattern is a glob (`*` any run, `?` one character); case is ignored either way.
+    #[arg(long)]
+    pub glob: bool,
+    /// Only groups from this source connection (name or id).
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+/// `scimdesk mapping ...`
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// List the organization's mappings with their roles.
+    #[command(alias = "ls")]
+    List,
+    /// Add a mapping (or change one with --id), with the operations it causes; refused by the
+    /// guard when it would remove too much access, unless --force.
+    Set {
+        /// The rule.
+        #[command(flatten)]
+        rule: MappingRule,
+        /// Change this mapping instead of adding one.
+        #[arg(long)]
+        id: Option<String>,
+        /// Apply even when the guard refuses.
+        #[arg(long)]
+        force: bool,
+        /// Only show the impact (same as `mapping impact`).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove a mapping, with the operations it causes (guarded like `set`).
+    #[command(alias = "rm")]
+    Remove {
+        /// The mapping id.
+        id: String,
+        /// Apply even when the guard refuses.
+        #[arg(long)]
+        force: bool,
+        /// Only show the impact.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Preview a mapping change: who gains and loses which role, and the target operations.
+    Impact {
+        /// The rule to add (or, with --id, the new content of a mapping).
+        #[command(flatten)]
+        rule: MappingRule,
+        /// With the rule: change this mapping. Alone with --remove: remove it.
+        #[arg(long)]
+        id: Option<String>,
+        /// Preview removing the mapping given with --id.
+        #[arg(long, requires = "id")]
+        remove: bool,
+        /// Users and operations listed at most (the JSON output has all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+/// `scimdesk exceptions ...`
+#[derive(Debug, Subcommand)]
+pub enum ExceptionsCommand {
+    /// List exceptions, newest first.
+    #[command(alias = "ls")]
+    List {
+        /// open (default), resolved, dismissed or all.
+        #[arg(long, default_value = "open")]
+        state: String,
+        /// unmapped_group, conflict or unknown_at_target.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this target connection (name or id).
+        #[arg(long)]
+        connection: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Settle an exception: map an unmapped group to a role, link a conflict to the target's
+    /// resource, or dismiss it with a reason.
+    Resolve {
+        /// The exception id.
+        id: String,
+        /// Unmapped group: map it (by its display name, from its source) to this role.
+        #[arg(long, value_name = "ROLE", conflicts_with_all = ["link", "dismiss"])]
+        map_to: Option<String>,
+        /// Conflict: link the local resource to this resource id at the target, and retry.
+        #[arg(long, value_name = "REMOTE_ID", conflicts_with = "dismiss")]
+        link: Option<String>,
+        /// Set it aside (needs --reason).
+        #[arg(long, requires = "reason")]
+        dismiss: bool,
+        /// Why it is dismissed.
+        #[arg(long)]
+        reason: Option<String>,
+        /// With --map-to: apply even when the guard refuses.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `scimdesk connection set ...`: a target's policy and delivery settings.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionSet {
+    /// Connection name or id.
+    pub name: String,
+    /// Roles the target is bound to, comma-separated (empty to unbind all).
+    #[arg(long, value_name = "ROLE,...")]
+    pub roles: Option<String>,
+    /// Which users it receives: `all`, `roles` (holders of a bound role; the default), or a
+    /// SCIM filter over the user, its roles and groups.
+    #[arg(long, value_name = "all|roles|FILTER")]
+    pub user_scope: Option<String>,
+    /// How roles reach it: groups, roles or entitlements.
+    #[arg(long)]
+    pub role_delivery: Option<String>,
+    /// Also mirror the source's own groups: true or false.
+    #[arg(long)]
+    pub source_groups: Option<bool>,
+    /// Attribute override PATH=RULE, RULE being drop, from:PATH, const:VALUE or
+    /// template:TEXT (repeatable).
+    #[arg(long = "attribute", value_name = "PATH=RULE")]
+    pub attributes: Vec<String>,
+    /// Remove the override of this attribute (repeatable).
+    #[arg(long = "unset-attribute", value_name = "PATH")]
+    pub unset_attributes: Vec<String>,
+    /// A value templates may use, NAME=VALUE (repeatable).
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    pub variables: Vec<String>,
+    /// What reconciliation does with resources unknown here: flag, adopt or remove.
+    #[arg(long)]
+    pub unknown_resources: Option<String>,
+    /// What leaving (or deletion) does: delete or suspend.
+    #[arg(long)]
+    pub delete_mode: Option<String>,
+    /// Full reconciliation every this many seconds (0: never).
+    #[arg(long, value_name = "SECS")]
+    pub reconcile_every: Option<u64>,
+    /// Any other setting, KEY=VALUE (VALUE as JSON when it parses; `null` removes the key).
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 /// `scimdesk org ...`
@@ -151,11 +312,21 @@ pub enum ConnectionCommand {
         /// Connection name or id (default: every target).
         name: Option<String>,
     },
-    /// Send now what waits for a target: back-offs end and a quarantined target is probed.
+    /// Send now what waits for a target (back-offs end, a quarantined target is probed); with
+    /// --full, reconcile it in full: compare with what it holds and repair drift.
     Sync {
         /// Connection name or id.
         name: String,
+        /// Full reconciliation: page through the target's /Users and /Groups.
+        #[arg(long)]
+        full: bool,
+        /// With --full: report only, change nothing.
+        #[arg(long, requires = "full")]
+        dry_run: bool,
     },
+    /// Change a target's policy: bound roles, scope, role delivery, attribute mapping,
+    /// unknown-resource policy, reconcile schedule.
+    Set(ConnectionSet),
     /// Replace a connection's secret.
     RotateSecret {
         /// Connection name or id.

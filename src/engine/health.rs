@@ -105,6 +105,22 @@ pub struct HealthReport {
     pub p50_ms: Option<u64>,
     /// 95th percentile attempt latency over the last hour (bucket bound, ms).
     pub p95_ms: Option<u64>,
+    /// The latest full reconciliation.
+    #[serde(default)]
+    pub last_reconcile: Option<ReconcileSummary>,
+}
+
+/// The latest full reconciliation of a target, as health reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileSummary {
+    /// When it finished.
+    pub finished_at: Timestamp,
+    /// Whether it only looked.
+    pub dry_run: bool,
+    /// Drift it found (corrected, recreated, created, removed, adopted, flagged, deleted).
+    pub drift: u64,
+    /// Why it stopped early, if it did.
+    pub error: Option<String>,
 }
 
 /// Judges a connection from its state, queue and statistics at `now`.
@@ -194,6 +210,7 @@ pub fn assess(
         oldest_pending_secs,
         p50_ms: hist.quantile_ms(0.5),
         p95_ms: hist.quantile_ms(0.95),
+        last_reconcile: None,
     }
 }
 
@@ -211,7 +228,46 @@ pub async fn connection_health(
     let stats = store
         .connection_stats(connection.organization_id, connection.id, day_ago)
         .await?;
-    Ok(assess(connection, queue, &stats, thresholds, now))
+    let mut report = assess(connection, queue, &stats, thresholds, now);
+    report.last_reconcile = store
+        .reconcile_runs(connection.organization_id, connection.id, 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| ReconcileSummary {
+            finished_at: r.finished_at,
+            dry_run: r.dry_run,
+            drift: [
+                "corrected",
+                "recreated",
+                "created",
+                "removed",
+                "adopted",
+                "flagged",
+                "deleted_unknown",
+            ]
+            .iter()
+            .filter_map(|k| r.counts.0.get(*k).and_then(serde_json::Value::as_u64))
+            .sum(),
+            error: r.error,
+        });
+    // Settings that do not compile stop every delivery; a reconciliation that could not
+    // finish means drift goes unrepaired. Both outrank "healthy".
+    if connection.kind == ConnectionKind::ScimTarget && report.state == HealthState::Healthy {
+        let roles = store.list_roles(connection.organization_id).await?;
+        if let Err(e) = crate::policy::target::TargetPolicy::new(connection, &roles) {
+            report.state = HealthState::Degraded;
+            report.reason = format!("invalid settings: {e}");
+        } else if let Some(e) = report
+            .last_reconcile
+            .as_ref()
+            .and_then(|r| r.error.as_ref())
+        {
+            report.state = HealthState::Degraded;
+            report.reason = format!("the last full reconciliation failed: {e}");
+        }
+    }
+    Ok(report)
 }
 
 #[derive(Debug, Default, Clone)]

@@ -141,6 +141,11 @@ impl Engine {
             self.stats.clone(),
             self.stop.subscribe(),
         )));
+        tasks.push(tokio::spawn(reconcile_on_schedule(
+            self.store.clone(),
+            self.config.clone(),
+            self.stop.subscribe(),
+        )));
         tasks.push(tokio::spawn(assess_health(
             self.store.clone(),
             self.config.clone(),
@@ -246,6 +251,67 @@ async fn supervise(shared: worker::Shared, mut stop: watch::Receiver<bool>, refr
     }
     for (_, w) in workers {
         let _ = w.join.await;
+    }
+}
+
+/// Runs each target's full reconciliation when its `reconcile_every_secs` has passed since
+/// the last run (by any process: the runs are in the store).
+async fn reconcile_on_schedule(
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let check_every =
+        Duration::from_millis(config.supervise_interval_ms.max(50)).max(Duration::from_secs(1));
+    let actor = crate::domain::Actor::system("engine");
+    // Runs that could not even be recorded (invalid settings) are not retried before their
+    // interval either.
+    let mut tried: std::collections::HashMap<crate::domain::ConnectionId, tokio::time::Instant> =
+        Default::default();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tokio::time::sleep(check_every) => {}
+        }
+        let Ok(targets) = store.target_connections().await else {
+            continue;
+        };
+        for c in targets {
+            let every = match TargetSettings::from_json(&c.settings.0) {
+                Ok(s) if s.reconcile_every_secs > 0 => Duration::from_secs(s.reconcile_every_secs),
+                _ => continue,
+            };
+            if c.state != crate::domain::ConnectionState::Active {
+                continue;
+            }
+            let last = store
+                .reconcile_runs(c.organization_id, c.id, 5)
+                .await
+                .ok()
+                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run));
+            let due =
+                last.is_none_or(|r| r.started_at.after(every) <= crate::domain::Timestamp::now());
+            if !due || tried.get(&c.id).is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            tried.insert(c.id, tokio::time::Instant::now());
+            match crate::policy::reconcile::reconcile(
+                store.as_ref(),
+                &actor,
+                c.organization_id,
+                c.id,
+                false,
+            )
+            .await
+            {
+                Ok(r) => {
+                    tracing::info!(connection = %c.name, counts = ?r.counts, "scheduled reconciliation")
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %c.name, "scheduled reconciliation failed: {e}")
+                }
+            }
+        }
     }
 }
 

@@ -89,7 +89,88 @@ pub async fn run(
             let c = commands::resume(ctx.store.as_ref(), &ctx.actor, org.id, c.id).await?;
             state_changed(&c, json)
         }
-        ConnectionCommand::Sync { name } => {
+        ConnectionCommand::Sync {
+            name,
+            full: true,
+            dry_run,
+        } => {
+            let c = find(ctx, &org, &name).await?;
+            let report =
+                commands::reconcile(ctx.store.as_ref(), &ctx.actor, org.id, c.id, dry_run).await?;
+            if json {
+                return output::json(&report);
+            }
+            let k = &report.counts;
+            println!(
+                "{}reconciled {:?}: {} checked, {} at the target; {} unchanged, {} corrected, {} recreated, {} created, {} removed, {} adopted, {} flagged, {} unknown deleted, {} still queued",
+                if dry_run { "(dry run) " } else { "" },
+                c.name,
+                k.checked,
+                k.remote,
+                k.unchanged,
+                k.corrected,
+                k.recreated,
+                k.created,
+                k.removed,
+                k.adopted,
+                k.flagged,
+                k.deleted_unknown,
+                k.in_queue
+            );
+            if !report.findings.is_empty() {
+                output::table(
+                    &["finding", "subject", "detail"],
+                    report
+                        .findings
+                        .iter()
+                        .map(|f| vec![f.kind.to_string(), f.subject.clone(), f.detail.clone()]),
+                );
+            }
+            if let Some(e) = &report.run.error {
+                return Err(CliError::new(
+                    crate::cli::error::Exit::Unavailable,
+                    format!("the reconciliation stopped: {e}"),
+                ));
+            }
+            Ok(())
+        }
+        ConnectionCommand::Set(args) => {
+            let c = find(ctx, &org, &args.name).await?;
+            if c.kind != ConnectionKind::ScimTarget {
+                return Err(CliError::invalid(format!(
+                    "{:?} is a {} connection; policy settings apply to SCIM targets",
+                    c.name, c.kind
+                )));
+            }
+            let changes = settings_changes(&c, &args)?;
+            if changes.is_empty() {
+                return Err(CliError::invalid(
+                    "nothing to change (see `scimdesk connection set --help`)",
+                ));
+            }
+            let updated =
+                commands::configure_target(ctx.store.as_ref(), &ctx.actor, org.id, c.id, &changes)
+                    .await?;
+            let roles = ctx.store.list_roles(org.id).await?;
+            if let Some(Value::Array(bound)) = updated.settings.0.get("roles") {
+                for b in bound.iter().filter_map(Value::as_str) {
+                    if !roles.iter().any(|r| r.name.eq_ignore_ascii_case(b)) {
+                        eprintln!(
+                            "note: role {b:?} does not exist yet; it binds nobody until a mapping grants it"
+                        );
+                    }
+                }
+            }
+            if json {
+                return output::json(&updated);
+            }
+            println!(
+                "settings of {:?} are now {}",
+                updated.name, updated.settings.0
+            );
+            Ok(())
+        }
+        ConnectionCommand::Sync { name, .. } => {
             let c = find(ctx, &org, &name).await?;
             let n = commands::sync_now(ctx.store.as_ref(), &ctx.actor, org.id, c.id).await?;
             if json {
@@ -295,6 +376,114 @@ async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool)
         );
     }
     Ok(())
+}
+
+/// The settings a `connection set` changes (a `null` value removes a key).
+fn settings_changes(
+    c: &Connection,
+    args: &crate::cli::ConnectionSet,
+) -> CliResult<Map<String, Value>> {
+    let mut out = Map::new();
+    let word = |flag: &str, v: &Option<String>, allowed: &[&str]| -> CliResult<Option<Value>> {
+        match v {
+            Some(v) if allowed.contains(&v.as_str()) => Ok(Some(Value::String(v.clone()))),
+            Some(v) => Err(CliError::invalid(format!(
+                "--{flag} {v:?}: use {}",
+                allowed.join(", ")
+            ))),
+            None => Ok(None),
+        }
+    };
+    if let Some(roles) = &args.roles {
+        let list: Vec<Value> = roles
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| Value::String(r.to_string()))
+            .collect();
+        out.insert("roles".into(), Value::Array(list));
+    }
+    if let Some(scope) = &args.user_scope {
+        out.insert(
+            "user_scope".into(),
+            if scope.trim().eq_ignore_ascii_case("roles") {
+                Value::Null
+            } else {
+                Value::String(scope.clone())
+            },
+        );
+    }
+    if let Some(v) = word(
+        "role-delivery",
+        &args.role_delivery,
+        &["groups", "roles", "entitlements"],
+    )? {
+        out.insert("role_delivery".into(), v);
+    }
+    if let Some(b) = args.source_groups {
+        out.insert("source_groups".into(), Value::Bool(b));
+    }
+    if let Some(v) = word(
+        "unknown-resources",
+        &args.unknown_resources,
+        &["flag", "adopt", "remove"],
+    )? {
+        out.insert("unknown_resources".into(), v);
+    }
+    if let Some(v) = word("delete-mode", &args.delete_mode, &["delete", "suspend"])? {
+        out.insert("delete_mode".into(), v);
+    }
+    if let Some(secs) = args.reconcile_every {
+        out.insert("reconcile_every_secs".into(), Value::from(secs));
+    }
+    let current = |key: &str| match c.settings.0.get(key) {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    if !args.attributes.is_empty() || !args.unset_attributes.is_empty() {
+        let mut attrs = current("attributes");
+        for a in &args.attributes {
+            let (path, rule) = a
+                .split_once('=')
+                .ok_or_else(|| CliError::invalid(format!("--attribute {a:?} is not PATH=RULE")))?;
+            let rule = match rule.split_once(':') {
+                _ if rule == "drop" => Value::String("drop".into()),
+                Some(("from", p)) => serde_json::json!({ "from": p }),
+                Some(("template", t)) => serde_json::json!({ "template": t }),
+                Some(("const", v)) => {
+                    serde_json::json!({ "const": serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.into())) })
+                }
+                _ => {
+                    return Err(CliError::invalid(format!(
+                        "--attribute {a:?}: the rule is drop, from:PATH, const:VALUE or template:TEXT"
+                    )));
+                }
+            };
+            attrs.insert(path.trim().to_string(), rule);
+        }
+        for p in &args.unset_attributes {
+            attrs.remove(p.trim());
+        }
+        out.insert("attributes".into(), Value::Object(attrs));
+    }
+    if !args.variables.is_empty() {
+        let mut vars = current("variables");
+        for v in &args.variables {
+            let (k, val) = v
+                .split_once('=')
+                .ok_or_else(|| CliError::invalid(format!("--variable {v:?} is not NAME=VALUE")))?;
+            vars.insert(k.trim().to_string(), Value::String(val.to_string()));
+        }
+        out.insert("variables".into(), Value::Object(vars));
+    }
+    for pair in &args.settings {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::invalid(format!("--setting {pair:?} is not KEY=VALUE")))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+        out.insert(key.trim().to_string(), value);
+    }
+    Ok(out)
 }
 
 /// The usual authentication for each kind of connection.

@@ -4,7 +4,9 @@ mod audit;
 mod bench;
 mod connection;
 mod db;
+mod exceptions;
 mod key;
+mod mapping;
 mod ops;
 mod org;
 mod serve;
@@ -39,6 +41,8 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
             no_workers,
         } => serve::run(&ctx, listen, public_url, !no_workers).await,
         Command::Ops(c) => ops::run(&ctx, org, c, json).await,
+        Command::Mapping(c) => mapping::run(&ctx, org, c, json).await,
+        Command::Exceptions(c) => exceptions::run(&ctx, org, c, json).await,
         Command::Bench(_) => Ok(()),
     }
 }
