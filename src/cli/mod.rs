@@ -368,6 +368,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         target_latency_ms: u64,
     },
+    /// A mapping change's impact preview and a full reconciliation (with nothing to do) over
+    /// a large directory.
+    Policy {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Users in the directory (each in three groups).
+        #[arg(long, default_value_t = 50_000)]
+        users: usize,
+        /// Groups in the directory.
+        #[arg(long, default_value_t = 2_000)]
+        groups: usize,
+    },
     /// Drain a large queue against a target that acknowledges at once.
     Drain {
         /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).

@@ -119,6 +119,19 @@ pub struct PolicyCommit<'a> {
     pub summary: &'a serde_json::Value,
 }
 
+/// Rows a benchmark loads at once, bypassing the change path (no operations, no audit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BulkLoad<'a> {
+    /// Users, as they are to be stored.
+    pub users: &'a [User],
+    /// Groups, as they are to be stored.
+    pub groups: &'a [Group],
+    /// Memberships.
+    pub memberships: &'a [(GroupId, UserId)],
+    /// Target links.
+    pub links: &'a [TargetLink],
+}
+
 /// Persistent state of scimdesk, implemented for PostgreSQL and SQLite.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -607,6 +620,13 @@ pub trait Store: Send + Sync {
     /// The PostgreSQL pool under the store, for LISTEN/NOTIFY between processes (`None` on
     /// SQLite, which one process uses at a time).
     fn postgres_pool(&self) -> Option<sqlx::PgPool>;
+    /// Loads a directory of users, groups, memberships and links in bulk, for benchmarks
+    /// only (nothing is queued or audited).
+    async fn bulk_load_for_benchmark(
+        &self,
+        org: OrganizationId,
+        rows: &BulkLoad<'_>,
+    ) -> StoreResult<()>;
 
     // ---- audit --------------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ pub mod scim_query;
 mod sqlite;
 
 pub use api::{
-    IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit, ScimQuery,
-    StateChange, Store,
+    BulkLoad, IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit,
+    ScimQuery, StateChange, Store,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;

@@ -192,7 +192,7 @@ macro_rules! impl_store {
         use $crate::domain::*;
         use $crate::engine::settings::{RoleDelivery, TargetSettings};
         use $crate::policy::{self, roles::RoleResolver};
-        use $crate::store::api::{IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit, ScimQuery, StateChange, Store};
+        use $crate::store::api::{BulkLoad, IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit, ScimQuery, StateChange, Store};
         use $crate::store::scim_query::{ScimTable, Translator};
         use $crate::store::shared::as_i64;
         use $crate::store::{StoreError, StoreResult};
@@ -2416,6 +2416,60 @@ macro_rules! impl_store {
                 sqlx::query("ANALYZE operation_queue").execute(&self.pool).await?;
                 self.signal.bump();
                 Ok(n)
+            }
+
+            async fn bulk_load_for_benchmark(&self, org: OrganizationId, rows: &BulkLoad<'_>) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for chunk in rows.users.chunks(1000) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
+                        "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
+                        "version, created_at, updated_at) "
+                    ));
+                    q.push_values(chunk, |mut b, u| {
+                        b.push_bind(u.id).push_bind(org).push_bind(&u.user_name)
+                            .push_bind(validate::user_name_key(&u.user_name)).push_bind(&u.external_id)
+                            .push_bind(&u.display_name).push_bind(&u.given_name).push_bind(&u.family_name)
+                            .push_bind(&u.emails).push_bind(u.active).push_bind(u.lifecycle_state.as_str())
+                            .push_bind(u.source_connection_id).push_bind(&u.attributes).push_bind(u.version)
+                            .push_bind(u.created_at).push_bind(u.updated_at);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in rows.groups.chunks(1000) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "INSERT INTO groups (id, organization_id, display_name, external_id, source_connection_id, ",
+                        "attributes, version, created_at, updated_at) "
+                    ));
+                    q.push_values(chunk, |mut b, g| {
+                        b.push_bind(g.id).push_bind(org).push_bind(&g.display_name).push_bind(&g.external_id)
+                            .push_bind(g.source_connection_id).push_bind(&g.attributes).push_bind(g.version)
+                            .push_bind(g.created_at).push_bind(g.updated_at);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                let now = Timestamp::now();
+                for chunk in rows.memberships.chunks(2000) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO memberships (organization_id, group_id, user_id, created_at) ");
+                    q.push_values(chunk, |mut b, (g, u)| {
+                        b.push_bind(org).push_bind(*g).push_bind(*u).push_bind(now);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in rows.links.chunks(1000) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO target_links (", link_cols!(), ") "));
+                    q.push_values(chunk, |mut b, l| {
+                        b.push_bind(org).push_bind(l.connection_id).push_bind(l.resource_type.as_str())
+                            .push_bind(l.local_id).push_bind(&l.remote_id).push_bind(&l.remote_etag)
+                            .push_bind(&l.content_hash).push_bind(l.synced_at).push_bind(&l.last_sent);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                for table in ["users", "groups", "memberships", "target_links"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}"))).execute(&self.pool).await?;
+                }
+                Ok(())
             }
 
             fn postgres_pool(&self) -> Option<sqlx::PgPool> {

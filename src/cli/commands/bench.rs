@@ -1,4 +1,4 @@
-//! `scimdesk bench wave|drain`: prints the figures (text, or JSON with --json).
+//! `scimdesk bench wave|drain|policy`: prints the figures (text, or JSON with --json).
 
 use crate::cli::BenchCommand;
 use crate::cli::error::{CliError, CliResult, Exit};
@@ -58,6 +58,36 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
                 r.paced_latency_ms.p50,
                 r.paced_latency_ms.p95,
                 r.paced_latency_ms.p99
+            );
+            println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
+            Ok(())
+        }
+        BenchCommand::Policy {
+            postgres,
+            users,
+            groups,
+        } => {
+            let r = crate::bench::policy::policy(postgres.as_deref(), users, groups)
+                .await
+                .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            println!(
+                "policy on {}: {} users, {} groups, {} memberships (loaded in {:.1} s)",
+                r.backend, r.users, r.groups, r.memberships, r.load_secs
+            );
+            println!(
+                "  impact of a mapping change: {:.3} s ({} users change roles, {} target operations)",
+                r.impact_secs, r.impact_users, r.impact_operations
+            );
+            println!(
+                "  full reconcile, nothing to change: {:.2} s ({} read from the target, {} unchanged, clean: {}, writes sent: {})",
+                r.reconcile_secs,
+                r.reconcile_remote,
+                r.reconcile_unchanged,
+                r.reconcile_clean,
+                r.reconcile_writes
             );
             println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
             Ok(())

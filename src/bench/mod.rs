@@ -6,9 +6,13 @@
 //!   a fresh target with a plain HTTP client; then a paced run for latency.
 //! * `drain` — a large queue drained against a target that acknowledges at once, reporting
 //!   the rate per interval to show whether it holds.
+//! * `policy` — a mapping change's impact preview and a full reconciliation over a large
+//!   directory (see [`policy`]).
 //!
 //! Each run uses a store of its own: a temporary PostgreSQL schema (dropped afterwards) or a
 //! temporary SQLite file.
+
+pub mod policy;
 
 use crate::crypto::{MasterKey, Secret};
 use crate::domain::*;
