@@ -27,6 +27,8 @@ on_both_backends!(
     full_reconcile_repairs_drift_per_policy,
     attribute_overrides_reach_the_target,
     scheduled_reconciliation_feeds_health,
+    conflicts_at_a_target_are_exceptions_resolved_by_linking,
+    a_member_already_gone_at_the_target_is_not_a_failure,
 );
 
 fn op() -> Actor {
@@ -1175,5 +1177,180 @@ async fn scheduled_reconciliation_feeds_health(h: &Harness) {
         },
     )
     .await;
+    engine.shutdown().await;
+}
+
+/// A target that already holds an account with the same userName from another source is a
+/// conflict: the create stops with an exception holding both sides, nothing is taken over;
+/// linking it (by an operator) retries the operation, which then updates that account.
+async fn conflicts_at_a_target_are_exceptions_resolved_by_linking(h: &Harness) {
+    let s = h.store.clone();
+    let src = Source::start(s.clone()).await;
+    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
+    let mut theirs = UserDraft::new("dup@riverside.example");
+    theirs.external_id = Some("other-provisioner-7".into());
+    let existing = s
+        .create_user(&op(), target.organization_id, &theirs)
+        .await
+        .unwrap();
+    target_conn(
+        &*s,
+        src.org,
+        "ehr",
+        &target.base_url,
+        &target.token,
+        json!({"user_scope": "all", "max_attempts": 3}),
+    )
+    .await;
+    let engine = running(h).await;
+    src.create_user("dup@riverside.example").await;
+    let open = || async {
+        s.list_exceptions(
+            src.org,
+            &ExceptionFilter {
+                state: Some(ExceptionState::Open),
+                kind: Some(ExceptionKind::Conflict),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    };
+    eventually(Duration::from_secs(30), "a conflict exception", || async {
+        !open().await.is_empty()
+    })
+    .await;
+    let ex = open().await.remove(0);
+    assert_eq!(ex.subject, "dup@riverside.example");
+    assert_eq!(
+        ex.details.0["theirs"]["externalId"],
+        json!("other-provisioner-7"),
+        "{:?}",
+        ex.details
+    );
+    assert_eq!(
+        ex.details.0["ours"]["userName"],
+        json!("dup@riverside.example")
+    );
+    let failed = s
+        .list_operations(
+            src.org,
+            &OperationFilter {
+                state: Some(OperationState::Failed),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("conflict"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        target_users(&*s, &target).await.len(),
+        1,
+        "nothing created, nothing taken over"
+    );
+    assert_eq!(
+        target_users(&*s, &target).await[0].external_id.as_deref(),
+        Some("other-provisioner-7")
+    );
+
+    let resolved = commands::resolve_exception(
+        &*s,
+        &op(),
+        src.org,
+        ex.id,
+        &Resolution::Link(existing.id.to_string()),
+        &Guard::default(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resolved.state, ExceptionState::Resolved);
+    eventually(
+        Duration::from_secs(30),
+        "the linked account brought up to date",
+        || async {
+            let t = target_users(&*s, &target).await;
+            t.len() == 1 && t[0].external_id.as_deref() != Some("other-provisioner-7")
+        },
+    )
+    .await;
+    settled(&*s, src.org).await;
+    engine.shutdown().await;
+}
+
+/// A user deleted by hand at the target has left its groups there; removing them here then
+/// meets `noTarget` for the member removal, which is what we wanted anyway — not a failure, for
+/// the role group and for a mirrored source group alike.
+async fn a_member_already_gone_at_the_target_is_not_a_failure(h: &Harness) {
+    let s = h.store.clone();
+    let src = Source::start(s.clone()).await;
+    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
+    let conn = target_conn(
+        &*s,
+        src.org,
+        "ehr",
+        &target.base_url,
+        &target.token,
+        json!({"roles": ["nurse"], "source_groups": true}),
+    )
+    .await;
+    let nurse = role(&*s, src.org, "nurse").await;
+    add_mapping(&*s, src.org, rule("Nurses", false, nurse.id)).await;
+    let engine = running(h).await;
+    let a = src.create_user("a@riverside.example").await;
+    let b = src.create_user("b@riverside.example").await;
+    let group = push_group(&src, "Nurses", &[a, b.clone()]).await;
+    eventually(
+        Duration::from_secs(30),
+        "both groups with both members",
+        || async {
+            let g = target_groups(&*s, &target).await;
+            g.get("nurse").is_some_and(|m| m.len() == 2)
+                && g.get("Nurses").is_some_and(|m| m.len() == 2)
+        },
+    )
+    .await;
+    settled(&*s, src.org).await;
+    commands::pause(&*s, &op(), src.org, conn.id, "hand edit")
+        .await
+        .unwrap();
+    let gone = target_users(&*s, &target)
+        .await
+        .into_iter()
+        .find(|u| u.user_name == "b@riverside.example")
+        .unwrap();
+    s.delete_user(&op(), target.organization_id, gone.id)
+        .await
+        .unwrap();
+    patch_members(&src, &group, "remove", &b).await;
+    commands::resume(&*s, &op(), src.org, conn.id)
+        .await
+        .unwrap();
+    settled(&*s, src.org).await;
+    let g = target_groups(&*s, &target).await;
+    assert_eq!(g.get("nurse").map(|m| m.len()), Some(1), "{g:?}");
+    assert_eq!(g.get("Nurses").map(|m| m.len()), Some(1), "{g:?}");
+    let failed = s
+        .list_operations(
+            src.org,
+            &OperationFilter {
+                state: Some(OperationState::Failed),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
     engine.shutdown().await;
 }

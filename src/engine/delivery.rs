@@ -137,6 +137,20 @@ fn acknowledged(
     }
 }
 
+/// Whether a target said a PATCH path matched nothing (RFC 7644 §3.12 `noTarget`).
+fn is_no_target(e: &TargetError) -> bool {
+    matches!(e, TargetError::Http { status: 400, scim_type: Some(t), .. } if t.eq_ignore_ascii_case("noTarget"))
+}
+
+/// Whether a PATCH operation removes group members by value.
+fn is_member_removal(op: &Value) -> bool {
+    op.get("op").and_then(Value::as_str) == Some("remove")
+        && op
+            .get("path")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.starts_with("members["))
+}
+
 fn store_stop(e: StoreError) -> Stop {
     // The store being unreachable is transient; nothing was sent.
     DeliveryResult::Transient {
@@ -466,7 +480,29 @@ impl ScimDelivery {
                 "PATCH {path} {}",
                 excerpt(&Value::Array(ops.clone()), EXCERPT_BYTES)
             ));
-            self.client.patch(rt, &link.remote_id, ops).await
+            match self.client.patch(rt, &link.remote_id, ops.clone()).await {
+                Err(e) if is_no_target(&e) && ops.iter().any(is_member_removal) => {
+                    // A member we remove is already gone there (deleted at the target, which
+                    // took it out of its groups): send the rest.
+                    log.failed(&e);
+                    let rest: Vec<Value> =
+                        ops.into_iter().filter(|o| !is_member_removal(o)).collect();
+                    if rest.is_empty() {
+                        return Ok(LinkUpdate::Set {
+                            remote_id: link.remote_id.clone(),
+                            remote_etag: link.remote_etag.clone(),
+                            content_hash: hash,
+                            last_sent: Some(doc.clone()),
+                        });
+                    }
+                    log.sent(format!(
+                        "PATCH {path} {}",
+                        excerpt(&Value::Array(rest.clone()), EXCERPT_BYTES)
+                    ));
+                    self.client.patch(rt, &link.remote_id, rest).await
+                }
+                other => other,
+            }
         } else {
             log.sent(format!("PUT {path} {}", excerpt(doc, EXCERPT_BYTES)));
             self.client.replace(rt, &link.remote_id, doc, None).await
@@ -881,6 +917,23 @@ impl ScimDelivery {
                 let now_there = render::with_members_changed(&last, &added, &removed);
                 let hash = render::content_hash(&now_there);
                 Ok(acknowledged(&link, &resp, hash, now_there))
+            }
+            Err(e) if !adding && is_no_target(&e) => {
+                // The members are not there any more: what this operation wanted is true.
+                log.failed(&e);
+                let last = link
+                    .last_sent
+                    .as_ref()
+                    .map(|j| j.0.clone())
+                    .unwrap_or_else(|| json!({}));
+                let now_there = render::with_members_changed(&last, &added, &removed);
+                let hash = render::content_hash(&now_there);
+                Ok(LinkUpdate::Set {
+                    remote_id: link.remote_id.clone(),
+                    remote_etag: link.remote_etag.clone(),
+                    content_hash: hash,
+                    last_sent: Some(now_there),
+                })
             }
             Err(TargetError::Http { status: 404, .. }) => {
                 log.status = Some(404);
