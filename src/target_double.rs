@@ -235,7 +235,16 @@ impl axum::serve::Listener for FlakyListener {
     }
 }
 
+/// Runs each request to its end in a task of its own, as a real server does: a client that
+/// goes away (a killed process) does not cancel the work, and the request is always logged.
 async fn misbehave(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    match tokio::spawn(handle(shared, request, next)).await {
+        Ok(r) => r,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn handle(shared: Shared, request: Request, next: Next) -> Response {
     let at = Instant::now();
     let f = &shared.faults;
     let method = request.method().to_string();

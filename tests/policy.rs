@@ -545,18 +545,7 @@ async fn patch_members(src: &Source, group: &str, op: &str, user: &str) {
 /// A group no mapping covers raises an exception and its members reach no target; resolving
 /// the exception with a mapping provisions them, with the role group at the target.
 async fn unmapped_group_raises_an_exception_and_mapping_it_provisions_members(h: &Harness) {
-    let s = h.store.clone();
-    let src = Source::start(s.clone()).await;
-    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
-    target_conn(
-        &*s,
-        src.org,
-        "ehr",
-        &target.base_url,
-        &target.token,
-        json!({"roles": ["icu-nurse"]}),
-    )
-    .await;
+    let (s, src, target, _conn) = scene(h, "EHR", "ehr", json!({"roles": ["icu-nurse"]})).await;
     let engine = running(h).await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -745,6 +734,29 @@ async fn users_leave_and_rejoin_a_target_with_their_role(h: &Harness) {
     engine.shutdown().await;
 }
 
+/// A store with an identity provider pushing to its inbound server (`src`), a target double
+/// named `target_name`, and the target connection `conn_name` to it with `settings`.
+async fn scene(
+    h: &Harness,
+    target_name: &str,
+    conn_name: &str,
+    settings: Value,
+) -> (std::sync::Arc<dyn Store>, Source, TargetDouble, Connection) {
+    let s = h.store.clone();
+    let src = Source::start(s.clone()).await;
+    let target = TargetDouble::start(s.clone(), target_name).await.unwrap();
+    let conn = target_conn(
+        &*s,
+        src.org,
+        conn_name,
+        &target.base_url,
+        &target.token,
+        settings,
+    )
+    .await;
+    (s, src, target, conn)
+}
+
 /// Waits until the organization's queue is empty.
 async fn settled(s: &dyn Store, org: OrganizationId) {
     eventually(Duration::from_secs(30), "the queue drained", || async {
@@ -757,18 +769,7 @@ async fn settled(s: &dyn Store, org: OrganizationId) {
 /// reconcile and repaired per policy (flag, then remove, unknown resources; adopt one that
 /// matches a local user); a dry run changes nothing; a second reconcile finds nothing to do.
 async fn full_reconcile_repairs_drift_per_policy(h: &Harness) {
-    let s = h.store.clone();
-    let src = Source::start(s.clone()).await;
-    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
-    let conn = target_conn(
-        &*s,
-        src.org,
-        "ehr",
-        &target.base_url,
-        &target.token,
-        json!({"roles": ["staff"]}),
-    )
-    .await;
+    let (s, src, target, conn) = scene(h, "EHR", "ehr", json!({"roles": ["staff"]})).await;
     let staff = role(&*s, src.org, "staff").await;
     add_mapping(&*s, src.org, rule("Staff", false, staff.id)).await;
     let engine = running(h).await;
@@ -1128,15 +1129,10 @@ async fn attribute_overrides_reach_the_target(h: &Harness) {
 /// A target with a reconcile schedule is reconciled by the engine on its own; the runs show
 /// in health, and a run that fails (the target is down) degrades it.
 async fn scheduled_reconciliation_feeds_health(h: &Harness) {
-    let s = h.store.clone();
-    let src = Source::start(s.clone()).await;
-    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
-    let conn = target_conn(
-        &*s,
-        src.org,
+    let (s, src, target, conn) = scene(
+        h,
+        "EHR",
         "ehr",
-        &target.base_url,
-        &target.token,
         json!({"user_scope": "all", "reconcile_every_secs": 1}),
     )
     .await;
@@ -1298,15 +1294,10 @@ async fn conflicts_at_a_target_are_exceptions_resolved_by_linking(h: &Harness) {
 /// meets `noTarget` for the member removal, which is what we wanted anyway — not a failure, for
 /// the role group and for a mirrored source group alike.
 async fn a_member_already_gone_at_the_target_is_not_a_failure(h: &Harness) {
-    let s = h.store.clone();
-    let src = Source::start(s.clone()).await;
-    let target = TargetDouble::start(s.clone(), "EHR").await.unwrap();
-    let conn = target_conn(
-        &*s,
-        src.org,
+    let (s, src, target, conn) = scene(
+        h,
+        "EHR",
         "ehr",
-        &target.base_url,
-        &target.token,
         json!({"roles": ["nurse"], "source_groups": true}),
     )
     .await;

@@ -137,6 +137,17 @@ fn acknowledged(
     }
 }
 
+/// The link of a resource the target holds as `now_there` without a request (or whose
+/// request only confirmed it), its version unchanged.
+fn holds(link: &TargetLink, content_hash: String, now_there: Value) -> LinkUpdate {
+    LinkUpdate::Set {
+        remote_id: link.remote_id.clone(),
+        remote_etag: link.remote_etag.clone(),
+        content_hash,
+        last_sent: Some(now_there),
+    }
+}
+
 /// Whether a target said a PATCH path matched nothing (RFC 7644 §3.12 `noTarget`).
 fn is_no_target(e: &TargetError) -> bool {
     matches!(e, TargetError::Http { status: 400, scim_type: Some(t), .. } if t.eq_ignore_ascii_case("noTarget"))
@@ -469,12 +480,7 @@ impl ScimDelivery {
         let result = if self.use_patch(log).await? {
             let ops = render::patch_operations(link.last_sent.as_ref().map(|j| &j.0), doc);
             if ops.is_empty() {
-                return Ok(LinkUpdate::Set {
-                    remote_id: link.remote_id.clone(),
-                    remote_etag: link.remote_etag.clone(),
-                    content_hash: hash,
-                    last_sent: Some(doc.clone()),
-                });
+                return Ok(holds(link, hash, doc.clone()));
             }
             log.sent(format!(
                 "PATCH {path} {}",
@@ -488,12 +494,7 @@ impl ScimDelivery {
                     let rest: Vec<Value> =
                         ops.into_iter().filter(|o| !is_member_removal(o)).collect();
                     if rest.is_empty() {
-                        return Ok(LinkUpdate::Set {
-                            remote_id: link.remote_id.clone(),
-                            remote_etag: link.remote_etag.clone(),
-                            content_hash: hash,
-                            last_sent: Some(doc.clone()),
-                        });
+                        return Ok(holds(link, hash, doc.clone()));
                     }
                     log.sent(format!(
                         "PATCH {path} {}",
@@ -898,6 +899,14 @@ impl ScimDelivery {
         };
         let ops = render::member_operations(&added, &removed);
         let path = format!("/Groups/{}", link.remote_id);
+        // What the target holds once the change is made.
+        let last = link
+            .last_sent
+            .as_ref()
+            .map(|j| j.0.clone())
+            .unwrap_or_else(|| json!({}));
+        let now_there = render::with_members_changed(&last, &added, &removed);
+        let hash = render::content_hash(&now_there);
         log.sent(format!(
             "PATCH {path} {}",
             excerpt(&Value::Array(ops.clone()), EXCERPT_BYTES)
@@ -909,31 +918,12 @@ impl ScimDelivery {
         {
             Ok(resp) => {
                 log.answered(&resp);
-                let last = link
-                    .last_sent
-                    .as_ref()
-                    .map(|j| j.0.clone())
-                    .unwrap_or_else(|| json!({}));
-                let now_there = render::with_members_changed(&last, &added, &removed);
-                let hash = render::content_hash(&now_there);
                 Ok(acknowledged(&link, &resp, hash, now_there))
             }
             Err(e) if !adding && is_no_target(&e) => {
                 // The members are not there any more: what this operation wanted is true.
                 log.failed(&e);
-                let last = link
-                    .last_sent
-                    .as_ref()
-                    .map(|j| j.0.clone())
-                    .unwrap_or_else(|| json!({}));
-                let now_there = render::with_members_changed(&last, &added, &removed);
-                let hash = render::content_hash(&now_there);
-                Ok(LinkUpdate::Set {
-                    remote_id: link.remote_id.clone(),
-                    remote_etag: link.remote_etag.clone(),
-                    content_hash: hash,
-                    last_sent: Some(now_there),
-                })
+                Ok(holds(&link, hash, now_there))
             }
             Err(TargetError::Http { status: 404, .. }) => {
                 log.status = Some(404);
