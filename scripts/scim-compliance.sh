@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 backend="${1:-sqlite}"
-bin="${SCIMDESK_BIN:-target/debug/scimdesk}"
+bin="${SCIMDESK_BIN:-${CARGO_TARGET_DIR:-target}/debug/scimdesk}"
 venv="${SCIM_TESTER_VENV:-target/scim-tester-venv}"
 [ -x "$bin" ] || cargo build --quiet
 if [ ! -x "$venv/bin/scim2" ]; then

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod logging;

@@ -4,8 +4,9 @@
 //! with 500 or 429 + `Retry-After`, answer slowly, or go down (refuse new connections and
 //! close the ones it has) — and that logs every request it receives.
 //!
-//! It is a test double: production never starts one. `scimdesk bench` uses it as the "fast
-//! local SCIM target".
+//! It is a test double: provisioning to real applications never starts one. `scimdesk bench`
+//! uses it as the "fast local SCIM target", and `scimdesk demo` as its two downstream
+//! applications.
 
 use crate::api::changes::ChangeFeed;
 use crate::api::serve;

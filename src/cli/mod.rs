@@ -88,6 +88,20 @@ pub enum Command {
     /// Inspect and steer queued provisioning operations.
     #[command(subcommand, alias = "operations")]
     Ops(OpsCommand),
+    /// The demo: "Riverside Health" onboards nurses through real SCIM requests into two local
+    /// applications (one flaky, one strict), on a temporary SQLite store unless
+    /// --database-url is given.
+    Demo {
+        /// Run the story without the workbench and print a summary.
+        #[arg(long)]
+        headless: bool,
+        /// Pace multiplier (1 pushes about 20 nurses a second).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Nurses in the onboarding wave.
+        #[arg(long, default_value_t = 200)]
+        nurses: usize,
+    },
     /// Group-to-role mappings: list, set, remove, and preview their impact.
     #[command(subcommand, alias = "mappings")]
     Mapping(MappingCommand),

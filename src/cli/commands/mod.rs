@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod connection;
 mod db;
+mod demo;
 mod exceptions;
 mod key;
 mod mapping;
@@ -24,6 +25,14 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
     if let Some(Command::Bench(c)) = cli.command {
         return bench::run(c, cli.json).await;
     }
+    if let Some(Command::Demo {
+        headless,
+        speed,
+        nurses,
+    }) = cli.command
+    {
+        return demo::run(config, headless, speed, nurses, cli.json).await;
+    }
     let ctx = Context::open(config).await?;
     let org = cli.org.as_deref();
     let json = cli.json;
@@ -43,6 +52,6 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Ops(c) => ops::run(&ctx, org, c, json).await,
         Command::Mapping(c) => mapping::run(&ctx, org, c, json).await,
         Command::Exceptions(c) => exceptions::run(&ctx, org, c, json).await,
-        Command::Bench(_) => Ok(()),
+        Command::Bench(_) | Command::Demo { .. } => Ok(()),
     }
 }
