@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub engine: Option<crate::engine::EngineConfig>,
     /// Provisioning policy (`[policy.guard]`).
     pub policy: Option<PolicyConfig>,
+    /// The terminal workbench (`[workbench]`: theme, keys).
+    pub workbench: Option<crate::tui::WorkbenchConfig>,
 }
 
 /// `[policy]` in config.toml.
@@ -76,6 +78,8 @@ pub struct Config {
     pub engine: crate::engine::EngineConfig,
     /// Provisioning policy.
     pub policy: PolicyConfig,
+    /// The terminal workbench.
+    pub workbench: crate::tui::WorkbenchConfig,
 }
 
 /// Why configuration could not be resolved.
@@ -129,6 +133,7 @@ impl Config {
             master_key_file,
             engine: file.engine.unwrap_or_default(),
             policy: file.policy.unwrap_or_default(),
+            workbench: file.workbench.unwrap_or_default(),
         })
     }
 

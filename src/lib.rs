@@ -18,3 +18,4 @@ pub mod policy;
 pub mod scim;
 pub mod store;
 pub mod target_double;
+pub mod tui;
