@@ -180,6 +180,8 @@ struct Run {
     counts: ReconcileCounts,
     findings: Vec<Finding>,
     ops: Vec<NewOperation>,
+    /// Role groups already in `ops`.
+    role_groups_queued: BTreeSet<RoleId>,
     links: Vec<TargetLink>,
     unlink: Vec<(ResourceType, Uuid)>,
     raise: Vec<NewException>,
@@ -193,7 +195,7 @@ impl Run {
             return;
         }
         for r in roles.iter().filter(|r| policy.bound_roles().contains(r)) {
-            if !self.ops.iter().any(|o| o.resource_id == r.0) {
+            if self.role_groups_queued.insert(*r) {
                 self.ops.push(NewOperation {
                     connection_id: self.connection_id,
                     resource_type: ResourceType::Group,
@@ -264,6 +266,7 @@ pub async fn reconcile(
         counts: ReconcileCounts::default(),
         findings: Vec::new(),
         ops: Vec::new(),
+        role_groups_queued: BTreeSet::new(),
         links: Vec::new(),
         unlink: Vec::new(),
         raise: Vec::new(),
@@ -457,6 +460,9 @@ async fn compare(
     // Users.
     let mut in_scope: HashMap<UserId, BTreeSet<RoleId>> = HashMap::new();
     let mut by_user_name: HashMap<String, UserId> = HashMap::new();
+    // In scope, active, never provisioned: created at the end unless the target turns out to
+    // hold them already (adoption, below).
+    let mut unplaced_users: BTreeMap<Uuid, (User, BTreeSet<RoleId>)> = BTreeMap::new();
     let mut after = None;
     loop {
         let page = store.users_after(org, after, PAGE).await.map_err(e)?;
@@ -501,21 +507,9 @@ async fn compare(
                     );
                 }
                 (true, None) => {
-                    // Never there: a create (it looks the user up first, so an account made
-                    // out of band is linked rather than duplicated). An inactive user that
-                    // never reached the target needs nothing there.
+                    // An inactive user that never reached the target needs nothing there.
                     if render::is_active(user) {
-                        run.counts.created += 1;
-                        run.found(
-                            "created",
-                            &user.user_name,
-                            "in scope but not at the target".into(),
-                        );
-                        run.ops.push(NewOperation {
-                            action: OperationAction::Create,
-                            ..update
-                        });
-                        run.join_role_groups(policy, &user_roles);
+                        unplaced_users.insert(user.id.0, (user.clone(), user_roles));
                     } else {
                         run.counts.unchanged += 1;
                     }
@@ -595,6 +589,7 @@ async fn compare(
             );
         }
     }
+    let mut unplaced_groups: BTreeSet<Uuid> = BTreeSet::new();
     for (local, (name, desired)) in &desired_groups {
         run.counts.checked += 1;
         if pending.contains(local) {
@@ -620,9 +615,7 @@ async fn compare(
                 );
             }
             None => {
-                run.counts.created += 1;
-                run.found("created", name, "should be at the target and is not".into());
-                run.ops.push(update);
+                unplaced_groups.insert(*local);
             }
         }
     }
@@ -659,18 +652,21 @@ async fn compare(
             .unwrap_or("")
             .to_string();
         let external = remote.get("externalId").and_then(Value::as_str);
+        // Only a local resource the target should hold and does not yet can be adopted.
+        let unplaced = |id: &Uuid| match rt {
+            ResourceType::User => unplaced_users.contains_key(id),
+            ResourceType::Group => unplaced_groups.contains(id),
+        };
         // Ours for certain: its externalId is a local id this target should hold.
         let ours = external
             .filter(|x| local_ids.contains(*x))
-            .and_then(|x| x.parse::<Uuid>().ok());
+            .and_then(|x| x.parse::<Uuid>().ok())
+            .filter(unplaced);
         let by_name = match rt {
             ResourceType::User => by_user_name.get(&name.to_lowercase()).map(|u| u.0),
             ResourceType::Group => group_names.get(&name.to_lowercase()).copied(),
         }
-        .filter(|id| match rt {
-            ResourceType::User => !user_links.contains_key(id),
-            ResourceType::Group => !group_links.contains_key(id),
-        });
+        .filter(unplaced);
         let policy_choice = policy.settings.unknown_resources;
         let adopt_as = match (ours, policy_choice) {
             (Some(id), _) => Some(id),
@@ -685,17 +681,16 @@ async fn compare(
                 format!("linked to the local {rt} {local}"),
             );
             // Link with what it holds, so the update sends only what differs.
-            let desired = if rt == ResourceType::User {
-                let user = store.user(org, UserId(local)).await.map_err(e)?;
-                match (user, in_scope.get(&UserId(local))) {
-                    (Some(u), Some(rs)) => policy.user_document(&u, rs)?,
-                    _ => Value::Null,
+            let (desired, roles_held) = match rt {
+                ResourceType::User => match unplaced_users.remove(&local) {
+                    Some((user, rs)) => (policy.user_document(&user, &rs)?, Some(rs)),
+                    None => (Value::Null, None),
+                },
+                ResourceType::Group => {
+                    unplaced_groups.remove(&local);
+                    let d = desired_groups.get(&local).map(|(_, d)| d.clone());
+                    (d.unwrap_or(Value::Null), None)
                 }
-            } else {
-                desired_groups
-                    .get(&local)
-                    .map(|(_, d)| d.clone())
-                    .unwrap_or(Value::Null)
             };
             let seen = observed(remote, &desired, None);
             run.links.push(TargetLink {
@@ -709,29 +704,14 @@ async fn compare(
                 synced_at: Timestamp::now(),
                 last_sent: Some(sqlx::types::Json(seen)),
             });
-            // Adopted users and groups were counted as "created" above; they are not.
-            if run.counts.created > 0 {
-                run.counts.created -= 1;
-            }
-            run.findings
-                .retain(|f| !(f.kind == "created" && f.subject.eq_ignore_ascii_case(&name)));
-            for op in run.ops.iter_mut().filter(|o| o.resource_id == local) {
-                op.action = OperationAction::Update;
-            }
-            if !run.ops.iter().any(|o| o.resource_id == local) {
-                run.ops.push(NewOperation {
-                    connection_id: connection.id,
-                    resource_type: rt,
-                    resource_id: local,
-                    action: OperationAction::Update,
-                    payload: serde_json::json!({ "reconcile": true }),
-                });
-            }
-            if let Some(rs) = in_scope
-                .get(&UserId(local))
-                .filter(|_| rt == ResourceType::User)
-            {
-                let rs = rs.clone();
+            run.ops.push(NewOperation {
+                connection_id: connection.id,
+                resource_type: rt,
+                resource_id: local,
+                action: OperationAction::Update,
+                payload: serde_json::json!({ "reconcile": true }),
+            });
+            if let Some(rs) = roles_held {
                 run.join_role_groups(policy, &rs);
             }
             continue;
@@ -762,6 +742,40 @@ async fn compare(
                 });
             }
         }
+    }
+
+    // What should be there, is not, and was not adopted: created. A user create looks the
+    // user up first, so an account made meanwhile is linked rather than duplicated.
+    for (id, (user, rs)) in unplaced_users {
+        run.counts.created += 1;
+        run.found(
+            "created",
+            &user.user_name,
+            "in scope but not at the target".into(),
+        );
+        run.ops.push(NewOperation {
+            connection_id: connection.id,
+            resource_type: ResourceType::User,
+            resource_id: id,
+            action: OperationAction::Create,
+            payload: serde_json::json!({ "reconcile": true }),
+        });
+        run.join_role_groups(policy, &rs);
+    }
+    for id in unplaced_groups {
+        let name = desired_groups
+            .get(&id)
+            .map(|(n, _)| n.as_str())
+            .unwrap_or("");
+        run.counts.created += 1;
+        run.found("created", name, "should be at the target and is not".into());
+        run.ops.push(NewOperation {
+            connection_id: connection.id,
+            resource_type: ResourceType::Group,
+            resource_id: id,
+            action: OperationAction::Update,
+            payload: serde_json::json!({ "reconcile": true }),
+        });
     }
     Ok(())
 }
