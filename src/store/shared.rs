@@ -417,24 +417,24 @@ macro_rules! impl_store {
                     .collect())
             }
 
-            /// Enqueues `action` on `resource` for every SCIM target of the organization, on the
-            /// caller's transaction, so a change and the work it causes commit together. Users
-            /// go to every target (the worker decides scope when it runs); the source's own
-            /// groups only to targets that mirror them.
-            async fn enqueue_for_targets(
+            /// Enqueues `action` on `user` for every SCIM target of the organization, on the
+            /// caller's transaction, so a change and the work it causes commit together (the
+            /// worker decides the user's scope at each target when it runs).
+            async fn enqueue_user_for_targets(
                 conn: &mut Conn,
                 org: OrganizationId,
-                resource_type: ResourceType,
-                resource: Uuid,
+                user: UserId,
                 action: OperationAction,
-                payload: serde_json::Value,
             ) -> StoreResult<usize> {
+                let targets: Vec<ConnectionId> = sqlx::query_scalar(
+                    "SELECT id FROM connections WHERE organization_id = $1 AND kind = 'scim_target' ORDER BY id",
+                )
+                .bind(org)
+                .fetch_all(&mut *conn)
+                .await?;
                 let mut queued = 0;
-                for (target, settings) in Self::targets_in(conn, org).await? {
-                    if resource_type == ResourceType::Group && !settings.source_groups {
-                        continue;
-                    }
-                    let op = NewOperation { connection_id: target, resource_type, resource_id: resource, action, payload: payload.clone() };
+                for target in targets {
+                    let op = NewOperation { connection_id: target, resource_type: ResourceType::User, resource_id: user.0, action, payload: serde_json::json!({}) };
                     queued += Self::enqueue_one(conn, org, &op).await?;
                 }
                 Ok(queued)
@@ -487,17 +487,24 @@ macro_rules! impl_store {
             /// target re-checks each of them; targets that carry roles as groups re-render the
             /// role groups that `group` grants (and granted, `roles_before`, before a rename); a
             /// group with members that no mapping covers raises an exception, and one without
-            /// members or with a mapping settles it.
+            /// members or with a mapping settles it. `group_op` is the operation on the group
+            /// itself, for the targets that mirror the source's groups.
             async fn membership_work(
                 conn: &mut Conn,
                 org: OrganizationId,
                 group: &Group,
+                group_op: (OperationAction, serde_json::Value),
                 users: &[UserId],
                 roles_before: Option<std::collections::BTreeSet<RoleId>>,
             ) -> StoreResult<()> {
                 let resolver = Self::resolver_in(conn, org).await?;
                 let granted = resolver.group_roles(group);
                 let targets = Self::targets_in(conn, org).await?;
+                let (action, payload) = group_op;
+                for (target, _) in targets.iter().filter(|(_, s)| s.source_groups) {
+                    let op = NewOperation { connection_id: *target, resource_type: ResourceType::Group, resource_id: group.id.0, action, payload: payload.clone() };
+                    Self::enqueue_one(conn, org, &op).await?;
+                }
                 if !users.is_empty() {
                     for (target, _) in &targets {
                         for user in users {
@@ -515,13 +522,14 @@ macro_rules! impl_store {
                     roles.extend(roles_before.unwrap_or_default());
                     Self::role_group_work(conn, org, &targets, &roles).await?;
                 }
-                let has_members: Option<i32> = sqlx::query_scalar("SELECT 1 FROM memberships WHERE organization_id = $1 AND group_id = $2 LIMIT 1")
+                let key = unmapped_group_key(group.id);
+                let has_members = granted.is_empty() && sqlx::query_scalar::<_, i32>("SELECT 1 FROM memberships WHERE organization_id = $1 AND group_id = $2 LIMIT 1")
                     .bind(org)
                     .bind(group.id)
                     .fetch_optional(&mut *conn)
-                    .await?;
-                let key = unmapped_group_key(group.id);
-                if has_members.is_some() && granted.is_empty() {
+                    .await?
+                    .is_some();
+                if has_members {
                     Self::raise_in(conn, org, &NewException {
                         kind: ExceptionKind::UnmappedGroup,
                         subject_key: key,
@@ -542,14 +550,14 @@ macro_rules! impl_store {
             }
 
             /// [`membership_work`](Self::membership_work) for one member of a group by id.
-            async fn member_changed(conn: &mut Conn, org: OrganizationId, group: GroupId, user: UserId) -> StoreResult<()> {
+            async fn member_changed(conn: &mut Conn, org: OrganizationId, group: GroupId, user: UserId, action: OperationAction) -> StoreResult<()> {
                 let g: Option<Group> = sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id = $2"))
                     .bind(org)
                     .bind(group)
                     .fetch_optional(&mut *conn)
                     .await?;
                 match g {
-                    Some(g) => Self::membership_work(conn, org, &g, &[user], None).await,
+                    Some(g) => Self::membership_work(conn, org, &g, (action, serde_json::json!({ "members": [user] })), &[user], None).await,
                     None => Ok(()),
                 }
             }
@@ -1064,7 +1072,7 @@ macro_rules! impl_store {
                     return Err(StoreError::NotFound(format!("organization {org} or its source connection")));
                 }
                 if draft.active {
-                    Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, OperationAction::Create, serde_json::json!({})).await?;
+                    Self::enqueue_user_for_targets(&mut tx, org, id, OperationAction::Create).await?;
                 }
                 Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(),
                     serde_json::json!({ "user_name": draft.user_name, "active": draft.active })).await?;
@@ -1149,7 +1157,7 @@ macro_rules! impl_store {
                 // Active users are brought up to date (created where missing); inactive ones are
                 // suspended. Part 2 of the engine narrows this by each target's scope.
                 let action = if user.active { OperationAction::Update } else { OperationAction::Suspend };
-                Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, action, serde_json::json!({})).await?;
+                Self::enqueue_user_for_targets(&mut tx, org, id, action).await?;
                 Self::append_audit(&mut tx, actor, org, "user.replace", "user", &id.to_string(),
                     serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version })).await?;
                 tx.commit().await?;
@@ -1177,7 +1185,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, OperationAction::Delete, serde_json::json!({})).await?;
+                Self::enqueue_user_for_targets(&mut tx, org, id, OperationAction::Delete).await?;
                 Self::append_audit(&mut tx, actor, org, "user.deprovision", "user", &id.to_string(),
                     serde_json::json!({ "user_name": name, "memberships_removed": groups })).await?;
                 tx.commit().await?;
@@ -1196,7 +1204,7 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(name) = name else { return Ok(false) };
-                Self::enqueue_for_targets(&mut tx, org, ResourceType::User, id.0, OperationAction::Delete, serde_json::json!({})).await?;
+                Self::enqueue_user_for_targets(&mut tx, org, id, OperationAction::Delete).await?;
                 Self::append_audit(&mut tx, actor, org, "user.delete", "user", &id.to_string(),
                     serde_json::json!({ "user_name": name })).await?;
                 tx.commit().await?;
@@ -1232,8 +1240,7 @@ macro_rules! impl_store {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?.0,
                     None => Vec::new(),
                 };
-                Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Create, serde_json::json!({})).await?;
-                Self::membership_work(&mut tx, org, &group, &added, None).await?;
+                Self::membership_work(&mut tx, org, &group, (OperationAction::Create, serde_json::json!({})), &added, None).await?;
                 Self::append_audit(&mut tx, actor, org, "group.create", "group", &id.to_string(),
                     serde_json::json!({ "display_name": draft.display_name, "members": added.len() })).await?;
                 tx.commit().await?;
@@ -1298,7 +1305,7 @@ macro_rules! impl_store {
                     Some(m) => Self::set_members(&mut tx, org, id, m).await?,
                     None => (Vec::new(), Vec::new()),
                 };
-                Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Update, serde_json::json!({})).await?;
+
                 // A rename (or a new externalId or path) can change which mappings cover the
                 // group, and so every member's roles; otherwise only the changed members'.
                 let renamed = before.as_ref().is_some_and(|b| {
@@ -1318,7 +1325,7 @@ macro_rules! impl_store {
                 } else {
                     (added.iter().chain(removed.iter()).copied().collect(), None)
                 };
-                Self::membership_work(&mut tx, org, &group, &affected, roles_before).await?;
+                Self::membership_work(&mut tx, org, &group, (OperationAction::Update, serde_json::json!({})), &affected, roles_before).await?;
                 Self::append_audit(&mut tx, actor, org, "group.replace", "group", &id.to_string(),
                     serde_json::json!({
                         "display_name": group.display_name, "version": group.version,
@@ -1342,8 +1349,7 @@ macro_rules! impl_store {
                 .await?;
                 let Some(gone) = gone else { return Ok(false) };
                 let name = gone.display_name.clone();
-                Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, id.0, OperationAction::Delete, serde_json::json!({})).await?;
-                Self::membership_work(&mut tx, org, &gone, &members, None).await?;
+                Self::membership_work(&mut tx, org, &gone, (OperationAction::Delete, serde_json::json!({})), &members, None).await?;
                 Self::append_audit(&mut tx, actor, org, "group.delete", "group", &id.to_string(),
                     serde_json::json!({ "display_name": name })).await?;
                 tx.commit().await?;
@@ -1370,8 +1376,7 @@ macro_rules! impl_store {
                 if added {
                     sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
                         .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
-                    Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, group.0, OperationAction::AddMembers, serde_json::json!({ "members": [user] })).await?;
-                    Self::member_changed(&mut tx, org, group, user).await?;
+                    Self::member_changed(&mut tx, org, group, user, OperationAction::AddMembers).await?;
                     Self::append_audit(&mut tx, actor, org, "group.member_add", "group", &group.to_string(),
                         serde_json::json!({ "user_id": user })).await?;
                 }
@@ -1392,8 +1397,7 @@ macro_rules! impl_store {
                 if removed {
                     sqlx::query("UPDATE groups SET version = version + 1, updated_at = $3 WHERE organization_id = $1 AND id = $2")
                         .bind(org).bind(group).bind(Timestamp::now()).execute(&mut *tx).await?;
-                    Self::enqueue_for_targets(&mut tx, org, ResourceType::Group, group.0, OperationAction::RemoveMembers, serde_json::json!({ "members": [user] })).await?;
-                    Self::member_changed(&mut tx, org, group, user).await?;
+                    Self::member_changed(&mut tx, org, group, user, OperationAction::RemoveMembers).await?;
                     Self::append_audit(&mut tx, actor, org, "group.member_remove", "group", &group.to_string(),
                         serde_json::json!({ "user_id": user })).await?;
                 }
