@@ -189,17 +189,7 @@ impl Demo {
                 .map_err(err)?;
             let change = MappingChange::Set {
                 id: None,
-                draft: RoleMappingDraft {
-                    source_connection_id: None,
-                    selector: GroupSelector::DisplayName,
-                    match_mode: if glob {
-                        MatchMode::Glob
-                    } else {
-                        MatchMode::Exact
-                    },
-                    pattern: pattern.into(),
-                    role_id: role.id,
-                },
+                draft: RoleMappingDraft::by_display_name(pattern, glob, role.id),
             };
             commands::set_mapping(
                 store.as_ref(),
@@ -212,18 +202,9 @@ impl Demo {
             .await
             .map_err(err)?;
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let (addr, tx) = serve::spawn_local(serve::app(store.clone(), ChangeFeed::default(), None))
             .await
             .map_err(err)?;
-        let addr = listener.local_addr().map_err(err)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve::serve(
-            listener,
-            serve::app(store.clone(), ChangeFeed::default(), None),
-            async {
-                let _ = rx.await;
-            },
-        ));
         let engine = Engine::new(
             store.clone(),
             EngineConfig {

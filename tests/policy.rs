@@ -36,17 +36,7 @@ fn op() -> Actor {
 }
 
 fn rule(pattern: &str, glob: bool, role: RoleId) -> RoleMappingDraft {
-    RoleMappingDraft {
-        source_connection_id: None,
-        selector: GroupSelector::DisplayName,
-        match_mode: if glob {
-            MatchMode::Glob
-        } else {
-            MatchMode::Exact
-        },
-        pattern: pattern.into(),
-        role_id: role,
-    }
+    RoleMappingDraft::by_display_name(pattern, glob, role)
 }
 
 async fn role(s: &dyn Store, org: OrganizationId, name: &str) -> Role {

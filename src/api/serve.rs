@@ -77,6 +77,21 @@ pub async fn serve(
         .await
 }
 
+/// Serves `app` in the background on an ephemeral 127.0.0.1 port, for in-process use (the
+/// demo, benchmarks, tests). Returns the address and the sender that stops it; dropping the
+/// sender stops it too.
+pub async fn spawn_local(
+    app: Router,
+) -> std::io::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    Ok((addr, tx))
+}
+
 /// Binds a listener, with a clear error.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await

@@ -258,17 +258,10 @@ async fn serve_inbound(
         "idp",
     )
     .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = crate::api::serve::app(store, Default::default(), None);
-    tokio::spawn(crate::api::serve::serve(listener, app, async {
-        let _ = rx.await;
-    }));
+    let (addr, tx) =
+        crate::api::serve::spawn_local(crate::api::serve::app(store, Default::default(), None))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     Ok((org, format!("http://{addr}/scim/v2"), token, tx))
 }
 

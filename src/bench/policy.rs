@@ -104,13 +104,7 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
         .await
         .map_err(a)?;
     let icu = store.create_role(&actor, org, "icu", "").await.map_err(a)?;
-    let rule = |pattern: &str, role: RoleId| RoleMappingDraft {
-        source_connection_id: None,
-        selector: GroupSelector::DisplayName,
-        match_mode: MatchMode::Glob,
-        pattern: pattern.into(),
-        role_id: role,
-    };
+    let rule = |pattern: &str, role: RoleId| RoleMappingDraft::by_display_name(pattern, true, role);
     store
         .create_role_mapping(&actor, org, &rule("ward-*", staff.id))
         .await
@@ -180,23 +174,7 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
         let user_roles = resolver.user_roles(of_user[i].iter().map(|g| &wards[*g]));
         let doc = policy.user_document(u, &user_roles)?;
         let draft = doc_to_user_draft(&doc, None).map_err(|e| e.detail)?;
-        let remote = User {
-            id: UserId::new(),
-            organization_id: target.organization_id,
-            user_name: draft.user_name.clone(),
-            external_id: draft.external_id.clone(),
-            display_name: draft.display_name.clone(),
-            given_name: draft.given_name.clone(),
-            family_name: draft.family_name.clone(),
-            emails: Json(draft.emails.clone()),
-            active: draft.active,
-            lifecycle_state: draft.lifecycle_state(),
-            source_connection_id: None,
-            attributes: Json(draft.attributes.clone()),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
+        let remote = User::from_draft(UserId::new(), target.organization_id, &draft, now);
         links.push(TargetLink {
             organization_id: org,
             connection_id: conn.id,

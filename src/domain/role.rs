@@ -78,3 +78,20 @@ pub struct RoleMappingDraft {
     /// The role granted.
     pub role_id: RoleId,
 }
+
+impl RoleMappingDraft {
+    /// A mapping of groups by display name, from any source: exact, or a glob.
+    pub fn by_display_name(pattern: impl Into<String>, glob: bool, role_id: RoleId) -> Self {
+        Self {
+            source_connection_id: None,
+            selector: GroupSelector::DisplayName,
+            match_mode: if glob {
+                MatchMode::Glob
+            } else {
+                MatchMode::Exact
+            },
+            pattern: pattern.into(),
+            role_id,
+        }
+    }
+}

@@ -69,6 +69,29 @@ pub struct User {
     pub updated_at: Timestamp,
 }
 
+impl User {
+    /// The user `draft` becomes when stored as `id` in `org` at `now` (version 1).
+    pub fn from_draft(id: UserId, org: OrganizationId, draft: &UserDraft, now: Timestamp) -> Self {
+        Self {
+            id,
+            organization_id: org,
+            user_name: draft.user_name.clone(),
+            external_id: draft.external_id.clone(),
+            display_name: draft.display_name.clone(),
+            given_name: draft.given_name.clone(),
+            family_name: draft.family_name.clone(),
+            emails: Json(draft.emails.clone()),
+            active: draft.active,
+            lifecycle_state: draft.lifecycle_state(),
+            source_connection_id: draft.source_connection_id,
+            attributes: Json(draft.attributes.clone()),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// The writable content of a user, used for create and for full replacement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserDraft {

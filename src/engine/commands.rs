@@ -289,10 +289,7 @@ pub async fn resolve_exception(
                 id: None,
                 draft: RoleMappingDraft {
                     source_connection_id: group.source_connection_id,
-                    selector: GroupSelector::DisplayName,
-                    match_mode: MatchMode::Exact,
-                    pattern: group.display_name.clone(),
-                    role_id: role.id,
+                    ..RoleMappingDraft::by_display_name(group.display_name.clone(), false, role.id)
                 },
             };
             set_mapping(store, actor, org, &change, guard, force).await?;

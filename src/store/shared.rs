@@ -1027,23 +1027,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 // Built here rather than read back with RETURNING (one less row to decode on the
                 // busiest write); the values are exactly the ones bound.
-                let user = User {
-                    id,
-                    organization_id: org,
-                    user_name: draft.user_name.clone(),
-                    external_id: draft.external_id.clone(),
-                    display_name: draft.display_name.clone(),
-                    given_name: draft.given_name.clone(),
-                    family_name: draft.family_name.clone(),
-                    emails: Json(draft.emails.clone()),
-                    active: draft.active,
-                    lifecycle_state: draft.lifecycle_state(),
-                    source_connection_id: draft.source_connection_id,
-                    attributes: Json(draft.attributes.clone()),
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let user = User::from_draft(id, org, draft, now);
                 let inserted = sqlx::query(concat!(
                     "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
                     "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",

@@ -45,16 +45,9 @@ impl Source {
     pub async fn start(store: Arc<dyn Store>) -> Source {
         scimdesk::connectors::ensure_tls_provider();
         let (org, token) = super::inbound_tenant(&*store, "Hospital").await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve::serve(
-            listener,
-            serve::app(store, ChangeFeed::default(), None),
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let (addr, tx) = serve::spawn_local(serve::app(store, ChangeFeed::default(), None))
+            .await
+            .unwrap();
         Source {
             org,
             base: format!("http://{addr}/scim/v2"),
