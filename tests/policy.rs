@@ -643,11 +643,24 @@ async fn unmapped_group_raises_an_exception_and_mapping_it_provisions_members(h:
             .iter()
             .any(|e| e.action == "mapping.create" && e.actor == "tester")
     );
-    assert!(
-        audit
-            .iter()
-            .any(|e| e.action == "exception.resolve" || e.details.0.get("impact").is_some())
+    // The mapping that settled the exception says so in its own audit event.
+    let mapped = audit
+        .iter()
+        .find(|e| e.action == "mapping.create" && e.actor == "tester")
+        .unwrap();
+    assert_eq!(
+        mapped.details.0["exceptions_resolved"],
+        json!([unmapped_group_key(GroupId(
+            exceptions[0].details.0["group_id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        ))]),
+        "{:?}",
+        mapped.details
     );
+    assert_eq!(mapped.details.0["impact"]["users_gaining"], json!(6));
     engine.shutdown().await;
 }
 

@@ -1593,15 +1593,30 @@ macro_rules! impl_store {
                 for op in commit.operations {
                     queued += Self::enqueue_one(&mut tx, org, op).await?;
                 }
+                let mut raised = Vec::new();
                 for e in commit.raise {
-                    Self::raise_in(&mut tx, org, e).await?;
+                    if Self::raise_in(&mut tx, org, e).await?.is_some() {
+                        raised.push(e.subject.clone());
+                    }
                 }
+                // The exceptions a mapping change settles are named in its own audit event.
+                let mut resolved = Vec::new();
                 for (key, resolution) in commit.resolve {
-                    Self::settle_open_in(&mut tx, org, ExceptionKind::UnmappedGroup, key, resolution, &actor.name).await?;
+                    if Self::settle_open_in(&mut tx, org, ExceptionKind::UnmappedGroup, key, resolution, &actor.name).await? > 0 {
+                        resolved.push(key.clone());
+                    }
                 }
-                if let (Some(m), false) = (details.as_object_mut(), commit.summary.is_null()) {
-                    m.insert("impact".into(), commit.summary.clone());
-                    m.insert("operations_queued".into(), serde_json::json!(queued));
+                if let Some(m) = details.as_object_mut() {
+                    if !commit.summary.is_null() {
+                        m.insert("impact".into(), commit.summary.clone());
+                        m.insert("operations_queued".into(), serde_json::json!(queued));
+                    }
+                    if !raised.is_empty() {
+                        m.insert("exceptions_raised".into(), serde_json::json!(raised));
+                    }
+                    if !resolved.is_empty() {
+                        m.insert("exceptions_resolved".into(), serde_json::json!(resolved));
+                    }
                 }
                 Self::append_audit(&mut tx, actor, org, action, "role_mapping", &id.to_string(), details).await?;
                 tx.commit().await?;
