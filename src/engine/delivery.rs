@@ -804,19 +804,20 @@ impl ScimDelivery {
             .list_groups(org, crate::store::ListRange::first(u32::MAX))
             .await
             .map_err(store_stop)?;
-        let granting: Vec<&Group> = groups
+        let granting: Vec<GroupId> = groups
             .iter()
             .filter(|g| resolver.group_roles(g).contains(&role.id))
+            .map(|g| g.id)
             .collect();
-        let mut holders: Vec<UserId> = Vec::new();
-        for g in &granting {
-            holders.extend(
-                self.store
-                    .group_members(org, g.id)
-                    .await
-                    .map_err(store_stop)?,
-            );
-        }
+        // One query for all the granting groups (a glob can match thousands).
+        let mut holders: Vec<UserId> = self
+            .store
+            .memberships_of_groups(org, &granting)
+            .await
+            .map_err(store_stop)?
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect();
         holders.sort();
         holders.dedup();
         if policy.scope_reads_user() {

@@ -452,6 +452,12 @@ pub trait Store: Send + Sync {
         &self,
         org: OrganizationId,
     ) -> StoreResult<Vec<(GroupId, UserId)>>;
+    /// The (group, user) memberships of these groups.
+    async fn memberships_of_groups(
+        &self,
+        org: OrganizationId,
+        groups: &[GroupId],
+    ) -> StoreResult<Vec<(GroupId, UserId)>>;
     /// The users with these ids (missing ones are left out).
     async fn users_by_ids(&self, org: OrganizationId, ids: &[UserId]) -> StoreResult<Vec<User>>;
     /// Users in id order after `after` (keyset paging for full passes).

@@ -1631,6 +1631,22 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn memberships_of_groups(&self, org: OrganizationId, groups: &[GroupId]) -> StoreResult<Vec<(GroupId, UserId)>> {
+                let mut rows = Vec::new();
+                for chunk in groups.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("SELECT group_id, user_id FROM memberships WHERE organization_id = ");
+                    q.push_bind(org);
+                    q.push(" AND group_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    rows.extend(q.build_query_as::<(GroupId, UserId)>().fetch_all(&self.pool).await?);
+                }
+                Ok(rows)
+            }
+
             async fn users_by_ids(&self, org: OrganizationId, ids: &[UserId]) -> StoreResult<Vec<User>> {
                 let mut users = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
