@@ -67,7 +67,7 @@ pub struct Demo {
     /// The demo organization.
     pub organization: OrganizationId,
     /// The engine delivering the story.
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// The inbound SCIM base URL (`.../scim/v2`).
     pub inbound_url: String,
     rostering: TargetDouble,
@@ -216,7 +216,10 @@ impl Demo {
         );
         if workers {
             engine.start();
+        } else {
+            engine.start_watching();
         }
+        let engine = Arc::new(engine);
         Ok(Self {
             store,
             organization: org,

@@ -42,7 +42,15 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// What to do [default: `status`].
+    /// Workbench theme: default, dark, light, high-contrast, or a theme file's path
+    /// [default: config `[workbench] theme`].
+    #[arg(long, global = true, value_name = "NAME|PATH", env = "SCIMDESK_THEME")]
+    pub theme: Option<String>,
+    /// Open the workbench without the embedded sync workers (only watch; other processes
+    /// deliver).
+    #[arg(long)]
+    pub no_workers: bool,
+    /// What to do [default: the workbench in a terminal, else `status`].
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -52,6 +60,13 @@ pub struct Cli {
 pub enum Command {
     /// Show the store, the master key in use, and every organization with its connections.
     Status,
+    /// Open the terminal workbench (what `scimdesk` alone does in a terminal).
+    #[command(visible_alias = "ui")]
+    Workbench {
+        /// Only watch: do not run the embedded sync workers.
+        #[arg(long)]
+        no_workers: bool,
+    },
     /// Manage organizations (tenants).
     #[command(subcommand, alias = "orgs")]
     Org(OrgCommand),
@@ -92,7 +107,8 @@ pub enum Command {
     /// applications (one flaky, one strict), on a temporary SQLite store unless
     /// --database-url is given.
     Demo {
-        /// Run the story without the workbench and print a summary.
+        /// Run the story without the workbench and print a summary (otherwise the workbench
+        /// opens on it while it plays).
         #[arg(long)]
         headless: bool,
         /// Pace multiplier (1 pushes about 20 nurses a second).
@@ -545,6 +561,12 @@ pub enum AuditCommand {
         /// Only events about this subject id.
         #[arg(long)]
         subject: Option<String>,
+        /// Only events at or after this time: RFC 3339, a date, or an age (15m, 2h, 3d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only events before this time (same forms as --since).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
     },
 }
 

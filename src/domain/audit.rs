@@ -81,6 +81,10 @@ pub struct AuditFilter {
     pub subject_id: Option<String>,
     /// Only events before this id (for paging backwards).
     pub before: Option<AuditEventId>,
+    /// Only events at or after this time.
+    pub since: Option<super::Timestamp>,
+    /// Only events before this time.
+    pub until: Option<super::Timestamp>,
     /// At most this many, newest first.
     pub limit: u32,
 }

@@ -21,6 +21,17 @@ macro_rules! id_type {
                 Self(Uuid::now_v7())
             }
 
+            /// The smallest identifier made at `at` (to the millisecond): a bound for
+            /// listings by time, since a UUIDv7 starts with its creation time.
+            pub fn lowest_at(at: super::Timestamp) -> Self {
+                let ms = u64::try_from(at.unix_micros().max(0) / 1000).unwrap_or(0);
+                let mut bytes = [0u8; 16];
+                bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+                bytes[6] = 0x70;
+                bytes[8] = 0x80;
+                Self(Uuid::from_bytes(bytes))
+            }
+
             /// The raw bytes, used as associated data in sealed secrets.
             pub fn as_bytes(&self) -> &[u8; 16] {
                 self.0.as_bytes()

@@ -208,6 +208,89 @@ pub async fn set_mapping(
     crate::policy::impact::apply(store, actor, org, change, guard, force).await
 }
 
+/// A mapping rule as people write it: the role by name, created when the change is applied
+/// if it does not exist yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingRule {
+    /// The mapping changed (`None`: a new one).
+    pub id: Option<RoleMappingId>,
+    /// The group pattern.
+    pub pattern: String,
+    /// The role granted, by name.
+    pub role: String,
+    /// What the pattern is compared with.
+    pub selector: GroupSelector,
+    /// Whether the pattern is a glob.
+    pub glob: bool,
+    /// Only groups of this source.
+    pub source: Option<ConnectionId>,
+}
+
+impl MappingRule {
+    fn change(&self, role: RoleId) -> MappingChange {
+        MappingChange::Set {
+            id: self.id,
+            draft: RoleMappingDraft {
+                source_connection_id: self.source,
+                selector: self.selector,
+                match_mode: if self.glob {
+                    MatchMode::Glob
+                } else {
+                    MatchMode::Exact
+                },
+                pattern: self.pattern.trim().to_string(),
+                role_id: role,
+            },
+        }
+    }
+}
+
+/// What setting `rule` would do, without changing anything (a role that does not exist yet is
+/// previewed as if created).
+pub async fn preview_rule(
+    store: &dyn Store,
+    org: OrganizationId,
+    rule: &MappingRule,
+) -> Result<Impact, PolicyError> {
+    let (role, new_role) = match find_role(store, org, &rule.role).await? {
+        Some(r) => (r, None),
+        None => {
+            let r = Role {
+                id: RoleId::new(),
+                organization_id: org,
+                name: rule.role.trim().to_string(),
+                description: String::new(),
+                created_at: Timestamp::now(),
+            };
+            (r.clone(), Some(r))
+        }
+    };
+    crate::policy::impact::preview_with(store, org, &rule.change(role.id), new_role.as_ref()).await
+}
+
+/// Sets `rule` (creating its role if needed) with the operations it causes, unless the guard
+/// refuses and `force` is not set.
+pub async fn apply_rule(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    rule: &MappingRule,
+    guard: &Guard,
+    force: bool,
+) -> Result<(Impact, Option<RoleMapping>), PolicyError> {
+    if rule.pattern.trim().is_empty() || rule.role.trim().is_empty() {
+        return Err(PolicyError::Invalid(
+            "a mapping needs a group pattern and a role".into(),
+        ));
+    }
+    if !force {
+        // Refuse before creating the role, so a refused change leaves nothing behind.
+        guard.check(&preview_rule(store, org, rule).await?)?;
+    }
+    let role = ensure_role(store, actor, org, &rule.role).await?;
+    set_mapping(store, actor, org, &rule.change(role.id), guard, force).await
+}
+
 /// The role named `name`, created (audited) when it does not exist yet.
 pub async fn ensure_role(
     store: &dyn Store,

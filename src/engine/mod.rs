@@ -174,6 +174,27 @@ impl Engine {
         }
     }
 
+    /// Only watches, for a view that does not deliver (`scimdesk --no-workers`): on PostgreSQL,
+    /// listens for other processes' events and queue changes; nothing is sent to targets.
+    pub fn start_watching(&self) {
+        if let Some(pool) = self.store.postgres_pool() {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.push(tokio::spawn(listen(
+                pool,
+                self.process_id,
+                self.remote_wake.clone(),
+                self.events.clone(),
+                self.stop.subscribe(),
+            )));
+        }
+    }
+
+    /// Changes whenever another process announces new queue work (PostgreSQL NOTIFY), so a
+    /// live view can re-read.
+    pub fn remote_changes(&self) -> watch::Receiver<u64> {
+        self.remote_wake.subscribe()
+    }
+
     /// Stops every worker: requests in flight finish (up to the configured grace), their
     /// outcomes are recorded, and unfinished leases are given back.
     pub async fn shutdown(&self) {

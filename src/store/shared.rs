@@ -2517,6 +2517,8 @@ macro_rules! impl_store {
                     "AND ($3 IS NULL OR substr(action, 1, length(CAST($3 AS TEXT))) = CAST($3 AS TEXT)) ",
                     "AND ($4 IS NULL OR subject_id = $4) ",
                     "AND ($5 IS NULL OR id < $5) ",
+                    "AND ($7 IS NULL OR id >= $7) ",
+                    "AND ($8 IS NULL OR id < $8) ",
                     "ORDER BY id DESC LIMIT $6"
                 ))
                 .bind(org)
@@ -2525,6 +2527,8 @@ macro_rules! impl_store {
                 .bind(&filter.subject_id)
                 .bind(filter.before)
                 .bind(i64::from(filter.limit))
+                .bind(filter.since.map(AuditEventId::lowest_at))
+                .bind(filter.until.map(AuditEventId::lowest_at))
                 .fetch_all(&self.pool)
                 .await?)
             }

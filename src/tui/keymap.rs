@@ -24,6 +24,14 @@ pub enum Action {
     FullReconcile,
     /// Filter the current view.
     Filter,
+    /// Add an item (a mapping).
+    Add,
+    /// Edit the selected item (a mapping).
+    Edit,
+    /// Delete the selected item (a mapping), after the impact preview.
+    Delete,
+    /// Re-read everything now.
+    Refresh,
     /// Next pane.
     NextPane,
     /// Previous pane.
@@ -62,6 +70,10 @@ impl Action {
             Action::SyncNow => "sync_now".into(),
             Action::FullReconcile => "full_reconcile".into(),
             Action::Filter => "filter".into(),
+            Action::Add => "add".into(),
+            Action::Edit => "edit".into(),
+            Action::Delete => "delete".into(),
+            Action::Refresh => "refresh".into(),
             Action::NextPane => "next_pane".into(),
             Action::PreviousPane => "previous_pane".into(),
             Action::Pane(n) => format!("pane_{n}"),
@@ -88,6 +100,10 @@ impl Action {
             Action::SyncNow => "sync now".into(),
             Action::FullReconcile => "full reconcile".into(),
             Action::Filter => "filter".into(),
+            Action::Add => "add a mapping".into(),
+            Action::Edit => "edit the selected mapping".into(),
+            Action::Delete => "delete the selected mapping (previews first)".into(),
+            Action::Refresh => "re-read now".into(),
             Action::NextPane => "next pane".into(),
             Action::PreviousPane => "previous pane".into(),
             Action::Pane(n) => format!("pane {n}"),
@@ -113,6 +129,10 @@ impl Action {
             Action::SyncNow,
             Action::FullReconcile,
             Action::Filter,
+            Action::Add,
+            Action::Edit,
+            Action::Delete,
+            Action::Refresh,
             Action::NextPane,
             Action::PreviousPane,
         ];
@@ -266,6 +286,10 @@ impl Default for Keymap {
             ("S", Action::SyncNow),
             ("F", Action::FullReconcile),
             ("/", Action::Filter),
+            ("a", Action::Add),
+            ("e", Action::Edit),
+            ("d", Action::Delete),
+            ("ctrl-r", Action::Refresh),
             ("tab", Action::NextPane),
             ("backtab", Action::PreviousPane),
             ("1", Action::Pane(1)),

@@ -1,8 +1,18 @@
-//! The terminal workbench (issue 6), being built: so far its themes ([`theme`]) and its keys
-//! ([`keymap`]), both configurable from files. The panes and the event loop come next.
+//! The terminal workbench: live panes over the store and the engine, driven from the keyboard.
+//!
+//! - [`state`]: what is on screen and what each key does (no I/O; unit-tested);
+//! - [`loader`]: reads for panes and details, and operator commands through the engine API;
+//! - [`ui`]: drawing the state (snapshot-tested with ratatui's `TestBackend`);
+//! - [`runner`]: the event loop that joins them to a real terminal;
+//! - [`theme`] and [`keymap`]: the look and the keys, both files the operator can change.
 
+pub mod data;
 pub mod keymap;
+pub mod loader;
+pub mod runner;
+pub mod state;
 pub mod theme;
+pub mod ui;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -13,12 +13,22 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: AuditCommand, json: bool
         actor,
         action,
         subject,
+        since,
+        until,
     } = cmd;
+    let now = crate::domain::Timestamp::now();
+    let time = |t: Option<String>| {
+        t.map(|t| crate::tui::loader::parse_time(&t, now))
+            .transpose()
+            .map_err(|e| crate::cli::error::CliError::invalid(e.replace("filter: ", "")))
+    };
     let filter = AuditFilter {
         actor,
         action_prefix: action,
         subject_id: subject,
         before: None,
+        since: time(since)?,
+        until: time(until)?,
         limit,
     };
     let events = ctx.store.list_audit(org.id, &filter).await?;

@@ -13,14 +13,10 @@ pub async fn run(
     speed: f64,
     nurses: usize,
     json: bool,
+    view: super::workbench::View,
 ) -> CliResult {
     if !(speed.is_finite() && speed > 0.0) {
         return Err(CliError::invalid("--speed must be a number above 0"));
-    }
-    if !headless {
-        return Err(CliError::invalid(
-            "the workbench is not built yet; run the story with `scimdesk demo --headless`",
-        ));
     }
     let options = DemoOptions {
         nurses: nurses.clamp(1, 10_000),
@@ -28,6 +24,9 @@ pub async fn run(
         settle: Duration::from_secs(120),
     };
     let fail = |e: String| CliError::new(Exit::Internal, format!("the demo failed: {e}"));
+    if !headless {
+        return super::workbench::demo(config, options, view).await;
+    }
     // A temporary store unless a database was named: the demo never writes into the default
     // store of this machine.
     let summary = if config.database_is_default {

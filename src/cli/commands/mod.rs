@@ -13,6 +13,7 @@ mod org;
 mod serve;
 mod status;
 mod token;
+mod workbench;
 
 use super::context::Context;
 use super::error::CliResult;
@@ -31,13 +32,32 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         nurses,
     }) = cli.command
     {
-        return demo::run(config, headless, speed, nurses, cli.json).await;
+        let view = workbench::View {
+            theme: cli.theme.clone(),
+            workers: true,
+        };
+        return demo::run(config, headless, speed, nurses, cli.json, view).await;
     }
+    // `scimdesk` alone opens the workbench in a terminal; piped or scripted, it shows status.
+    let command = match cli.command {
+        Some(c) => c,
+        None if workbench::interactive() => Command::Workbench {
+            no_workers: cli.no_workers,
+        },
+        None => Command::Status,
+    };
     let ctx = Context::open(config).await?;
     let org = cli.org.as_deref();
     let json = cli.json;
-    match cli.command.unwrap_or(Command::Status) {
+    match command {
         Command::Status => status::run(&ctx, json).await,
+        Command::Workbench { no_workers } => {
+            let view = workbench::View {
+                theme: cli.theme.clone(),
+                workers: !(no_workers || cli.no_workers),
+            };
+            workbench::run(&ctx, org, view).await
+        }
         Command::Org(c) => org::run(&ctx, c, json).await,
         Command::Connection(c) => connection::run(&ctx, org, c, json).await,
         Command::Token(c) => token::run(&ctx, org, c, json).await,
