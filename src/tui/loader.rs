@@ -3,7 +3,7 @@
 //! runner calls these on tasks, so the render path never waits on them.
 
 use super::data::*;
-use super::state::{Command, DetailRequest, LoadRequest, Outcome, Pane};
+use super::state::{Command, DetailRequest, LoadRequest, Pane, Reply};
 use crate::domain::*;
 use crate::engine::commands::{self, MappingChange, MappingRule, Resolution};
 use crate::engine::{Engine, HealthThresholds, health};
@@ -645,17 +645,17 @@ impl Loader {
     // ---- commands -----------------------------------------------------------------------
 
     /// Carries out a command through the engine command API (audited as the operator).
-    pub async fn run(&self, org: OrganizationId, cmd: &Command) -> Outcome {
+    pub async fn run(&self, org: OrganizationId, cmd: &Command) -> Reply {
         match self.try_run(org, cmd).await {
             Ok(outcome) => outcome,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Reply::Failed(e),
         }
     }
 
-    async fn try_run(&self, org: OrganizationId, cmd: &Command) -> Result<Outcome, String> {
+    async fn try_run(&self, org: OrganizationId, cmd: &Command) -> Result<Reply, String> {
         let store = self.store.as_ref();
         let actor = &self.actor;
-        let done = |s: String| Ok(Outcome::Done(s));
+        let done = |s: String| Ok(Reply::Done(s));
         match cmd {
             Command::Retry(id) => {
                 let op = commands::retry(store, actor, org, *id)
@@ -736,7 +736,7 @@ impl Loader {
                     Err(e) => Some(e.to_string()),
                     Ok(()) => None,
                 };
-                Ok(Outcome::Impact(Box::new(ImpactView {
+                Ok(Reply::Impact(Box::new(ImpactView {
                     form: form.clone(),
                     impact,
                     guard_refusal,
@@ -785,7 +785,7 @@ impl Loader {
 
     /// The editor for a failed operation's user: prefilled with their first group that no
     /// mapping covers (else their first group).
-    async fn remap_form(&self, org: OrganizationId, id: OperationId) -> Result<Outcome, String> {
+    async fn remap_form(&self, org: OrganizationId, id: OperationId) -> Result<Reply, String> {
         let store = self.store.as_ref();
         let op = store
             .operation(org, id)
@@ -806,7 +806,7 @@ impl Loader {
             .find(|g| resolver.covering(g).next().is_none())
             .or_else(|| groups.first())
             .ok_or("this user is in no group; there is nothing to map")?;
-        Ok(Outcome::Edit(Box::new(MappingForm {
+        Ok(Reply::Edit(Box::new(MappingForm {
             id: None,
             remove: false,
             pattern: group.display_name.clone(),

@@ -6,7 +6,7 @@
 use super::data::{Detail, Loaded};
 use super::keymap::Keymap;
 use super::loader::Loader;
-use super::state::{App, DetailRequest, Effect, LoadRequest, Outcome, Workers};
+use super::state::{App, DetailRequest, Effect, LoadRequest, Reply, Workers};
 use super::theme::Theme;
 use super::ui;
 use crate::domain::{Actor, OrganizationId, Timestamp};
@@ -49,7 +49,7 @@ enum Msg {
     Input(Event),
     Loaded(Box<Result<Loaded, String>>),
     Detail(Box<Result<Detail, String>>),
-    Outcome(Outcome),
+    Reply(Reply),
 }
 
 /// Opens the workbench on the terminal and runs it until the operator quits or a SIGTERM,
@@ -175,9 +175,9 @@ fn handle(app: &mut App, loads: &mut Loads, msg: Msg) -> Vec<Effect> {
                 app.on_detail(detail);
                 Vec::new()
             }
-            Err(e) => app.on_outcome(Outcome::Failed(e)),
+            Err(e) => app.on_reply(Reply::Failed(e)),
         },
-        Msg::Outcome(outcome) => app.on_outcome(outcome),
+        Msg::Reply(outcome) => app.on_reply(outcome),
     }
 }
 
@@ -210,7 +210,7 @@ fn perform(
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let outcome = loader.run(org, &cmd).await;
-                    let _ = tx.send(Msg::Outcome(outcome));
+                    let _ = tx.send(Msg::Reply(outcome));
                 });
             }
         }

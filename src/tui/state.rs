@@ -1,7 +1,7 @@
 //! The workbench's state and what a key press does to it. [`App::on_key`] changes the state
 //! and returns the [`Effect`]s to carry out (reads and engine commands), which the runner
 //! performs off the render path; their results come back through [`App::on_loaded`],
-//! [`App::on_detail`] and [`App::on_outcome`]. Nothing here does I/O, so every key's effect
+//! [`App::on_detail`] and [`App::on_reply`]. Nothing here does I/O, so every key's effect
 //! can be unit-tested.
 
 use super::data::*;
@@ -149,9 +149,9 @@ pub enum Effect {
     Quit,
 }
 
-/// How a command ended, for the message line.
+/// What a command answers: how it ended (for the message line), or the next view it opens.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Reply {
     /// It worked; what happened.
     Done(String),
     /// It did not; why.
@@ -659,9 +659,9 @@ impl App {
     }
 
     /// Takes in a command's outcome; returns what to read next.
-    pub fn on_outcome(&mut self, outcome: Outcome) -> Vec<Effect> {
-        match outcome {
-            Outcome::Done(text) => {
+    pub fn on_reply(&mut self, reply: Reply) -> Vec<Effect> {
+        match reply {
+            Reply::Done(text) => {
                 self.say(text);
                 // A finished mapping change closes its editor and preview.
                 self.overlays
@@ -672,7 +672,7 @@ impl App {
                 }
                 effects
             }
-            Outcome::Failed(text) => {
+            Reply::Failed(text) => {
                 if matches!(self.overlays.last(), Some(Overlay::Loading(_))) {
                     self.overlays.pop();
                 }
@@ -682,11 +682,11 @@ impl App {
                 self.warn(text);
                 Vec::new()
             }
-            Outcome::Impact(view) => {
+            Reply::Impact(view) => {
                 self.overlays.push(Overlay::Impact { view, scroll: 0 });
                 Vec::new()
             }
-            Outcome::Edit(form) => {
+            Reply::Edit(form) => {
                 self.open_editor(*form);
                 Vec::new()
             }

@@ -141,20 +141,42 @@ pub(super) fn draw(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect) 
 
 fn help(frame: &mut Frame, app: &App, area: Rect) {
     let key = app.theme.style("key");
-    let lines: Vec<Line<'static>> = app
-        .keymap
-        .help_lines()
-        .into_iter()
-        .map(|(keys, what)| {
-            Line::from(vec![
-                Span::styled(format!("{keys:>16}  "), key),
-                Span::raw(what),
-            ])
-        })
-        .collect();
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let r = centred(area, 72, h);
-    panel(frame, app, r, "keys (any key closes)", lines, 0);
+    let entries = app.keymap.help_lines();
+    // One column when it fits, else two side by side (80×24 shows every key).
+    let rows = usize::from(area.height.saturating_sub(2)).max(1);
+    let columns = if entries.len() <= rows { 1 } else { 2 };
+    let per_column = entries.len().div_ceil(columns);
+    let width = if columns == 1 {
+        72
+    } else {
+        area.width.min(120)
+    };
+    let h = (per_column as u16 + 2).min(area.height);
+    let r = centred(area, width, h);
+    frame.render_widget(Clear, r);
+    let block = boxed(app, "keys (any key closes)");
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let cols = Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns]).split(inner);
+    for (c, chunk) in entries.chunks(per_column.max(1)).enumerate() {
+        let keys_width = chunk
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(1);
+        let lines: Vec<Line<'static>> = chunk
+            .iter()
+            .map(|(keys, what)| {
+                Line::from(vec![
+                    Span::styled(format!(" {keys:>keys_width$}  "), key),
+                    Span::raw(what.clone()),
+                ])
+            })
+            .collect();
+        if let Some(area) = cols.get(c) {
+            frame.render_widget(Paragraph::new(lines), *area);
+        }
+    }
 }
 
 fn kv(app: &App, k: &str, v: impl Into<String>) -> Line<'static> {
