@@ -132,6 +132,13 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // Stop the program as an operator would, then the server (a failed test must not
+        // leave a demo running).
+        let shell = self.tmux(&["display", "-p", "-t", "w", "#{pane_pid}"]);
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-P", shell.trim()])
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();

@@ -13,6 +13,7 @@
 //! temporary SQLite file.
 
 pub mod policy;
+pub mod workbench;
 
 use crate::crypto::{MasterKey, Secret};
 use crate::domain::*;
@@ -43,6 +44,11 @@ impl BenchStore {
     /// A fresh schema in the PostgreSQL database at `postgres`, or a temporary SQLite file.
     pub async fn open(postgres: Option<&str>) -> StoreResult<Self> {
         let key = MasterKey::generate().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Self::open_with_key(postgres, key).await
+    }
+
+    /// [`BenchStore::open`] with a given master key (so another process can open it too).
+    pub async fn open_with_key(postgres: Option<&str>, key: MasterKey) -> StoreResult<Self> {
         match postgres {
             Some(url) => {
                 let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
@@ -81,6 +87,17 @@ impl BenchStore {
         }
     }
 
+    /// Where another process finds this store: a PostgreSQL URL and schema, or a file.
+    pub fn location(&self) -> StoreLocation {
+        match &self.cleanup {
+            Cleanup::Schema { url, name } => StoreLocation::Schema {
+                url: url.clone(),
+                schema: name.clone(),
+            },
+            Cleanup::File(path) => StoreLocation::File(path.clone()),
+        }
+    }
+
     /// Removes the schema or file.
     pub async fn remove(self) {
         match self.cleanup {
@@ -101,6 +118,37 @@ impl BenchStore {
                 }
             }
         }
+    }
+}
+
+/// Where a benchmark store lives, for a second process to open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A schema in a PostgreSQL database.
+    Schema {
+        /// The database URL.
+        url: String,
+        /// The schema.
+        schema: String,
+    },
+    /// A SQLite file.
+    File(std::path::PathBuf),
+}
+
+impl StoreLocation {
+    /// Opens the store there with `key`.
+    pub async fn open(&self, key: MasterKey) -> StoreResult<Arc<dyn Store>> {
+        Ok(match self {
+            StoreLocation::Schema { url, schema } => {
+                let base = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+                let options = base.options([("search_path", schema.as_str())]);
+                Arc::new(PgStore::open_with(options, format!("bench schema {schema}"), key).await?)
+            }
+            StoreLocation::File(path) => {
+                Arc::new(SqliteStore::open(&format!("sqlite://{}", path.display()), key).await?)
+            }
+        })
     }
 }
 
@@ -146,7 +194,7 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
-fn percentiles(mut v: Vec<f64>) -> Percentiles {
+pub(crate) fn percentiles(mut v: Vec<f64>) -> Percentiles {
     if v.is_empty() {
         return Percentiles::default();
     }

@@ -426,6 +426,32 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         interval: u64,
     },
+    /// The workbench over a large store: frame render time, key press to screen, start-up to
+    /// first frame, and its memory (measured in a process of its own).
+    Workbench {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Users in the store.
+        #[arg(long, default_value_t = 50_000)]
+        users: usize,
+        /// Operations queued (over two targets).
+        #[arg(long, default_value_t = 100_000)]
+        operations: u64,
+    },
+    /// The measuring half of `bench workbench`, run by it in a second process.
+    #[command(hide = true)]
+    WorkbenchProbe {
+        /// The PostgreSQL database.
+        #[arg(long, requires = "schema")]
+        postgres: Option<String>,
+        /// The schema in it.
+        #[arg(long)]
+        schema: Option<String>,
+        /// Or a SQLite file.
+        #[arg(long, conflicts_with = "postgres")]
+        sqlite: Option<PathBuf>,
+    },
 }
 
 /// `scimdesk ops ...`

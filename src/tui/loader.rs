@@ -11,8 +11,8 @@ use crate::policy::impact::{Guard, PolicyError};
 use crate::policy::roles::RoleResolver;
 use crate::store::{ListRange, OperationFilter, ScimQuery, Store};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Minutes of traffic in a connection's sparkline.
@@ -32,6 +32,38 @@ pub struct Loader {
     pub thresholds: HealthThresholds,
     /// This process's engine, if it delivers.
     pub engine: Option<Arc<Engine>>,
+    /// The last health read, reused for a while by panes other than Connections.
+    pub health_cache: HealthCache,
+}
+
+/// Health is the costly part of a read (queue counts and a day of statistics per target), so
+/// panes other than Connections reuse it for [`HEALTH_MAX_AGE`]; commands clear it.
+#[derive(Clone, Default)]
+pub struct HealthCache(Arc<Mutex<Option<CachedHealth>>>);
+
+/// When health was read, for which organization, and the rows.
+type CachedHealth = (Instant, OrganizationId, Vec<ConnectionRow>);
+
+/// How long other panes reuse a health read.
+pub const HEALTH_MAX_AGE: Duration = Duration::from_secs(3);
+
+impl HealthCache {
+    fn get(&self, org: OrganizationId) -> Option<Vec<ConnectionRow>> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some((at, o, rows)) if *o == org && at.elapsed() < HEALTH_MAX_AGE => Some(rows.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, org: OrganizationId, rows: &[ConnectionRow]) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), org, rows.to_vec()));
+    }
+
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 fn text<E: std::fmt::Display>(e: E) -> String {
@@ -68,7 +100,14 @@ impl Loader {
                 at,
             });
         };
-        let connections = self.connection_rows(org.id).await?;
+        let connections = match self.health_cache.get(org.id) {
+            Some(rows) if req.pane != Pane::Connections => rows,
+            _ => {
+                let rows = self.connection_rows(org.id).await?;
+                self.health_cache.put(org.id, &rows);
+                rows
+            }
+        };
         let roles = store.list_roles(org.id).await.map_err(text)?;
         let body = match req.pane {
             Pane::Connections => PaneData::Connections,
@@ -646,7 +685,10 @@ impl Loader {
 
     /// Carries out a command through the engine command API (audited as the operator).
     pub async fn run(&self, org: OrganizationId, cmd: &Command) -> Reply {
-        match self.try_run(org, cmd).await {
+        let reply = self.try_run(org, cmd).await;
+        // A command may change what health shows (state, queue counts): read it afresh.
+        self.health_cache.clear();
+        match reply {
             Ok(outcome) => outcome,
             Err(e) => Reply::Failed(e),
         }

@@ -47,6 +47,8 @@ pub const PANIC_ENV: &str = "SCIMDESK_WORKBENCH_TEST_PANIC";
 
 enum Msg {
     Input(Event),
+    /// The terminal is gone (hung up): nothing can be shown or typed any more.
+    InputClosed,
     Loaded(Box<Result<Loaded, String>>),
     Detail(Box<Result<Detail, String>>),
     Reply(Reply),
@@ -68,6 +70,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, s: Session) -> Resu
         guard: s.guard,
         thresholds: s.engine.config().health.clone(),
         engine: (s.workers == Workers::Running).then(|| s.engine.clone()),
+        health_cache: Default::default(),
     };
     let mut app = App::new(s.keymap, s.theme, s.store_label, s.workers);
     app.operator = s.actor.name.clone();
@@ -153,6 +156,10 @@ fn handle(app: &mut App, loads: &mut Loads, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Input(Event::Key(key)) => app.on_key(key),
         Msg::Input(_) => Vec::new(),
+        Msg::InputClosed => {
+            app.quitting = true;
+            Vec::new()
+        }
         Msg::Loaded(result) => {
             loads.in_flight = false;
             let mut effects = Vec::new();
@@ -267,11 +274,14 @@ fn spawn_reader(
                             return;
                         }
                     }
-                    Err(_) => return,
+                    Err(_) => break,
                 },
                 Ok(false) => {}
-                Err(_) => return,
+                Err(_) => break,
             }
+        }
+        if !stop.load(Ordering::Relaxed) {
+            let _ = tx.send(Msg::InputClosed);
         }
     })
 }

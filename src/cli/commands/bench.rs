@@ -1,4 +1,4 @@
-//! `scimdesk bench wave|drain|policy`: prints the figures (text, or JSON with --json).
+//! `scimdesk bench wave|drain|policy|workbench`: prints the figures (text, or JSON with --json).
 
 use crate::cli::BenchCommand;
 use crate::cli::error::{CliError, CliResult, Exit};
@@ -121,6 +121,71 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             println!("  per {interval} s: {}", rates.join(", "));
             println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
             Ok(())
+        }
+        BenchCommand::Workbench {
+            postgres,
+            users,
+            operations,
+        } => {
+            let r = crate::bench::workbench::workbench(postgres.as_deref(), users, operations)
+                .await
+                .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            let p = &r.probe;
+            println!(
+                "workbench on {}: {} users, {} queued operations (loaded in {:.1} s)",
+                r.backend, r.users, r.operations, r.load_secs
+            );
+            println!(
+                "  start-up to first frame: {:.0} ms; to the first frame with rows: {:.0} ms",
+                p.first_frame_ms, p.first_data_frame_ms
+            );
+            println!(
+                "  frame render (160x48, {} frames): p50 {:.2} ms, p99 {:.2} ms",
+                p.frames, p.render_ms.p50, p.render_ms.p99
+            );
+            println!(
+                "  key to screen, in memory: p50 {:.2} ms, p99 {:.2} ms",
+                p.key_local_ms.p50, p.key_local_ms.p99
+            );
+            println!(
+                "  key to screen, with a read (pane switch, paging): p50 {:.1} ms, p99 {:.1} ms",
+                p.key_read_ms.p50, p.key_read_ms.p99
+            );
+            for f in &p.per_pane {
+                println!(
+                    "    {:<12} opened in {:.1} ms (median); slowest frame {:.2} ms",
+                    f.pane, f.open_p50_ms, f.render_max_ms
+                );
+            }
+            println!(
+                "  peak RSS of the workbench process: {:.0} MB",
+                p.peak_rss_mb
+            );
+            Ok(())
+        }
+        BenchCommand::WorkbenchProbe {
+            postgres,
+            schema,
+            sqlite,
+        } => {
+            let location = match (postgres, schema, sqlite) {
+                (Some(url), Some(schema), None) => {
+                    crate::bench::StoreLocation::Schema { url, schema }
+                }
+                (None, None, Some(path)) => crate::bench::StoreLocation::File(path),
+                _ => {
+                    return Err(CliError::invalid(
+                        "give --postgres URL --schema NAME, or --sqlite PATH",
+                    ));
+                }
+            };
+            let r = crate::bench::workbench::probe(location)
+                .await
+                .map_err(fail)?;
+            output::json(&r)
         }
     }
 }
