@@ -23,20 +23,24 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: MappingCommand, json: bo
             if dry_run {
                 return preview(ctx, &org, Some(&rule), id, false, 50, json).await;
             }
-            let (_, role_name) = rule.required()?;
-            let role =
-                commands::ensure_role(ctx.store.as_ref(), &ctx.actor, org.id, role_name).await?;
-            let draft = draft(ctx, &org, &rule, role.id).await?;
-            let change = MappingChange::Set { id, draft };
-            let (impact, mapping) = commands::set_mapping(
-                ctx.store.as_ref(),
-                &ctx.actor,
-                org.id,
-                &change,
-                &guard,
-                force,
-            )
-            .await?;
+            let (pattern, role_name) = rule.required()?;
+            // The guard is checked before a new role is created, so a refusal leaves nothing.
+            let spec = commands::MappingRule {
+                id,
+                pattern: pattern.to_string(),
+                role: role_name.to_string(),
+                selector: rule.by.parse().map_err(|_| {
+                    CliError::invalid(format!("--by {:?}: use display_name, id or path", rule.by))
+                })?,
+                glob: rule.glob,
+                source: match &rule.source {
+                    Some(name) => Some(find_connection(ctx, &org, name).await?.id),
+                    None => None,
+                },
+            };
+            let (impact, mapping) =
+                commands::apply_rule(ctx.store.as_ref(), &ctx.actor, org.id, &spec, &guard, force)
+                    .await?;
             report_applied(&impact, mapping.as_ref(), json)
         }
         MappingCommand::Remove { id, force, dry_run } => {
