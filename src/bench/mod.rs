@@ -207,6 +207,52 @@ pub(crate) fn percentiles(mut v: Vec<f64>) -> Percentiles {
     }
 }
 
+/// User `i` of a generated benchmark directory (`u000042@bench.example`), active.
+pub(crate) fn directory_user(
+    org: OrganizationId,
+    i: usize,
+    attributes: serde_json::Value,
+    now: Timestamp,
+) -> User {
+    User {
+        id: UserId::new(),
+        organization_id: org,
+        user_name: format!("u{i:06}@bench.example"),
+        external_id: Some(format!("hr-{i}")),
+        display_name: Some(format!("User {i}")),
+        given_name: Some("User".into()),
+        family_name: Some(format!("{i}")),
+        emails: sqlx::types::Json(vec![Email {
+            value: format!("u{i:06}@bench.example"),
+            kind: Some("work".into()),
+            primary: Some(true),
+            display: None,
+        }]),
+        active: true,
+        lifecycle_state: LifecycleState::Active,
+        source_connection_id: None,
+        attributes: sqlx::types::Json(attributes),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A generated benchmark group.
+pub(crate) fn directory_group(org: OrganizationId, name: String, now: Timestamp) -> Group {
+    Group {
+        id: GroupId::new(),
+        organization_id: org,
+        display_name: name,
+        external_id: None,
+        source_connection_id: None,
+        attributes: sqlx::types::Json(json!({})),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Peak resident set size of this process in MB (Linux; 0 elsewhere).
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -118,41 +118,10 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
     let t0 = Instant::now();
     let now = Timestamp::now();
     let local_users: Vec<User> = (0..users)
-        .map(|i| User {
-            id: UserId::new(),
-            organization_id: org,
-            user_name: format!("u{i:06}@bench.example"),
-            external_id: Some(format!("hr-{i}")),
-            display_name: Some(format!("User {i}")),
-            given_name: Some("User".into()),
-            family_name: Some(format!("{i}")),
-            emails: Json(vec![Email {
-                value: format!("u{i:06}@bench.example"),
-                kind: Some("work".into()),
-                primary: Some(true),
-                display: None,
-            }]),
-            active: true,
-            lifecycle_state: LifecycleState::Active,
-            source_connection_id: None,
-            attributes: Json(json!({"title": "Nurse"})),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|i| super::directory_user(org, i, json!({"title": "Nurse"}), now))
         .collect();
     let wards: Vec<Group> = (0..groups)
-        .map(|g| Group {
-            id: GroupId::new(),
-            organization_id: org,
-            display_name: format!("ward-{g:04}"),
-            external_id: None,
-            source_connection_id: None,
-            attributes: Json(json!({})),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|g| super::directory_group(org, format!("ward-{g:04}"), now))
         .collect();
     let mut memberships = Vec::with_capacity(users * 3);
     let mut of_user: Vec<Vec<usize>> = Vec::with_capacity(users);

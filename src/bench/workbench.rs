@@ -20,7 +20,6 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::types::Json;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -174,41 +173,10 @@ async fn load(store: Arc<dyn Store>, users: usize, operations: u64) -> Result<()
     }
     let now = Timestamp::now();
     let groups: Vec<Group> = (0..500)
-        .map(|g| Group {
-            id: GroupId::new(),
-            organization_id: org,
-            display_name: format!("Ward {g:03}"),
-            external_id: None,
-            source_connection_id: None,
-            attributes: Json(json!({})),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|g| super::directory_group(org, format!("Ward {g:03}"), now))
         .collect();
     let people: Vec<User> = (0..users)
-        .map(|i| User {
-            id: UserId::new(),
-            organization_id: org,
-            user_name: format!("nurse{i:06}@bench.example"),
-            external_id: Some(format!("hr-{i}")),
-            display_name: Some(format!("Nurse {i}")),
-            given_name: Some("Nurse".into()),
-            family_name: Some(format!("{i}")),
-            emails: Json(vec![Email {
-                value: format!("nurse{i:06}@bench.example"),
-                kind: Some("work".into()),
-                primary: Some(true),
-                display: None,
-            }]),
-            active: true,
-            lifecycle_state: LifecycleState::Active,
-            source_connection_id: None,
-            attributes: Json(json!({})),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|i| super::directory_user(org, i, json!({}), now))
         .collect();
     let memberships: Vec<(GroupId, UserId)> = people
         .iter()
