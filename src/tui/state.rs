@@ -479,7 +479,12 @@ impl App {
 
     /// How many rows the current pane has loaded (after in-memory filters).
     pub fn row_count(&self) -> usize {
-        match self.pane {
+        self.rows_in(self.pane)
+    }
+
+    /// How many rows a pane has loaded (after in-memory filters).
+    fn rows_in(&self, pane: Pane) -> usize {
+        match pane {
             Pane::Connections => self.visible_connections().len(),
             Pane::Queue => self.queue.rows.len(),
             Pane::Failed => self.failed.rows.len(),
@@ -501,15 +506,7 @@ impl App {
     }
 
     fn index_of_key(&self, pane: Pane, key: Uuid) -> Option<usize> {
-        let n = match pane {
-            Pane::Connections => self.visible_connections().len(),
-            Pane::Queue => self.queue.rows.len(),
-            Pane::Failed => self.failed.rows.len(),
-            Pane::Mappings => self.visible_mappings().len(),
-            Pane::Users => self.users.rows.len(),
-            Pane::Audit => self.audit.rows.len(),
-        };
-        (0..n).find(|i| self.row_key(pane, *i) == Some(key))
+        (0..self.rows_in(pane)).find(|i| self.row_key(pane, *i) == Some(key))
     }
 
     /// The selected connection: the row in Connections, else the connection of the selected
@@ -624,14 +621,7 @@ impl App {
 
     fn reselect(&mut self, pane: Pane) {
         let i = pane.index();
-        let count = match pane {
-            Pane::Connections => self.visible_connections().len(),
-            Pane::Queue => self.queue.rows.len(),
-            Pane::Failed => self.failed.rows.len(),
-            Pane::Mappings => self.visible_mappings().len(),
-            Pane::Users => self.users.rows.len(),
-            Pane::Audit => self.audit.rows.len(),
-        };
+        let count = self.rows_in(pane);
         let found = self.panes[i].key.and_then(|k| self.index_of_key(pane, k));
         let selected = found.unwrap_or(self.panes[i].selected.min(count.saturating_sub(1)));
         self.panes[i].selected = selected;
