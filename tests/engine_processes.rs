@@ -287,17 +287,34 @@ async fn two_serve_processes_share_the_work_without_doing_any_twice() {
         push_all(&d, &base_a, (0..300).filter(|i| i % 2 == 0)),
         push_all(&d, &base_b, (0..300).filter(|i| i % 2 == 1)),
     );
-    assert!(ra.is_empty() && rb.is_empty());
+    assert!(ra.is_empty() && rb.is_empty(), "pushes failed: {ra:?} {rb:?}");
     d.wait_delivered(300, Duration::from_secs(120)).await;
     d.assert_exactly_once(300).await;
-    // Each create was attempted once: two look-ups and one POST per user, nothing more.
-    let lookups = d
+    // Each create was attempted once: its look-up (shared with other creates of the same
+    // moment, one filtered GET for several) names each user exactly once, and one POST.
+    let filters: Vec<String> = d
         .target
         .received()
         .iter()
-        .filter(|r| r.method == "GET" && r.path.starts_with("/scim/v2/Users?filter"))
-        .count();
-    assert_eq!(lookups, 600);
+        .filter(|r| r.method == "GET" && r.path.starts_with("/scim/v2/Users?"))
+        .filter_map(|r| {
+            let query = r.path.split_once('?')?.1;
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "filter")
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect();
+    for i in 0..300 {
+        let name = format!("\"nurse{i:04}@hospital.example\"");
+        let asked = filters.iter().filter(|f| f.contains(&name)).count();
+        assert_eq!(asked, 1, "user {i} was looked up {asked} times");
+    }
+    assert!(
+        filters.len() <= 300,
+        "{} look-ups for 300 creates",
+        filters.len()
+    );
+    assert_eq!(d.target.count("POST", "/scim/v2/Users", 201), 300);
     let done = d
         .store
         .list_operations(

@@ -19,7 +19,7 @@ use crate::crypto::{MasterKey, Secret};
 use crate::domain::*;
 use crate::engine::{Deliver, Engine, EngineConfig, NoopDelivery};
 use crate::store::{OperationFilter, PgStore, SqliteStore, Store, StoreError, StoreResult};
-use crate::target_double::TargetDouble;
+use crate::target_double::{FaultyServer, MemoryTarget, TargetDouble};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
@@ -152,11 +152,47 @@ impl StoreLocation {
     }
 }
 
+/// Which application the wave provisions to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WaveTarget {
+    /// An in-memory SCIM application ([`MemoryTarget`]): fast, so the figures are scimdesk's.
+    Memory,
+    /// scimdesk's own inbound server in another organization on the same store
+    /// ([`TargetDouble`]): every request the target answers costs database writes too.
+    Scimdesk,
+}
+
+/// What a wave run does.
+#[derive(Debug, Clone)]
+pub struct WaveOptions {
+    /// Run on a temporary schema in this PostgreSQL database (else a temporary SQLite file).
+    pub postgres: Option<String>,
+    /// Users in the wave.
+    pub users: usize,
+    /// Groups (members spread over them).
+    pub groups: usize,
+    /// Requests the identity provider (and the direct push) sends at once.
+    pub concurrency: usize,
+    /// Offered rate of the paced run (users/s).
+    pub paced_rate: u32,
+    /// Users in the paced run.
+    pub paced_users: usize,
+    /// The target connection's settings.
+    pub settings: serde_json::Value,
+    /// Latency the target adds to every answer, as a remote application would.
+    pub target_latency: Duration,
+    /// Which application is the target.
+    pub target: WaveTarget,
+}
+
 /// Figures of a wave run.
 #[derive(Debug, Serialize)]
 pub struct WaveReport {
     /// Which store.
     pub backend: String,
+    /// Which application the target was.
+    pub target: WaveTarget,
     /// Latency the target adds to every answer (ms), as a remote application would.
     pub target_latency_ms: u64,
     /// Users in the wave.
@@ -165,6 +201,11 @@ pub struct WaveReport {
     pub groups: usize,
     /// Seconds to push every request straight to a target with a plain client.
     pub direct_secs: f64,
+    /// Seconds the engine took to deliver the same wave once it was queued (the inbound push
+    /// done before the workers started): the engine's own time.
+    pub delivery_secs: f64,
+    /// delivery_secs / direct_secs.
+    pub delivery_vs_direct: f64,
     /// Seconds from the first request to the source until the target acknowledged the last.
     pub engine_secs: f64,
     /// Of which: seconds the identity provider took to push the wave to the inbound server.
@@ -173,6 +214,9 @@ pub struct WaveReport {
     pub engine_vs_direct: f64,
     /// Users provisioned per second end to end.
     pub users_per_sec: f64,
+    /// Requests the target received per user delivered end to end (the direct push sends 1
+    /// per user, plus the groups).
+    pub requests_per_user: f64,
     /// Source commit to target acknowledgement (recorded), over the whole wave, ms.
     pub wave_latency_ms: Percentiles,
     /// The offered rate of the paced run (users/s).
@@ -359,6 +403,138 @@ async fn serve_inbound(
     Ok((org, format!("http://{addr}/scim/v2"), token, tx))
 }
 
+/// A wave's target application, of either kind.
+enum BenchTarget {
+    Memory(MemoryTarget),
+    Scimdesk(TargetDouble),
+}
+
+impl BenchTarget {
+    async fn start(
+        kind: WaveTarget,
+        store: &Arc<dyn Store>,
+        name: &str,
+        latency: Duration,
+    ) -> Result<Self, String> {
+        let t = match kind {
+            WaveTarget::Memory => {
+                BenchTarget::Memory(MemoryTarget::start().await.map_err(|e| e.to_string())?)
+            }
+            WaveTarget::Scimdesk => BenchTarget::Scimdesk(
+                TargetDouble::start(store.clone(), name)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        t.server()
+            .faults
+            .delay_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
+        Ok(t)
+    }
+
+    fn server(&self) -> &FaultyServer {
+        match self {
+            BenchTarget::Memory(t) => &t.server,
+            BenchTarget::Scimdesk(t) => &t.server,
+        }
+    }
+
+    fn token(&self) -> &str {
+        match self {
+            BenchTarget::Memory(t) => &t.token,
+            BenchTarget::Scimdesk(t) => &t.token,
+        }
+    }
+}
+
+/// A source organization served by an inbound server, with one SCIM target connection.
+struct WaveRoute {
+    org: OrganizationId,
+    base: String,
+    token: String,
+    target: BenchTarget,
+    _inbound: tokio::sync::oneshot::Sender<()>,
+}
+
+impl WaveRoute {
+    async fn start(store: &Arc<dyn Store>, name: &str, o: &WaveOptions) -> Result<Self, String> {
+        let target =
+            BenchTarget::start(o.target, store, &format!("{name} target"), o.target_latency)
+                .await?;
+        let (org, base, token, inbound) = serve_inbound(store.clone(), name)
+            .await
+            .map_err(|e| e.to_string())?;
+        store
+            .create_connection(
+                &Actor::system("bench"),
+                org,
+                &NewConnection {
+                    name: "target".into(),
+                    kind: ConnectionKind::ScimTarget,
+                    base_url: Some(target.server().base_url.clone()),
+                    auth_method: AuthMethod::Bearer,
+                    settings: o.settings.clone(),
+                },
+                Some(&Secret::new(target.token().to_string())),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            org,
+            base,
+            token,
+            target,
+            _inbound: inbound,
+        })
+    }
+
+    /// Pushes the wave's users, then its groups; returns the seconds it took.
+    async fn push_wave(
+        &self,
+        http: &reqwest::Client,
+        o: &WaveOptions,
+        prefix: &str,
+    ) -> Result<f64, String> {
+        push_wave(http, &self.base, &self.token, o, prefix).await
+    }
+}
+
+/// Pushes `o.users` users and then `o.groups` groups holding them to a SCIM server.
+async fn push_wave(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    o: &WaveOptions,
+    prefix: &str,
+) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let ids = push(
+        http,
+        &format!("{base}/Users"),
+        token,
+        (0..o.users).map(|i| user_doc(i, prefix)).collect(),
+        o.concurrency,
+    )
+    .await?;
+    let users_secs = t0.elapsed().as_secs_f64();
+    push(
+        http,
+        &format!("{base}/Groups"),
+        token,
+        group_docs(&ids, o.groups),
+        o.concurrency,
+    )
+    .await?;
+    tracing::info!(
+        users_secs,
+        total_secs = t0.elapsed().as_secs_f64(),
+        "pushed a wave to {base}"
+    );
+    Ok(t0.elapsed().as_secs_f64())
+}
+
 async fn wait_drained(
     store: &dyn Store,
     org: OrganizationId,
@@ -409,86 +585,33 @@ async fn latencies(
         .collect())
 }
 
-/// Runs the wave benchmark.
-#[allow(clippy::too_many_arguments)]
-pub async fn wave(
-    postgres: Option<&str>,
-    users: usize,
-    groups: usize,
-    concurrency: usize,
-    paced_rate: u32,
-    paced_users: usize,
-    settings: serde_json::Value,
-    target_latency: Duration,
-) -> Result<WaveReport, String> {
+/// Runs the wave benchmark: the direct push; the engine delivering a queued wave; the wave
+/// end to end; a paced run for latency.
+pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
     crate::connectors::ensure_tls_provider();
     // The wave mirrors the direct push: every user, and the source's groups.
-    let mut settings = settings;
-    if let Some(m) = settings.as_object_mut() {
+    let mut o = o;
+    if let Some(m) = o.settings.as_object_mut() {
         m.entry("user_scope").or_insert(json!("all"));
         m.entry("source_groups").or_insert(json!(true));
     }
-    let latency_ms = u64::try_from(target_latency.as_millis()).unwrap_or(u64::MAX);
-    let bench = BenchStore::open(postgres)
+    let latency_ms = u64::try_from(o.target_latency.as_millis()).unwrap_or(u64::MAX);
+    let bench = BenchStore::open(o.postgres.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     let store = bench.store.clone();
     let result = async {
         let http = reqwest::Client::new();
         // Straight to a target.
-        let direct_target = TargetDouble::start(store.clone(), "direct target")
-            .await
-            .map_err(|e| e.to_string())?;
-        direct_target
-            .faults
-            .delay_ms
-            .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
-        let t0 = Instant::now();
-        let ids = push(
-            &http,
-            &format!("{}/Users", direct_target.base_url),
-            &direct_target.token,
-            (0..users).map(|i| user_doc(i, "d")).collect(),
-            concurrency,
-        )
-        .await?;
-        push(
-            &http,
-            &format!("{}/Groups", direct_target.base_url),
-            &direct_target.token,
-            group_docs(&ids, groups),
-            concurrency,
-        )
-        .await?;
-        let direct_secs = t0.elapsed().as_secs_f64();
-        drop(direct_target);
+        let direct =
+            BenchTarget::start(o.target, &store, "direct target", o.target_latency).await?;
+        let direct_secs =
+            push_wave(&http, &direct.server().base_url, direct.token(), &o, "d").await?;
+        drop(direct);
 
-        // Through scimdesk.
-        let target = TargetDouble::start(store.clone(), "engine target")
-            .await
-            .map_err(|e| e.to_string())?;
-        target
-            .faults
-            .delay_ms
-            .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
-        let (org, base, token, _inbound) = serve_inbound(store.clone(), "source")
-            .await
-            .map_err(|e| e.to_string())?;
-        store
-            .create_connection(
-                &Actor::system("bench"),
-                org,
-                &NewConnection {
-                    name: "target".into(),
-                    kind: ConnectionKind::ScimTarget,
-                    base_url: Some(target.base_url.clone()),
-                    auth_method: AuthMethod::Bearer,
-                    settings: settings.clone(),
-                },
-                Some(&Secret::new(target.token.clone())),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        // Queued first, then delivered: the engine alone.
+        let queued = WaveRoute::start(&store, "queued source", &o).await?;
+        queued.push_wave(&http, &o, "q").await?;
         let engine = Engine::new(
             store.clone(),
             EngineConfig {
@@ -496,69 +619,39 @@ pub async fn wave(
                 ..Default::default()
             },
         );
-        engine.start();
         let t0 = Instant::now();
-        let ids = push(
-            &http,
-            &format!("{base}/Users"),
-            &token,
-            (0..users).map(|i| user_doc(i, "e")).collect(),
-            concurrency,
-        )
-        .await?;
-        push(
-            &http,
-            &format!("{base}/Groups"),
-            &token,
-            group_docs(&ids, groups),
-            concurrency,
-        )
-        .await?;
-        let source_push_secs = t0.elapsed().as_secs_f64();
-        wait_drained(store.as_ref(), org, Duration::from_secs(3600)).await?;
-        let engine_secs = t0.elapsed().as_secs_f64();
-        let wave_latency = latencies(store.as_ref(), org, OperationAction::Create).await?;
-        let delivered = target.count("POST", "/scim/v2/Users", 201);
-        if delivered != users {
-            return Err(format!("{delivered} of {users} users reached the target"));
-        }
+        engine.start();
+        wait_drained(store.as_ref(), queued.org, Duration::from_secs(3600)).await?;
+        let delivery_secs = t0.elapsed().as_secs_f64();
+        check_delivered(&queued.target, o.users)?;
+        drop(queued);
 
-        // Paced: latency at an offered rate.
-        let (porg, pbase, ptoken, _pinbound) = serve_inbound(store.clone(), "paced source")
-            .await
-            .map_err(|e| e.to_string())?;
-        let ptarget = TargetDouble::start(store.clone(), "paced target")
-            .await
-            .map_err(|e| e.to_string())?;
-        ptarget
-            .faults
-            .delay_ms
-            .store(latency_ms, std::sync::atomic::Ordering::SeqCst);
-        store
-            .create_connection(
-                &Actor::system("bench"),
-                porg,
-                &NewConnection {
-                    name: "target".into(),
-                    kind: ConnectionKind::ScimTarget,
-                    base_url: Some(ptarget.base_url.clone()),
-                    auth_method: AuthMethod::Bearer,
-                    settings,
-                },
-                Some(&Secret::new(ptarget.token.clone())),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        // End to end.
+        let route = WaveRoute::start(&store, "source", &o).await?;
         engine.refresh_connections();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut tick =
-            tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(paced_rate.max(1))));
+        let t0 = Instant::now();
+        let source_push_secs = route.push_wave(&http, &o, "e").await?;
+        wait_drained(store.as_ref(), route.org, Duration::from_secs(3600)).await?;
+        let engine_secs = t0.elapsed().as_secs_f64();
+        let wave_latency = latencies(store.as_ref(), route.org, OperationAction::Create).await?;
+        check_delivered(&route.target, o.users)?;
+        let requests = route.target.server().received().len();
+        drop(route);
+
+        // Paced: latency at an offered rate.
+        let paced = WaveRoute::start(&store, "paced source", &o).await?;
+        engine.refresh_connections();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(
+            1.0 / f64::from(o.paced_rate.max(1)),
+        ));
         let mut tasks = Vec::new();
-        for i in 0..paced_users {
+        for i in 0..o.paced_users {
             tick.tick().await;
             let http = http.clone();
-            let url = format!("{pbase}/Users");
-            let token = ptoken.clone();
+            let url = format!("{}/Users", paced.base);
+            let token = paced.token.clone();
             tasks.push(tokio::spawn(async move {
                 push(&http, &url, &token, vec![user_doc(i, "p")], 1).await
             }));
@@ -566,28 +659,41 @@ pub async fn wave(
         for t in tasks {
             t.await.map_err(|e| e.to_string())??;
         }
-        wait_drained(store.as_ref(), porg, Duration::from_secs(600)).await?;
-        let paced = latencies(store.as_ref(), porg, OperationAction::Create).await?;
+        wait_drained(store.as_ref(), paced.org, Duration::from_secs(600)).await?;
+        let paced_latency = latencies(store.as_ref(), paced.org, OperationAction::Create).await?;
         engine.shutdown().await;
         Ok(WaveReport {
             backend: store.backend().to_string(),
+            target: o.target,
             target_latency_ms: latency_ms,
-            users,
-            groups,
+            users: o.users,
+            groups: o.groups,
             direct_secs,
+            delivery_secs,
+            delivery_vs_direct: delivery_secs / direct_secs.max(1e-9),
             engine_secs,
             source_push_secs,
             engine_vs_direct: engine_secs / direct_secs.max(1e-9),
-            users_per_sec: users as f64 / engine_secs.max(1e-9),
+            users_per_sec: o.users as f64 / engine_secs.max(1e-9),
+            requests_per_user: requests as f64 / o.users.max(1) as f64,
             wave_latency_ms: percentiles(wave_latency),
-            paced_rate,
-            paced_latency_ms: percentiles(paced),
+            paced_rate: o.paced_rate,
+            paced_latency_ms: percentiles(paced_latency),
             peak_rss_mb: peak_rss_mb(),
         })
     }
     .await;
     bench.remove().await;
     result
+}
+
+/// Fails unless the target created every user exactly once.
+fn check_delivered(target: &BenchTarget, users: usize) -> Result<(), String> {
+    let delivered = target.server().count("POST", "/scim/v2/Users", 201);
+    if delivered != users {
+        return Err(format!("{delivered} of {users} users reached the target"));
+    }
+    Ok(())
 }
 
 /// Figures of a drain run.

@@ -397,6 +397,10 @@ pub enum BenchCommand {
         /// Latency the local target adds to every answer, as a remote application would (ms).
         #[arg(long, default_value_t = 0)]
         target_latency_ms: u64,
+        /// The target application: in memory (fast, so the figures are scimdesk's), or
+        /// scimdesk's own inbound server on the same store.
+        #[arg(long, value_enum, default_value_t = crate::bench::WaveTarget::Memory)]
+        target: crate::bench::WaveTarget,
     },
     /// A mapping change's impact preview and a full reconciliation (with nothing to do) over
     /// a large directory.

@@ -318,21 +318,21 @@ impl ScimClient {
         value: &str,
     ) -> Result<Option<Value>, TargetError> {
         let filter = format!("{attribute} eq {}", json!(value));
+        let (found, _) = self.search(rt, &filter, 2).await?;
+        Ok(found.into_iter().next())
+    }
+
+    /// `GET /Users` or `/Groups` with a filter: the first page of at most `count` resources
+    /// and `totalResults`.
+    pub async fn search(
+        &self,
+        rt: ResourceType,
+        filter: &str,
+        count: u32,
+    ) -> Result<(Vec<Value>, u64), TargetError> {
         let url_filter: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-        let resp = self
-            .call(
-                Method::GET,
-                &format!("{}?filter={url_filter}&count=2", endpoint(rt)),
-                None,
-                None,
-            )
-            .await?;
-        let resources = resp
-            .body
-            .as_ref()
-            .and_then(|b| b.get("Resources"))
-            .and_then(Value::as_array);
-        Ok(resources.and_then(|r| r.first()).cloned())
+        self.list(rt, &format!("filter={url_filter}&count={count}"))
+            .await
     }
 
     /// `POST /Users` or `/Groups`.
@@ -423,20 +423,26 @@ impl ScimClient {
         start_index: u64,
         count: u32,
     ) -> Result<(Vec<Value>, u64), TargetError> {
+        self.list(rt, &format!("startIndex={start_index}&count={count}"))
+            .await
+    }
+
+    /// A `GET` of the resource type's endpoint with `query`: the ListResponse's resources and
+    /// `totalResults` (the number of resources when a target leaves it out).
+    async fn list(&self, rt: ResourceType, query: &str) -> Result<(Vec<Value>, u64), TargetError> {
         let resp = self
             .call(
                 Method::GET,
-                &format!("{}?startIndex={start_index}&count={count}", endpoint(rt)),
+                &format!("{}?{query}", endpoint(rt)),
                 None,
                 None,
             )
             .await?;
         let body = resp.body.unwrap_or(Value::Null);
-        let resources = body
-            .get("Resources")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let resources = match body.get("Resources") {
+            Some(Value::Array(r)) => r.clone(),
+            _ => Vec::new(),
+        };
         let total = body
             .get("totalResults")
             .and_then(Value::as_u64)

@@ -2,6 +2,7 @@
 //! it with what the target was last told, and send the fewest requests that make the target
 //! match, classifying every failure for the worker (done, wait, retry, or hand to a person).
 
+use super::lookup::{LookupBatcher, LookupKeys};
 use super::render::{self, excerpt};
 use super::settings::{CreateLookup, DeleteMode, TargetSettings, UpdateMode};
 use crate::connectors::oauth::{ClientCredentialsConfig, TokenEndpoint};
@@ -12,6 +13,7 @@ use crate::policy::target::TargetPolicy;
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,19 +65,32 @@ pub struct Delivery {
 /// Something that carries operations to a target (the SCIM client; a no-op in benchmarks).
 #[async_trait]
 pub trait Deliver: Send + Sync {
+    /// Called with each claimed batch before its attempts start: a chance to read what they
+    /// need in a few queries rather than a few each.
+    async fn prepare(&self, _ops: &[Operation]) {}
     /// Makes one attempt at `op`.
     async fn deliver(&self, op: &Operation) -> Delivery;
 }
 
 /// What was exchanged during one attempt.
-#[derive(Default)]
 struct Log {
     status: Option<u16>,
     request: Vec<String>,
     response: Option<String>,
+    /// When the attempt began (after its operation was claimed).
+    began: std::time::Instant,
 }
 
 impl Log {
+    fn new() -> Self {
+        Self {
+            status: None,
+            request: Vec::new(),
+            response: None,
+            began: std::time::Instant::now(),
+        }
+    }
+
     fn sent(&mut self, line: String) {
         self.request.push(line);
     }
@@ -235,6 +250,34 @@ pub struct ScimDelivery {
     settings: TargetSettings,
     client: ScimClient,
     patch: tokio::sync::OnceCell<bool>,
+    lookups: LookupBatcher,
+    /// The last policy read and when it began (see [`ScimDelivery::policy`]).
+    policy_read: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Policy>)>>,
+    /// What [`Deliver::prepare`] read for claimed user operations, by operation and claim
+    /// (its attempt count, which every claim raises: an entry from an earlier claim whose
+    /// attempt never ran is never used for a later one).
+    prefetched: std::sync::Mutex<HashMap<(OperationId, i32), Prefetched>>,
+}
+
+/// What a user operation's attempt reads from the store, read for its whole claimed batch at
+/// once, after the claim (so as fresh as reading it in the attempt: a change committed later
+/// queues an operation of its own, and the resource's previous operation, with its link, was
+/// recorded before this one could be claimed).
+struct Prefetched {
+    user: Option<User>,
+    groups: Vec<Group>,
+    link: Option<TargetLink>,
+    policy: Arc<Policy>,
+    at: std::time::Instant,
+}
+
+/// How long a prefetched entry whose attempt never ran (a shutdown) is kept.
+const PREFETCH_KEEP: Duration = Duration::from_secs(60);
+
+/// A target's policy and the organization's mappings, as read at one moment.
+struct Policy {
+    target: TargetPolicy,
+    roles: RoleResolver,
 }
 
 impl ScimDelivery {
@@ -251,6 +294,9 @@ impl ScimDelivery {
             settings,
             client,
             patch: tokio::sync::OnceCell::new(),
+            lookups: LookupBatcher::default(),
+            policy_read: tokio::sync::Mutex::new(None),
+            prefetched: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -356,6 +402,8 @@ impl ScimDelivery {
         }
     }
 
+    /// The target's resource with this document's `externalId` or name (one look-up shared
+    /// with the creates running at the same time, see [`LookupBatcher`]).
     async fn find_by_keys(
         &self,
         rt: ResourceType,
@@ -366,22 +414,21 @@ impl ScimDelivery {
             ResourceType::User => "userName",
             ResourceType::Group => "displayName",
         };
-        for attr in ["externalId", natural] {
-            let Some(value) = doc.get(attr).and_then(Value::as_str) else {
-                continue;
-            };
-            log.sent(format!(
-                "GET {}?filter={attr} eq {}",
-                endpoint(rt),
-                json!(value)
-            ));
-            match self.client.find_by(rt, attr, value).await {
-                Ok(Some(found)) => return Ok(Some(found)),
-                Ok(None) => {}
-                Err(e) => return Err(log.fail(e)),
+        let text = |attr: &str| doc.get(attr).and_then(Value::as_str).map(str::to_string);
+        let keys = LookupKeys {
+            external_id: text("externalId"),
+            name: text(natural),
+        };
+        match self.lookups.find(&self.client, rt, keys).await {
+            Ok(found) => {
+                found.sent.into_iter().for_each(|l| log.sent(l));
+                Ok(found.resource)
+            }
+            Err((e, sent)) => {
+                sent.into_iter().for_each(|l| log.sent(l));
+                Err(log.fail(e))
             }
         }
-        Ok(None)
     }
 
     /// Creates the resource, never twice: looks it up first (always, or after an attempt that
@@ -517,9 +564,18 @@ impl ScimDelivery {
         }
     }
 
-    /// The target's policy and the organization's mappings, read fresh for every attempt so a
-    /// mapping change takes effect on the very next operation.
-    async fn policy(&self) -> Result<(TargetPolicy, RoleResolver), Stop> {
+    /// The target's policy and the organization's mappings, as read after the attempt began:
+    /// a mapping change committed before the operation was claimed is always seen (one made
+    /// later queues an operation of its own). Attempts that began before a read share it, so
+    /// a batch of claimed operations reads the policy once, not once each.
+    async fn policy(&self, began: std::time::Instant) -> Result<Arc<Policy>, Stop> {
+        let mut last = self.policy_read.lock().await;
+        if let Some((read_at, p)) = last.as_ref()
+            && *read_at >= began
+        {
+            return Ok(p.clone());
+        }
+        let read_at = std::time::Instant::now();
         let org = self.org();
         let roles = self.store.list_roles(org).await.map_err(store_stop)?;
         let mappings = self
@@ -527,7 +583,7 @@ impl ScimDelivery {
             .list_role_mappings(org)
             .await
             .map_err(store_stop)?;
-        let policy = TargetPolicy::from_settings(
+        let target = TargetPolicy::from_settings(
             self.connection.id,
             &self.connection.name,
             self.settings.clone(),
@@ -536,7 +592,64 @@ impl ScimDelivery {
         .map_err(|e| DeliveryResult::Permanent {
             error: format!("the target's policy is invalid: {e}"),
         })?;
-        Ok((policy, RoleResolver::new(&mappings)))
+        let p = Arc::new(Policy {
+            target,
+            roles: RoleResolver::new(&mappings),
+        });
+        *last = Some((read_at, p.clone()));
+        Ok(p)
+    }
+
+    /// Reads, in five queries, what the attempts of a claimed batch's user operations need.
+    async fn prefetch(&self, ops: &[Operation]) -> Result<(), StoreError> {
+        let users: Vec<&Operation> = ops
+            .iter()
+            .filter(|o| o.resource_type == ResourceType::User)
+            .collect();
+        if users.len() < 2 {
+            return Ok(());
+        }
+        let began = std::time::Instant::now();
+        let org = self.org();
+        let ids: Vec<UserId> = users.iter().map(|o| UserId(o.resource_id)).collect();
+        let raw: Vec<uuid::Uuid> = ids.iter().map(|u| u.0).collect();
+        let mut found: HashMap<UserId, User> = self
+            .store
+            .users_by_ids(org, &ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let mut groups: HashMap<UserId, Vec<Group>> = HashMap::new();
+        for (u, g) in self.store.groups_of_users(org, &ids).await? {
+            groups.entry(u).or_default().push(g);
+        }
+        let mut links: HashMap<uuid::Uuid, TargetLink> = self
+            .store
+            .target_links_for(org, self.connection.id, ResourceType::User, &raw)
+            .await?
+            .into_iter()
+            .map(|l| (l.local_id, l))
+            .collect();
+        let Ok(policy) = self.policy(began).await else {
+            return Ok(());
+        };
+        let mut map = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, p| p.at.elapsed() < PREFETCH_KEEP);
+        for op in users {
+            let id = UserId(op.resource_id);
+            map.insert(
+                (op.id, op.attempts),
+                Prefetched {
+                    user: found.remove(&id),
+                    groups: groups.remove(&id).unwrap_or_default(),
+                    link: links.remove(&op.resource_id),
+                    policy: policy.clone(),
+                    at: began,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Makes the target match what policy says about a user, whatever the operation's action:
@@ -544,14 +657,26 @@ impl ScimDelivery {
     /// scope, deprovisioned or deleted → removed per the connection's policy.
     async fn converge_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
         let org = self.org();
-        let user = self
-            .store
-            .user(org, UserId(op.resource_id))
-            .await
-            .map_err(store_stop)?;
+        let pre = self
+            .prefetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(op.id, op.attempts));
+        let (user, link, groups, policy) = match pre {
+            Some(p) => (p.user, p.link, Some(p.groups), Some(p.policy)),
+            None => (
+                self.store
+                    .user(org, UserId(op.resource_id))
+                    .await
+                    .map_err(store_stop)?,
+                self.link(ResourceType::User, op.resource_id).await?,
+                None,
+                None,
+            ),
+        };
         let Some(user) = user else {
             return if op.action == OperationAction::Delete {
-                self.remove_user(op, log).await
+                self.remove_user(op, link, log).await
             } else {
                 // Deleted since: the deletion that follows in the queue removes it.
                 Ok(LinkUpdate::Keep)
@@ -560,25 +685,32 @@ impl ScimDelivery {
         if op.action == OperationAction::Delete
             && user.lifecycle_state == LifecycleState::Deprovisioned
         {
-            return self.remove_user(op, log).await;
+            return self.remove_user(op, link, log).await;
         }
-        let (policy, resolver) = self.policy().await?;
-        let groups = self
-            .store
-            .user_groups(org, user.id)
-            .await
-            .map_err(store_stop)?;
+        let p = match policy {
+            Some(p) => p,
+            None => self.policy(log.began).await?,
+        };
+        let (policy, resolver) = (&p.target, &p.roles);
+        let groups = match groups {
+            Some(g) => g,
+            None => self
+                .store
+                .user_groups(org, user.id)
+                .await
+                .map_err(store_stop)?,
+        };
         let roles = resolver.user_roles(&groups);
         let group_refs: Vec<&Group> = groups.iter().collect();
         if !policy.in_scope(&user, &roles, &group_refs) {
-            return self.remove_user(op, log).await;
+            return self.remove_user(op, link, log).await;
         }
         let doc = policy
             .user_document(&user, &roles)
             .map_err(|e| DeliveryResult::Permanent {
                 error: format!("cannot map user {:?} for this target: {e}", user.user_name),
             })?;
-        self.sync_document(op, doc, render::is_active(&user), log)
+        self.sync_document(op, link, doc, render::is_active(&user), log)
             .await
     }
 
@@ -586,12 +718,13 @@ impl ScimDelivery {
     async fn sync_document(
         &self,
         op: &Operation,
+        link: Option<TargetLink>,
         doc: Value,
         wanted_at_target: bool,
         log: &mut Log,
     ) -> Result<LinkUpdate, Stop> {
         let hash = render::content_hash(&doc);
-        match self.link(op.resource_type, op.resource_id).await? {
+        match link {
             Some(link) if link.content_hash == hash => Ok(LinkUpdate::Keep),
             Some(link) => match self
                 .update(op.resource_type, &link, &doc, hash.clone(), log)
@@ -615,8 +748,13 @@ impl ScimDelivery {
 
     /// Removes a user per the connection's policy: suspend (soft delete), or suspend for the
     /// grace period and then DELETE.
-    async fn remove_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
-        let Some(link) = self.link(ResourceType::User, op.resource_id).await? else {
+    async fn remove_user(
+        &self,
+        op: &Operation,
+        link: Option<TargetLink>,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let Some(link) = link else {
             return Ok(LinkUpdate::Keep);
         };
         let grace = Duration::from_secs(self.settings.delete_grace_secs);
@@ -756,7 +894,8 @@ impl ScimDelivery {
             .map_err(store_stop)?;
         let remote = self.remote_members(&members).await?;
         let doc = render::group_document(&group, &remote);
-        self.sync_document(op, doc, true, log).await
+        let link = self.link(op.resource_type, op.resource_id).await?;
+        self.sync_document(op, link, doc, true, log).await
     }
 
     /// A group operation is about a source group, or (its id being a role's) about the target
@@ -795,7 +934,8 @@ impl ScimDelivery {
         log: &mut Log,
     ) -> Result<LinkUpdate, Stop> {
         let org = self.org();
-        let (policy, resolver) = self.policy().await?;
+        let p = self.policy(log.began).await?;
+        let (policy, resolver) = (&p.target, &p.roles);
         if !policy.roles_as_groups() || !policy.bound_roles().contains(&role.id) {
             return Ok(LinkUpdate::Keep);
         }
@@ -851,7 +991,8 @@ impl ScimDelivery {
         }
         let remote = self.remote_members(&holders).await?;
         let doc = policy.role_group_document(role.id, &remote);
-        self.sync_document(op, doc, true, log).await
+        let link = self.link(op.resource_type, op.resource_id).await?;
+        self.sync_document(op, link, doc, true, log).await
     }
 
     /// Adds or removes the members named in the payload (PATCH), or re-sends the group (PUT).
@@ -969,8 +1110,15 @@ impl ScimDelivery {
 
 #[async_trait]
 impl Deliver for ScimDelivery {
+    async fn prepare(&self, ops: &[Operation]) {
+        if let Err(e) = self.prefetch(ops).await {
+            // Each attempt reads for itself (and reports the store's trouble).
+            tracing::debug!("prefetching a claimed batch failed: {e}");
+        }
+    }
+
     async fn deliver(&self, op: &Operation) -> Delivery {
-        let mut log = Log::default();
+        let mut log = Log::new();
         let result = match self.attempt(op, &mut log).await {
             Ok(link) => DeliveryResult::Done(link),
             Err(stop) => stop,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod events;
 pub mod health;
+pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;
 pub mod render;
@@ -348,7 +349,13 @@ async fn housekeep(
     let mut last_prune: Option<tokio::time::Instant> = None;
     let mut last_vacuum = tokio::time::Instant::now();
     let vacuum_every = Duration::from_secs(config.queue_vacuum_secs);
+    let mut analyzed: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
+        if let Some(pool) = store.postgres_pool()
+            && !vacuum_every.is_zero()
+        {
+            analyze_changed_tables(&pool, &mut analyzed).await;
+        }
         if let Some(pool) = store.postgres_pool()
             && !vacuum_every.is_zero()
             && last_vacuum.elapsed() >= vacuum_every
@@ -390,6 +397,56 @@ async fn housekeep(
         tokio::select! {
             _ = stopped(&mut stop) => break,
             _ = tokio::time::sleep(flush_every) => {}
+        }
+    }
+}
+
+/// Rows changed since a table's last ANALYZE past which the engine analyzes it (also at least
+/// a fifth of its rows).
+const ANALYZE_AFTER_CHANGES: i64 = 1_000;
+/// The engine analyzes one table at most this often.
+const ANALYZE_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
+/// Brings the planner statistics of fast-changing tables up to date. Autovacuum looks once a
+/// minute; in the first minute of a wave on a new database the tables grow from nothing while
+/// the planner still believes they are empty, and picks plans that scan every row of an
+/// organization (links, users) for each batch, which makes a wave quadratic. Every process
+/// may do this; `SKIP_LOCKED` leaves a table another process is analyzing.
+async fn analyze_changed_tables(
+    pool: &sqlx::PgPool,
+    last: &mut HashMap<String, tokio::time::Instant>,
+) {
+    let stale: Vec<String> = match sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
+         AND n_mod_since_analyze > $1 AND n_mod_since_analyze > n_live_tup / 5",
+    )
+    .bind(ANALYZE_AFTER_CHANGES)
+    .fetch_all(pool)
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!("reading table statistics failed: {e}");
+            return;
+        }
+    };
+    for table in stale {
+        // Our own tables' names; anything else is not ours to touch.
+        let plain = !table.is_empty()
+            && table
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !plain
+            || last
+                .get(&table)
+                .is_some_and(|t| t.elapsed() < ANALYZE_AT_MOST_EVERY)
+        {
+            continue;
+        }
+        last.insert(table.clone(), tokio::time::Instant::now());
+        let sql = format!("ANALYZE (SKIP_LOCKED) {table}");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await {
+            tracing::debug!("analyzing {table} failed: {e}");
         }
     }
 }

@@ -17,36 +17,42 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             paced_users,
             settings,
             target_latency_ms,
+            target,
         } => {
             let settings: serde_json::Value = serde_json::from_str(&settings)
                 .map_err(|e| CliError::invalid(format!("--settings is not JSON: {e}")))?;
-            let r = crate::bench::wave(
-                postgres.as_deref(),
+            let r = crate::bench::wave(crate::bench::WaveOptions {
+                postgres,
                 users,
                 groups,
                 concurrency,
-                rate,
+                paced_rate: rate,
                 paced_users,
                 settings,
-                Duration::from_millis(target_latency_ms),
-            )
+                target_latency: Duration::from_millis(target_latency_ms),
+                target,
+            })
             .await
             .map_err(fail)?;
             if json {
                 return output::json(&r);
             }
             println!(
-                "wave on {}: {} users, {} groups",
-                r.backend, r.users, r.groups
+                "wave on {}: {} users, {} groups, target: {:?} (+{} ms per answer)",
+                r.backend, r.users, r.groups, r.target, r.target_latency_ms
             );
-            println!("  direct push to the target:   {:.2} s", r.direct_secs);
+            println!("  direct push to the target:     {:.2} s", r.direct_secs);
             println!(
-                "  through scimdesk (end to end): {:.2} s  = {:.0} users/s, {:.2}x the direct push",
+                "  engine delivering it, queued:  {:.2} s  = {:.2}x the direct push",
+                r.delivery_secs, r.delivery_vs_direct
+            );
+            println!(
+                "  end to end through scimdesk:   {:.2} s  = {:.0} users/s, {:.2}x the direct push",
                 r.engine_secs, r.users_per_sec, r.engine_vs_direct
             );
             println!(
-                "    (the identity provider's push to the inbound server took {:.2} s of it)",
-                r.source_push_secs
+                "    (the identity provider's push to the inbound server took {:.2} s of it; the target got {:.2} requests per user)",
+                r.source_push_secs, r.requests_per_user
             );
             println!(
                 "  source-to-target latency in the wave: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",

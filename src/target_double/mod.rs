@@ -4,9 +4,12 @@
 //! with 500 or 429 + `Retry-After`, answer slowly, or go down (refuse new connections and
 //! close the ones it has) — and that logs every request it receives.
 //!
-//! It is a test double: provisioning to real applications never starts one. `scimdesk bench`
-//! uses it as the "fast local SCIM target", and `scimdesk demo` as its two downstream
-//! applications.
+//! It is a test double: provisioning to real applications never starts one. `scimdesk demo`
+//! uses it as its two downstream applications. [`MemoryTarget`] is the same fault layer in
+//! front of an in-memory SCIM application ([`memory`]): the "fast local SCIM target" of
+//! `scimdesk bench wave`.
+
+pub mod memory;
 
 use crate::api::changes::ChangeFeed;
 use crate::api::serve;
@@ -103,44 +106,31 @@ struct Shared {
     log: Arc<Mutex<Vec<Received>>>,
 }
 
-/// A running target double.
-pub struct TargetDouble {
+/// A SCIM application served over real HTTP on 127.0.0.1 behind the fault layer, logging
+/// every request: what both doubles share.
+pub struct FaultyServer {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its SCIM base URL (`http://127.0.0.1:PORT/scim/v2`).
     pub base_url: String,
-    /// The bearer token a client must present.
-    pub token: String,
-    /// Its organization in the store.
-    pub organization_id: OrganizationId,
     /// Tell it what to do wrong.
     pub faults: Arc<Faults>,
     log: Arc<Mutex<Vec<Received>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-impl TargetDouble {
-    /// Starts a double serving a new organization named `name` in `store`.
-    pub async fn start(store: Arc<dyn Store>, name: &str) -> StoreResult<Self> {
-        let (org, token) = inbound_organization(
-            store.as_ref(),
-            &Actor::system("target-double"),
-            name,
-            &format!("{name} IdP"),
-        )
-        .await?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?;
+impl FaultyServer {
+    /// Binds an ephemeral port and serves the application `make` builds for that base URL.
+    async fn start(make: impl FnOnce(String) -> axum::Router) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}/scim/v2");
         let shared = Shared {
             faults: Arc::new(Faults::default()),
             log: Arc::new(Mutex::new(Vec::new())),
         };
-        let app = serve::app(store, ChangeFeed::default(), None)
-            .layer(middleware::from_fn_with_state(shared.clone(), misbehave));
+        let app =
+            make(base_url.clone()).layer(middleware::from_fn_with_state(shared.clone(), misbehave));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let listener = FlakyListener {
             inner: listener,
@@ -155,9 +145,7 @@ impl TargetDouble {
         });
         Ok(Self {
             addr,
-            base_url: format!("http://{addr}/scim/v2"),
-            token,
-            organization_id: org,
+            base_url,
             faults: shared.faults,
             log: shared.log,
             shutdown: Some(tx),
@@ -203,11 +191,76 @@ impl TargetDouble {
     }
 }
 
-impl Drop for TargetDouble {
+impl Drop for FaultyServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// A running target double: scimdesk's inbound server for an organization of its own.
+pub struct TargetDouble {
+    /// The server (its address, base URL, faults and request log).
+    pub server: FaultyServer,
+    /// The bearer token a client must present.
+    pub token: String,
+    /// Its organization in the store.
+    pub organization_id: OrganizationId,
+}
+
+impl TargetDouble {
+    /// Starts a double serving a new organization named `name` in `store`.
+    pub async fn start(store: Arc<dyn Store>, name: &str) -> StoreResult<Self> {
+        let (org, token) = inbound_organization(
+            store.as_ref(),
+            &Actor::system("target-double"),
+            name,
+            &format!("{name} IdP"),
+        )
+        .await?;
+        let server = FaultyServer::start(|_| serve::app(store, ChangeFeed::default(), None))
+            .await
+            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            server,
+            token,
+            organization_id: org,
+        })
+    }
+}
+
+/// The double's server is what tests talk to and steer.
+impl std::ops::Deref for TargetDouble {
+    type Target = FaultyServer;
+    fn deref(&self) -> &FaultyServer {
+        &self.server
+    }
+}
+
+/// A running in-memory SCIM application behind the fault layer (see [`memory`]).
+pub struct MemoryTarget {
+    /// The server (its address, base URL, faults and request log).
+    pub server: FaultyServer,
+    /// The bearer token a client must present.
+    pub token: String,
+}
+
+impl MemoryTarget {
+    /// Starts an empty application with a random bearer token.
+    pub async fn start() -> std::io::Result<Self> {
+        let token = format!("memory-{}", uuid::Uuid::new_v4().simple());
+        let t = token.clone();
+        let server = FaultyServer::start(move |base| memory::app(base, t)).await?;
+        Ok(Self { server, token })
+    }
+}
+
+/// The application's server is what tests talk to and steer.
+impl std::ops::Deref for MemoryTarget {
+    type Target = FaultyServer;
+    fn deref(&self) -> &FaultyServer {
+        &self.server
     }
 }
 
