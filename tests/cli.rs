@@ -1408,3 +1408,30 @@ fn mapping_exceptions_and_full_sync_commands() {
     }
     stop(&mut app_server);
 }
+
+/// `bench wave` runs its phases on both stores and reports figures that add up: every user
+/// delivered, look-ups shared (fewer than two requests per user at the target).
+#[tokio::test]
+async fn bench_wave_runs_on_both_stores() {
+    let sandbox = Sandbox::sqlite();
+    let mut runs = vec![vec![]];
+    if support::pg_required() || support::pg_schema().await.is_some() {
+        runs.push(vec!["--postgres".to_string(), support::pg_url()]);
+    }
+    for store in runs {
+        let mut args = vec!["--json", "bench", "wave", "--users", "60", "--groups", "3"];
+        args.extend(["--paced-users", "5", "--rate", "100"]);
+        args.extend(store.iter().map(String::as_str));
+        let (code, out, err) = sandbox.run(&args, None);
+        assert_eq!(code, 0, "{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["users"], json!(60));
+        assert_eq!(r["target"], json!("memory"));
+        for figure in ["direct_secs", "delivery_secs", "engine_secs", "users_per_sec"] {
+            assert!(r[figure].as_f64().unwrap() > 0.0, "{figure}: {r}");
+        }
+        let per_user = r["requests_per_user"].as_f64().unwrap();
+        assert!((1.0..2.0).contains(&per_user), "{r}");
+        assert!(r["paced_latency_ms"]["p95"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

@@ -99,6 +99,10 @@ async fn onboarding_wave_reaches_every_target_exactly_once(h: &Harness) {
         json!({"concurrency": 4, "update_mode": "put"}),
     )
     .await;
+    // App two understands only simple filters: its look-ups go one key at a time.
+    t2.faults
+        .refuse_or_filters
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let engine = Engine::new(store.clone(), fast());
     engine.start();
 
@@ -181,6 +185,23 @@ async fn onboarding_wave_reaches_every_target_exactly_once(h: &Harness) {
             assert_eq!(got, want, "members of {}", g.display_name);
         }
     }
+    // Every create looked its user up first, in exactly one answered request at app one (which
+    // shares a request among the creates of a moment), one key at a time at app two (after
+    // its first refusal of an `or`).
+    for (t, batched) in [(&t1, true), (&t2, false)] {
+        let answered: Vec<String> = support::user_lookups(t)
+            .into_iter()
+            .filter(|(_, status)| *status == 200)
+            .map(|(f, _)| f)
+            .collect();
+        for i in 0..200 {
+            let name = format!("\"nurse{i:03}@hospital.example\"");
+            let asked = answered.iter().filter(|f| f.contains(&name)).count();
+            assert_eq!(asked, 1, "nurse {i} was looked up {asked} times");
+        }
+        assert_eq!(answered.iter().any(|f| f.contains(" or ")), batched);
+    }
+    assert!(support::user_lookups(&t2).iter().any(|(_, s)| *s == 400));
     // The connection that says PUT never gets a PATCH.
     assert_eq!(
         t2.count("PATCH", "/scim/v2", 200) + t2.count("PATCH", "/scim/v2", 204),

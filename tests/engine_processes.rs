@@ -287,22 +287,17 @@ async fn two_serve_processes_share_the_work_without_doing_any_twice() {
         push_all(&d, &base_a, (0..300).filter(|i| i % 2 == 0)),
         push_all(&d, &base_b, (0..300).filter(|i| i % 2 == 1)),
     );
-    assert!(ra.is_empty() && rb.is_empty(), "pushes failed: {ra:?} {rb:?}");
+    assert!(
+        ra.is_empty() && rb.is_empty(),
+        "pushes failed: {ra:?} {rb:?}"
+    );
     d.wait_delivered(300, Duration::from_secs(120)).await;
     d.assert_exactly_once(300).await;
     // Each create was attempted once: its look-up (shared with other creates of the same
     // moment, one filtered GET for several) names each user exactly once, and one POST.
-    let filters: Vec<String> = d
-        .target
-        .received()
-        .iter()
-        .filter(|r| r.method == "GET" && r.path.starts_with("/scim/v2/Users?"))
-        .filter_map(|r| {
-            let query = r.path.split_once('?')?.1;
-            url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "filter")
-                .map(|(_, v)| v.into_owned())
-        })
+    let filters: Vec<String> = support::user_lookups(&d.target)
+        .into_iter()
+        .map(|(f, _)| f)
         .collect();
     for i in 0..300 {
         let name = format!("\"nurse{i:04}@hospital.example\"");

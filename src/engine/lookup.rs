@@ -203,7 +203,10 @@ impl LookupBatcher {
             let own = terms(rt, keys).join(" or ");
             match n {
                 1 => format!("GET {}?filter={own}", endpoint(rt)),
-                _ => format!("GET {}?filter={own} ...(one request for {n} creates)", endpoint(rt)),
+                _ => format!(
+                    "GET {}?filter={own} ...(one request for {n} creates)",
+                    endpoint(rt)
+                ),
             }
         };
         let count = u32::try_from(all.len() * 2).unwrap_or(u32::MAX);

@@ -82,6 +82,8 @@ pub struct Faults {
     pub poison_status: AtomicU32,
     /// See `poison_status`.
     pub poison: Mutex<Option<String>>,
+    /// Answer 400 `invalidFilter` to a filter with `or` in it, as some applications do.
+    pub refuse_or_filters: AtomicBool,
     counter: AtomicU64,
 }
 
@@ -319,6 +321,19 @@ async fn handle(shared: Shared, request: Request, next: Next) -> Response {
         r
     } else if let Some(r) = fail_by_pattern(f, &mut retry_after) {
         r
+    } else if f.refuse_or_filters.load(Ordering::SeqCst) && has_or_filter(&path) {
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/scim+json")],
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "400",
+                "scimType": "invalidFilter",
+                "detail": "this application supports only simple filters"
+            })
+            .to_string(),
+        )
+            .into_response()
     } else {
         let poison = f.poison.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match poison {
@@ -363,6 +378,15 @@ async fn handle(shared: Shared, request: Request, next: Next) -> Response {
             retry_after,
         });
     response
+}
+
+/// Whether a request's query has a `filter` with an `or` in it.
+fn has_or_filter(path_and_query: &str) -> bool {
+    let Some((_, query)) = path_and_query.split_once('?') else {
+        return false;
+    };
+    url::form_urlencoded::parse(query.as_bytes())
+        .any(|(k, v)| k == "filter" && v.to_ascii_lowercase().contains(" or "))
 }
 
 fn fail_by_pattern(f: &Faults, retry_after: &mut Option<u32>) -> Option<Response> {

@@ -274,3 +274,18 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The `filter` of every look-up (`GET /Users?filter=...`) a target answered, with the status.
+pub fn user_lookups(target: &scimdesk::target_double::FaultyServer) -> Vec<(String, u16)> {
+    target
+        .received()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/scim/v2/Users?"))
+        .filter_map(|r| {
+            let query = r.path.split_once('?')?.1;
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "filter")
+                .map(|(_, v)| (v.into_owned(), r.status))
+        })
+        .collect()
+}
