@@ -1427,7 +1427,12 @@ async fn bench_wave_runs_on_both_stores() {
         let r: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(r["users"], json!(60));
         assert_eq!(r["target"], json!("memory"));
-        for figure in ["direct_secs", "delivery_secs", "engine_secs", "users_per_sec"] {
+        for figure in [
+            "direct_secs",
+            "delivery_secs",
+            "engine_secs",
+            "users_per_sec",
+        ] {
             assert!(r[figure].as_f64().unwrap() > 0.0, "{figure}: {r}");
         }
         let per_user = r["requests_per_user"].as_f64().unwrap();

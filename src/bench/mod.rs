@@ -535,6 +535,28 @@ async fn push_wave(
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// Waits until `target` has created `users` users and `groups` groups (watched in its request
+/// log, which costs the database nothing), then until the organization's queue is empty.
+async fn wait_delivered(
+    store: &dyn Store,
+    org: OrganizationId,
+    target: &BenchTarget,
+    users: usize,
+    groups: usize,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let server = target.server();
+    while server.count("POST", "/scim/v2/Users", 201) < users
+        || server.count("POST", "/scim/v2/Groups", 201) < groups
+    {
+        if start.elapsed() > Duration::from_secs(3600) {
+            return Err("the wave did not reach the target within an hour".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_drained(store, org, Duration::from_secs(600)).await
+}
+
 async fn wait_drained(
     store: &dyn Store,
     org: OrganizationId,
@@ -621,7 +643,14 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         );
         let t0 = Instant::now();
         engine.start();
-        wait_drained(store.as_ref(), queued.org, Duration::from_secs(3600)).await?;
+        wait_delivered(
+            store.as_ref(),
+            queued.org,
+            &queued.target,
+            o.users,
+            o.groups.max(1),
+        )
+        .await?;
         let delivery_secs = t0.elapsed().as_secs_f64();
         check_delivered(&queued.target, o.users)?;
         drop(queued);
@@ -632,7 +661,14 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let t0 = Instant::now();
         let source_push_secs = route.push_wave(&http, &o, "e").await?;
-        wait_drained(store.as_ref(), route.org, Duration::from_secs(3600)).await?;
+        wait_delivered(
+            store.as_ref(),
+            route.org,
+            &route.target,
+            o.users,
+            o.groups.max(1),
+        )
+        .await?;
         let engine_secs = t0.elapsed().as_secs_f64();
         let wave_latency = latencies(store.as_ref(), route.org, OperationAction::Create).await?;
         check_delivered(&route.target, o.users)?;

@@ -140,6 +140,8 @@ pub struct ScimClient {
     http: reqwest::Client,
     base: String,
     auth: Auth,
+    /// Requests in flight at once, when limited (see [`ScimClient::limit_requests`]).
+    in_flight: Option<tokio::sync::Semaphore>,
 }
 
 fn endpoint(rt: ResourceType) -> &'static str {
@@ -212,7 +214,19 @@ impl ScimClient {
                 Auth::OAuth2(Box::new(ClientCredentials::new(http.clone(), c)))
             }
         };
-        Ok(Self { http, base, auth })
+        Ok(Self {
+            http,
+            base,
+            auth,
+            in_flight: None,
+        })
+    }
+
+    /// Sends at most `n` requests at once (a connection's concurrency limit): the limit holds
+    /// for requests, so an operation waiting between two of its requests takes no slot.
+    pub fn limit_requests(mut self, n: usize) -> Self {
+        self.in_flight = Some(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// Sends one request; with OAuth, a 401 fetches a new token and tries once more.
@@ -223,6 +237,15 @@ impl ScimClient {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<TargetResponse, TargetError> {
+        let _slot = match &self.in_flight {
+            Some(limit) => Some(
+                limit
+                    .acquire()
+                    .await
+                    .map_err(|_| TargetError::Config("the client is closed".into()))?,
+            ),
+            None => None,
+        };
         let first = self.call_once(method.clone(), path, body, if_match).await;
         match (&self.auth, first) {
             (Auth::OAuth2(source), Err(TargetError::Http { status: 401, .. })) => {

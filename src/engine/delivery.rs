@@ -287,7 +287,9 @@ impl ScimDelivery {
         connection: Connection,
         settings: TargetSettings,
     ) -> Result<Self, String> {
-        let client = target_client(store.as_ref(), &connection, &settings).await?;
+        let client = target_client(store.as_ref(), &connection, &settings)
+            .await?
+            .limit_requests(settings.concurrency());
         Ok(Self {
             store,
             connection,

@@ -18,6 +18,9 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+/// How long a completer waits for more outcomes to record in the same transaction.
+const COMPLETE_LINGER: Duration = Duration::from_millis(2);
+
 /// How often a worker's claim looks at the whole queue rather than from its last position.
 const FULL_SCAN_EVERY: Duration = Duration::from_secs(5);
 
@@ -180,7 +183,7 @@ async fn run(
             match build_delivery(&shared, &conn).await {
                 Ok((d, settings)) => {
                     limiter = Arc::new(RateLimiter::new(settings.rate_per_sec, settings.burst));
-                    sem = Arc::new(Semaphore::new(settings.concurrency()));
+                    sem = Arc::new(Semaphore::new(attempts_in_flight(&settings)));
                     delivery = Some((d, settings));
                     config_error_logged = false;
                 }
@@ -207,9 +210,7 @@ async fn run(
         }
         // Claim in batches: wait until half a batch of permits is free rather than claiming
         // one operation per finished one (each claim is a transaction).
-        let want = settings
-            .concurrency()
-            .min(shared.config.claim_batch.max(1) as usize);
+        let want = attempts_in_flight(&settings).min(shared.config.claim_batch.max(1) as usize);
         let threshold = if quarantined { 1 } else { (want / 2).max(1) };
         let free = sem.available_permits();
         if free < threshold {
@@ -281,8 +282,13 @@ async fn run(
     }
     // Shutdown: let requests in flight finish (up to the grace), then record and give back.
     let grace = Duration::from_millis(shared.config.shutdown_grace_ms);
-    let all =
-        u32::try_from(delivery.as_ref().map(|(_, s)| s.concurrency()).unwrap_or(1)).unwrap_or(1);
+    let all = u32::try_from(
+        delivery
+            .as_ref()
+            .map(|(_, s)| attempts_in_flight(s))
+            .unwrap_or(1),
+    )
+    .unwrap_or(1);
     let _ = tokio::time::timeout(grace, sem.acquire_many(all)).await;
     drop(out_tx);
     for c in completers {
@@ -291,6 +297,14 @@ async fn run(
     if let Err(e) = store.release_leases(owner).await {
         tracing::warn!("could not give leases back (they expire by themselves): {e}");
     }
+}
+
+/// Attempts a connection runs at once: twice its request limit, which the SCIM client enforces
+/// per request. A create spends part of its time waiting for a look-up shared with others
+/// (or for the store); with only `concurrency` attempts, the target would see fewer requests
+/// than it allows.
+fn attempts_in_flight(settings: &TargetSettings) -> usize {
+    settings.concurrency().saturating_mul(2)
 }
 
 /// Waits for anything that could mean new work, or `max`.
@@ -501,10 +515,19 @@ async fn complete(
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { break };
             batch.push(first);
+            // Gather what arrives within a moment: a transaction's cost is mostly fixed, and
+            // outcomes of a busy connection come a few at a time.
+            let until = Instant::now() + COMPLETE_LINGER;
             while batch.len() < max {
                 match rx.try_recv() {
                     Ok(o) => batch.push(o),
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(until, rx.recv()).await {
+                            Ok(Some(o)) => batch.push(o),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
                 }
             }
         }
