@@ -254,7 +254,12 @@ async fn offboarding_suspends_then_deletes_per_policy(h: &Harness) {
         )
         .await;
     }
-    // Unchanged content sends nothing: a PUT with the same values is not forwarded.
+    // Unchanged content sends nothing: a PUT with the same values is not forwarded. (The
+    // double logs a request after answering it: wait for the create's entry first.)
+    eventually(Duration::from_secs(5), "the create in the log", || async {
+        hard.count("POST", "/scim/v2/Users", 201) == 1
+    })
+    .await;
     let before = hard.received().len();
     let (_, current) = source
         .call(Method::GET, &format!("/Users/{id}"), None)
@@ -300,6 +305,11 @@ async fn offboarding_suspends_then_deletes_per_policy(h: &Harness) {
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(2), "suspension took {took:?}");
     // The target supports PATCH (its ServiceProviderConfig says so): the suspension is one.
+    // (The double logs a request just after answering it.)
+    eventually(Duration::from_secs(5), "the PATCH in the log", || async {
+        hard.count("PATCH", "/scim/v2/Users/", 200) >= 1
+    })
+    .await;
     assert_eq!(hard.count("PATCH", "/scim/v2/Users/", 200), 1);
     assert_eq!(hard.count("PUT", "/scim/v2/Users/", 200), 0);
     // DELETE at the source: hard-deleted at one, kept suspended at the other.

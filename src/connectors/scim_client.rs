@@ -142,6 +142,9 @@ pub struct ScimClient {
     auth: Auth,
     /// Requests in flight at once, when limited (see [`ScimClient::limit_requests`]).
     in_flight: Option<tokio::sync::Semaphore>,
+    /// No request is sent before this: the target's last `Retry-After` (429 or 503), honoured
+    /// by every request of this client, including those already on their way when it came.
+    hold_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 fn endpoint(rt: ResourceType) -> &'static str {
@@ -219,6 +222,7 @@ impl ScimClient {
             base,
             auth,
             in_flight: None,
+            hold_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -246,13 +250,37 @@ impl ScimClient {
             ),
             None => None,
         };
+        self.wait_out_retry_after().await;
         let first = self.call_once(method.clone(), path, body, if_match).await;
-        match (&self.auth, first) {
+        let result = match (&self.auth, first) {
             (Auth::OAuth2(source), Err(TargetError::Http { status: 401, .. })) => {
                 source.invalidate().await;
                 self.call_once(method, path, body, if_match).await
             }
             (_, result) => result,
+        };
+        if let Err(TargetError::Http {
+            status: 429 | 503,
+            retry_after: Some(wait),
+            ..
+        }) = &result
+            && let Some(until) = tokio::time::Instant::now().checked_add(*wait)
+        {
+            let mut hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
+            if hold.is_none_or(|h| h < until) {
+                *hold = Some(until);
+            }
+        }
+        result
+    }
+
+    /// Sleeps until the target's last `Retry-After` has passed.
+    async fn wait_out_retry_after(&self) {
+        let until = *self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = until
+            && until > tokio::time::Instant::now()
+        {
+            tokio::time::sleep_until(until).await;
         }
     }
 

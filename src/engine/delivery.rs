@@ -13,7 +13,6 @@ use crate::policy::target::TargetPolicy;
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,9 +64,6 @@ pub struct Delivery {
 /// Something that carries operations to a target (the SCIM client; a no-op in benchmarks).
 #[async_trait]
 pub trait Deliver: Send + Sync {
-    /// Called with each claimed batch before its attempts start: a chance to read what they
-    /// need in a few queries rather than a few each.
-    async fn prepare(&self, _ops: &[Operation]) {}
     /// Makes one attempt at `op`.
     async fn deliver(&self, op: &Operation) -> Delivery;
 }
@@ -253,26 +249,7 @@ pub struct ScimDelivery {
     lookups: LookupBatcher,
     /// The last policy read and when it began (see [`ScimDelivery::policy`]).
     policy_read: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Policy>)>>,
-    /// What [`Deliver::prepare`] read for claimed user operations, by operation and claim
-    /// (its attempt count, which every claim raises: an entry from an earlier claim whose
-    /// attempt never ran is never used for a later one).
-    prefetched: std::sync::Mutex<HashMap<(OperationId, i32), Prefetched>>,
 }
-
-/// What a user operation's attempt reads from the store, read for its whole claimed batch at
-/// once, after the claim (so as fresh as reading it in the attempt: a change committed later
-/// queues an operation of its own, and the resource's previous operation, with its link, was
-/// recorded before this one could be claimed).
-struct Prefetched {
-    user: Option<User>,
-    groups: Vec<Group>,
-    link: Option<TargetLink>,
-    policy: Arc<Policy>,
-    at: std::time::Instant,
-}
-
-/// How long a prefetched entry whose attempt never ran (a shutdown) is kept.
-const PREFETCH_KEEP: Duration = Duration::from_secs(60);
 
 /// A target's policy and the organization's mappings, as read at one moment.
 struct Policy {
@@ -298,7 +275,6 @@ impl ScimDelivery {
             patch: tokio::sync::OnceCell::new(),
             lookups: LookupBatcher::default(),
             policy_read: tokio::sync::Mutex::new(None),
-            prefetched: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -602,80 +578,17 @@ impl ScimDelivery {
         Ok(p)
     }
 
-    /// Reads, in five queries, what the attempts of a claimed batch's user operations need.
-    async fn prefetch(&self, ops: &[Operation]) -> Result<(), StoreError> {
-        let users: Vec<&Operation> = ops
-            .iter()
-            .filter(|o| o.resource_type == ResourceType::User)
-            .collect();
-        if users.len() < 2 {
-            return Ok(());
-        }
-        let began = std::time::Instant::now();
-        let org = self.org();
-        let ids: Vec<UserId> = users.iter().map(|o| UserId(o.resource_id)).collect();
-        let raw: Vec<uuid::Uuid> = ids.iter().map(|u| u.0).collect();
-        let mut found: HashMap<UserId, User> = self
-            .store
-            .users_by_ids(org, &ids)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
-        let mut groups: HashMap<UserId, Vec<Group>> = HashMap::new();
-        for (u, g) in self.store.groups_of_users(org, &ids).await? {
-            groups.entry(u).or_default().push(g);
-        }
-        let mut links: HashMap<uuid::Uuid, TargetLink> = self
-            .store
-            .target_links_for(org, self.connection.id, ResourceType::User, &raw)
-            .await?
-            .into_iter()
-            .map(|l| (l.local_id, l))
-            .collect();
-        let Ok(policy) = self.policy(began).await else {
-            return Ok(());
-        };
-        let mut map = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, p| p.at.elapsed() < PREFETCH_KEEP);
-        for op in users {
-            let id = UserId(op.resource_id);
-            map.insert(
-                (op.id, op.attempts),
-                Prefetched {
-                    user: found.remove(&id),
-                    groups: groups.remove(&id).unwrap_or_default(),
-                    link: links.remove(&op.resource_id),
-                    policy: policy.clone(),
-                    at: began,
-                },
-            );
-        }
-        Ok(())
-    }
-
     /// Makes the target match what policy says about a user, whatever the operation's action:
     /// in scope → created or brought up to date (suspended users as `active=false`); out of
     /// scope, deprovisioned or deleted → removed per the connection's policy.
     async fn converge_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
         let org = self.org();
-        let pre = self
-            .prefetched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(op.id, op.attempts));
-        let (user, link, groups, policy) = match pre {
-            Some(p) => (p.user, p.link, Some(p.groups), Some(p.policy)),
-            None => (
-                self.store
-                    .user(org, UserId(op.resource_id))
-                    .await
-                    .map_err(store_stop)?,
-                self.link(ResourceType::User, op.resource_id).await?,
-                None,
-                None,
-            ),
-        };
+        let user = self
+            .store
+            .user(org, UserId(op.resource_id))
+            .await
+            .map_err(store_stop)?;
+        let link = self.link(ResourceType::User, op.resource_id).await?;
         let Some(user) = user else {
             return if op.action == OperationAction::Delete {
                 self.remove_user(op, link, log).await
@@ -689,19 +602,13 @@ impl ScimDelivery {
         {
             return self.remove_user(op, link, log).await;
         }
-        let p = match policy {
-            Some(p) => p,
-            None => self.policy(log.began).await?,
-        };
+        let p = self.policy(log.began).await?;
         let (policy, resolver) = (&p.target, &p.roles);
-        let groups = match groups {
-            Some(g) => g,
-            None => self
-                .store
-                .user_groups(org, user.id)
-                .await
-                .map_err(store_stop)?,
-        };
+        let groups = self
+            .store
+            .user_groups(org, user.id)
+            .await
+            .map_err(store_stop)?;
         let roles = resolver.user_roles(&groups);
         let group_refs: Vec<&Group> = groups.iter().collect();
         if !policy.in_scope(&user, &roles, &group_refs) {
@@ -1112,13 +1019,6 @@ impl ScimDelivery {
 
 #[async_trait]
 impl Deliver for ScimDelivery {
-    async fn prepare(&self, ops: &[Operation]) {
-        if let Err(e) = self.prefetch(ops).await {
-            // Each attempt reads for itself (and reports the store's trouble).
-            tracing::debug!("prefetching a claimed batch failed: {e}");
-        }
-    }
-
     async fn deliver(&self, op: &Operation) -> Delivery {
         let mut log = Log::new();
         let result = match self.attempt(op, &mut log).await {

@@ -257,7 +257,6 @@ async fn run(
             idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll).await;
             continue;
         }
-        deliver.prepare(&claimed).await;
         for op in claimed {
             let permit = match sem.clone().acquire_owned().await {
                 Ok(p) => p,
@@ -299,12 +298,10 @@ async fn run(
     }
 }
 
-/// Attempts a connection runs at once: twice its request limit, which the SCIM client enforces
-/// per request. A create spends part of its time waiting for a look-up shared with others
-/// (or for the store); with only `concurrency` attempts, the target would see fewer requests
-/// than it allows.
+/// Attempts a connection runs at once: its request limit (which its SCIM client also enforces
+/// per request).
 fn attempts_in_flight(settings: &TargetSettings) -> usize {
-    settings.concurrency().saturating_mul(2)
+    settings.concurrency()
 }
 
 /// Waits for anything that could mean new work, or `max`.

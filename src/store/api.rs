@@ -322,13 +322,6 @@ pub trait Store: Send + Sync {
     async fn group_members(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<UserId>>;
     /// The groups a user is in.
     async fn user_groups(&self, org: OrganizationId, user: UserId) -> StoreResult<Vec<Group>>;
-    /// The groups of each of `users`, as (user, group) pairs ordered by group name: the
-    /// engine reads a claimed batch's groups in one query instead of one per user.
-    async fn groups_of_users(
-        &self,
-        org: OrganizationId,
-        users: &[UserId],
-    ) -> StoreResult<Vec<(UserId, Group)>>;
     /// A group's members with their names, for SCIM `members`.
     async fn group_member_refs(
         &self,

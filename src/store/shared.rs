@@ -1409,30 +1409,6 @@ macro_rules! impl_store {
                 .await?)
             }
 
-            async fn groups_of_users(&self, org: OrganizationId, users: &[UserId]) -> StoreResult<Vec<(UserId, Group)>> {
-                let mut pairs = Vec::new();
-                for chunk in users.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
-                        "SELECT ", group_cols!(), ", m.user_id AS member_user_id FROM groups JOIN ",
-                        "(SELECT group_id, user_id FROM memberships WHERE organization_id = "
-                    ));
-                    q.push_bind(org);
-                    q.push(" AND user_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(") ) m ON m.group_id = groups.id WHERE groups.organization_id = ");
-                    q.push_bind(org);
-                    q.push(" ORDER BY display_name");
-                    for row in q.build().fetch_all(&self.pool).await? {
-                        let user: UserId = sqlx::Row::try_get(&row, "member_user_id")?;
-                        pairs.push((user, <Group as sqlx::FromRow<_>>::from_row(&row)?));
-                    }
-                }
-                Ok(pairs)
-            }
-
             async fn group_member_refs(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<MemberRef>> {
                 Ok(sqlx::query_as(concat!(
                     "SELECT u.id AS user_id, u.user_name, u.display_name FROM memberships m ",
