@@ -132,34 +132,28 @@ pub fn app(base: String, token: String) -> Router {
         users: RwLock::default(),
         groups: RwLock::default(),
     });
-    Router::new()
+    let router = Router::new().route(
+        "/scim/v2/ServiceProviderConfig",
+        get(service_provider_config),
+    );
+    resource_routes(resource_routes(router, Kind::User), Kind::Group).with_state(state)
+}
+
+/// The list, create, read, replace, modify and delete routes of one resource type.
+fn resource_routes(router: Router<Shared>, kind: Kind) -> Router<Shared> {
+    let base = format!("/scim/v2/{}", kind.endpoint());
+    router
         .route(
-            "/scim/v2/ServiceProviderConfig",
-            get(service_provider_config),
+            &base,
+            get(move |s, h, q| list(s, h, q, kind)).post(move |s, h, b| create(s, h, b, kind)),
         )
         .route(
-            "/scim/v2/Users",
-            get(|s, h, q| list(s, h, q, Kind::User)).post(|s, h, b| create(s, h, b, Kind::User)),
+            &format!("{base}/{{id}}"),
+            get(move |s, h, p| read(s, h, p, kind))
+                .put(move |s, h, p, b| replace(s, h, p, b, kind))
+                .patch(move |s, h, p, b| modify(s, h, p, b, kind))
+                .delete(move |s, h, p| remove(s, h, p, kind)),
         )
-        .route(
-            "/scim/v2/Users/{id}",
-            get(|s, h, p| read(s, h, p, Kind::User))
-                .put(|s, h, p, b| replace(s, h, p, b, Kind::User))
-                .patch(|s, h, p, b| modify(s, h, p, b, Kind::User))
-                .delete(|s, h, p| remove(s, h, p, Kind::User)),
-        )
-        .route(
-            "/scim/v2/Groups",
-            get(|s, h, q| list(s, h, q, Kind::Group)).post(|s, h, b| create(s, h, b, Kind::Group)),
-        )
-        .route(
-            "/scim/v2/Groups/{id}",
-            get(|s, h, p| read(s, h, p, Kind::Group))
-                .put(|s, h, p, b| replace(s, h, p, b, Kind::Group))
-                .patch(|s, h, p, b| modify(s, h, p, b, Kind::Group))
-                .delete(|s, h, p| remove(s, h, p, Kind::Group)),
-        )
-        .with_state(state)
 }
 
 fn authorize(state: &Memory, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -289,3 +289,12 @@ pub fn user_lookups(target: &scimdesk::target_double::FaultyServer) -> Vec<(Stri
         })
         .collect()
 }
+
+/// Fails unless each of `user_names` appears in exactly one of the look-up `filters`.
+pub fn assert_each_looked_up_once(filters: &[String], user_names: impl Iterator<Item = String>) {
+    for name in user_names {
+        let quoted = format!("\"{name}\"");
+        let asked = filters.iter().filter(|f| f.contains(&quoted)).count();
+        assert_eq!(asked, 1, "{name} was looked up {asked} times");
+    }
+}
