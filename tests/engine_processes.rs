@@ -79,7 +79,7 @@ impl Deployment {
     }
 
     /// Starts `scimdesk serve` on a free port; returns the process and its SCIM base URL.
-    fn serve(&self) -> (Child, String) {
+    fn serve(&self) -> (Served, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scimdesk"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("SCIMDESK_CONFIG", self.dir.path().join("config"))
@@ -101,7 +101,7 @@ impl Deployment {
             .unwrap_or_default()
             .to_string();
         assert!(url.starts_with("http://127.0.0.1:"), "serve said: {line:?}");
-        (child, url)
+        (Served(child), url)
     }
 
     /// Pushes one user; `Ok` when it exists at the source (201, or 409 because an earlier
@@ -202,6 +202,30 @@ impl Deployment {
             .await
             .unwrap();
         assert_eq!(done.len(), n, "one succeeded create per user");
+    }
+}
+
+/// A `serve` process, killed when the test ends without stopping it (a failed assertion), so
+/// it does not keep running and holding database connections.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
     }
 }
 
