@@ -264,9 +264,7 @@ impl ScimDelivery {
         connection: Connection,
         settings: TargetSettings,
     ) -> Result<Self, String> {
-        let client = target_client(store.as_ref(), &connection, &settings)
-            .await?
-            .limit_requests(settings.concurrency());
+        let client = target_client(store.as_ref(), &connection, &settings).await?;
         Ok(Self {
             store,
             connection,
