@@ -166,18 +166,26 @@ async fn struggling_target() -> String {
 #[tokio::test]
 async fn retry_after_and_timeouts_reach_the_caller() {
     let base = struggling_target().await;
-    let c = ScimClient::new(&base, TargetAuth::None, Duration::from_millis(500)).unwrap();
+    // A client per case: a client holds every later request until a Retry-After has passed,
+    // which would make the next case wait 3 s and the last one a minute.
+    let client = || ScimClient::new(&base, TargetAuth::None, Duration::from_millis(500)).unwrap();
+    let c = client();
+    let started = std::time::Instant::now();
     let busy = c.get(ResourceType::User, "busy").await.unwrap_err();
     assert!(busy.is_retryable());
     assert_eq!(busy.retry_after(), Some(Duration::from_secs(3)));
-    let down = c.get(ResourceType::User, "down").await.unwrap_err();
+    // The same client waits out the 3 s before its next request.
+    let again = c.get(ResourceType::User, "busy").await.unwrap_err();
+    assert!(again.is_retryable());
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let down = client().get(ResourceType::User, "down").await.unwrap_err();
     assert!(down.is_retryable());
     let wait = down.retry_after().unwrap();
     assert!(
         wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
         "{wait:?}"
     );
-    let slow = c.get(ResourceType::User, "slow").await.unwrap_err();
+    let slow = client().get(ResourceType::User, "slow").await.unwrap_err();
     assert!(
         matches!(&slow, TargetError::Transport(m) if m.contains("timed out")),
         "{slow}"

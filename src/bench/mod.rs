@@ -206,6 +206,9 @@ pub struct WaveReport {
     pub delivery_secs: f64,
     /// delivery_secs / direct_secs.
     pub delivery_vs_direct: f64,
+    /// Seconds the inbound server took to accept that queued wave with no worker running: the
+    /// inbound side's own time.
+    pub inbound_secs: f64,
     /// Seconds from the first request to the source until the target acknowledged the last.
     pub engine_secs: f64,
     /// Of which: seconds the identity provider took to push the wave to the inbound server.
@@ -633,7 +636,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
 
         // Queued first, then delivered: the engine alone.
         let queued = WaveRoute::start(&store, "queued source", &o).await?;
-        queued.push_wave(&http, &o, "q").await?;
+        let inbound_secs = queued.push_wave(&http, &o, "q").await?;
         let engine = Engine::new(
             store.clone(),
             EngineConfig {
@@ -707,6 +710,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
             direct_secs,
             delivery_secs,
             delivery_vs_direct: delivery_secs / direct_secs.max(1e-9),
+            inbound_secs,
             engine_secs,
             source_push_secs,
             engine_vs_direct: engine_secs / direct_secs.max(1e-9),

@@ -140,6 +140,8 @@ pub struct ScimClient {
     http: reqwest::Client,
     base: String,
     auth: Auth,
+    /// Requests in flight at once, when limited (see [`ScimClient::limit_requests`]).
+    in_flight: Option<tokio::sync::Semaphore>,
     /// No request is sent before this: the target's last `Retry-After` (429 or 503), honoured
     /// by every request of this client, including those already on their way when it came.
     hold_until: std::sync::Mutex<Option<tokio::time::Instant>>,
@@ -219,8 +221,16 @@ impl ScimClient {
             http,
             base,
             auth,
+            in_flight: None,
             hold_until: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Sends at most `n` requests at once (a connection's concurrency limit): the limit holds
+    /// for requests, so an operation waiting between two of its requests takes no slot.
+    pub fn limit_requests(mut self, n: usize) -> Self {
+        self.in_flight = Some(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// Sends one request; with OAuth, a 401 fetches a new token and tries once more.
@@ -231,6 +241,15 @@ impl ScimClient {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<TargetResponse, TargetError> {
+        let _slot = match &self.in_flight {
+            Some(limit) => Some(
+                limit
+                    .acquire()
+                    .await
+                    .map_err(|_| TargetError::Config("the client is closed".into()))?,
+            ),
+            None => None,
+        };
         self.wait_out_retry_after().await;
         let first = self.call_once(method.clone(), path, body, if_match).await;
         let result = match (&self.auth, first) {

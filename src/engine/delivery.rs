@@ -264,7 +264,9 @@ impl ScimDelivery {
         connection: Connection,
         settings: TargetSettings,
     ) -> Result<Self, String> {
-        let client = target_client(store.as_ref(), &connection, &settings).await?;
+        let client = target_client(store.as_ref(), &connection, &settings)
+            .await?
+            .limit_requests(settings.concurrency());
         Ok(Self {
             store,
             connection,
@@ -602,11 +604,16 @@ impl ScimDelivery {
         }
         let p = self.policy(log.began).await?;
         let (policy, resolver) = (&p.target, &p.roles);
-        let groups = self
-            .store
-            .user_groups(org, user.id)
-            .await
-            .map_err(store_stop)?;
+        // Groups matter only through roles or a scope filter; without either, not reading
+        // them saves a query per user.
+        let groups = if resolver.is_empty() && !policy.scope_reads_user() {
+            Vec::new()
+        } else {
+            self.store
+                .user_groups(org, user.id)
+                .await
+                .map_err(store_stop)?
+        };
         let roles = resolver.user_roles(&groups);
         let group_refs: Vec<&Group> = groups.iter().collect();
         if !policy.in_scope(&user, &roles, &group_refs) {
@@ -752,7 +759,7 @@ impl ScimDelivery {
             .target_links_for(self.org(), self.connection.id, ResourceType::User, &ids)
             .await
             .map_err(store_stop)?;
-        let linked: std::collections::HashMap<uuid::Uuid, String> = links
+        let mut linked: std::collections::HashMap<uuid::Uuid, String> = links
             .into_iter()
             .map(|l| (l.local_id, l.remote_id))
             .collect();
@@ -773,6 +780,21 @@ impl ScimDelivery {
                     reason: format!("member {id} is not at the target yet"),
                 });
             }
+            // A member's operation may have finished between the two reads above: it was
+            // not linked at the first and no longer unfinished at the second. Its link was
+            // written with its completion, so it is visible now; without this second look it
+            // was left out of the group, and nothing would have sent the group again.
+            let late = self
+                .store
+                .target_links_for(
+                    self.org(),
+                    self.connection.id,
+                    ResourceType::User,
+                    &unlinked,
+                )
+                .await
+                .map_err(store_stop)?;
+            linked.extend(late.into_iter().map(|l| (l.local_id, l.remote_id)));
         }
         // Members neither linked nor pending are not provisioned to this target (suspended,
         // or out of scope): they are not members there.

@@ -183,7 +183,7 @@ async fn run(
             match build_delivery(&shared, &conn).await {
                 Ok((d, settings)) => {
                     limiter = Arc::new(RateLimiter::new(settings.rate_per_sec, settings.burst));
-                    sem = Arc::new(Semaphore::new(settings.concurrency()));
+                    sem = Arc::new(Semaphore::new(attempts_in_flight(&settings)));
                     delivery = Some((d, settings));
                     config_error_logged = false;
                 }
@@ -210,9 +210,7 @@ async fn run(
         }
         // Claim in batches: wait until half a batch of permits is free rather than claiming
         // one operation per finished one (each claim is a transaction).
-        let want = settings
-            .concurrency()
-            .min(shared.config.claim_batch.max(1) as usize);
+        let want = attempts_in_flight(&settings).min(shared.config.claim_batch.max(1) as usize);
         let threshold = if quarantined { 1 } else { (want / 2).max(1) };
         let free = sem.available_permits();
         if free < threshold {
@@ -283,8 +281,13 @@ async fn run(
     }
     // Shutdown: let requests in flight finish (up to the grace), then record and give back.
     let grace = Duration::from_millis(shared.config.shutdown_grace_ms);
-    let all =
-        u32::try_from(delivery.as_ref().map(|(_, s)| s.concurrency()).unwrap_or(1)).unwrap_or(1);
+    let all = u32::try_from(
+        delivery
+            .as_ref()
+            .map(|(_, s)| attempts_in_flight(s))
+            .unwrap_or(1),
+    )
+    .unwrap_or(1);
     let _ = tokio::time::timeout(grace, sem.acquire_many(all)).await;
     drop(out_tx);
     for c in completers {
@@ -293,6 +296,18 @@ async fn run(
     if let Err(e) = store.release_leases(owner).await {
         tracing::warn!("could not give leases back (they expire by themselves): {e}");
     }
+}
+
+/// Attempts in flight per request slot. The connection's concurrency limits *requests* (its
+/// SCIM client holds a slot per request); an attempt spends much of its time outside a request
+/// (reading the store, waiting for a shared look-up, recording), so with only one attempt per
+/// slot the target saw far fewer requests at once than it allows. Ordering is unaffected: the
+/// claim never hands out two operations of one resource at once.
+const ATTEMPTS_PER_REQUEST_SLOT: usize = 4;
+
+/// Attempts a connection runs at once.
+fn attempts_in_flight(settings: &TargetSettings) -> usize {
+    settings.concurrency() * ATTEMPTS_PER_REQUEST_SLOT
 }
 
 /// Waits for anything that could mean new work, or `max`.

@@ -98,6 +98,12 @@ impl RoleResolver {
             .map(|r| &r.mapping)
     }
 
+    /// Whether no mapping exists, so no group gives any role (a user's groups then need not
+    /// be read to know its roles).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// The roles of a member of `groups`.
     pub fn user_roles<'a>(&self, groups: impl IntoIterator<Item = &'a Group>) -> BTreeSet<RoleId> {
         groups

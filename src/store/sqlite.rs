@@ -138,6 +138,10 @@ impl SqliteStore {
 
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Sqlite;
 
+    /// SQLite has no INSERT inside WITH, and its round trips stay in the process: a user is
+    /// created by the transaction in `create_user`.
+    const CREATE_USER_AT_ONCE: Option<&'static str> = None;
+
     /// Writers take the lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first and then writes can fail with SQLITE_BUSY instead of waiting its turn.
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {

@@ -43,6 +43,10 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             );
             println!("  direct push to the target:     {:.2} s", r.direct_secs);
             println!(
+                "  inbound server accepting it:   {:.2} s  (no worker running)",
+                r.inbound_secs
+            );
+            println!(
                 "  engine delivering it, queued:  {:.2} s  = {:.2}x the direct push",
                 r.delivery_secs, r.delivery_vs_direct
             );
