@@ -165,6 +165,15 @@ impl Default for TargetSettings {
 }
 
 impl TargetSettings {
+    /// Whether the target's scope is a filter, which may read a user's groups (so a change of
+    /// membership can change whether the user belongs there even when no role changes).
+    pub fn scope_is_filter(&self) -> bool {
+        self.user_scope
+            .as_deref()
+            .map(str::trim)
+            .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case("all"))
+    }
+
     /// Reads the settings of a connection; unknown keys (other features' settings) are
     /// ignored, wrong types are an error that names the key.
     pub fn from_json(settings: &serde_json::Value) -> Result<Self, String> {

@@ -169,7 +169,8 @@ impl PgStore {
 impl_store!(
     PgStore,
     sqlx::postgres::Postgres,
-    " FOR UPDATE SKIP LOCKED",
+    "= ANY(ARRAY(",
+    " FOR UPDATE SKIP LOCKED))",
     " FOR UPDATE",
     // Time-ordered ids, like the UUIDv7 ids real operations and users have (random ids would
     // measure random B-tree inserts instead of the queue).

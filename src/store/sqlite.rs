@@ -152,7 +152,8 @@ impl SqliteStore {
 impl_store!(
     SqliteStore,
     sqlx::sqlite::Sqlite,
-    "",
+    "IN (",
+    ")",
     "",
     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $3) SELECT randomblob(16), $1, $2, 'user', randomblob(16), 'update', '{}', 'pending', 0, $4, $4, $4 FROM n",
     ""
