@@ -18,6 +18,7 @@ on_both_backends!(
     concurrent_claims_never_overlap,
     given_back_leases_are_claimable_at_once,
     failed_work_blocks_its_resource_until_an_operator_acts,
+    a_claim_on_stale_statistics_leases_only_what_it_asked_for,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -359,4 +360,70 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
             .await
             .is_err()
     );
+}
+
+/// The planner's statistics describe a drained queue (another connection's work, done), as
+/// when a new target's first wave arrives: a claim still leases exactly what it asked for, and
+/// finds it without reading the whole queue per candidate.
+async fn a_claim_on_stale_statistics_leases_only_what_it_asked_for(h: &Harness) {
+    let s = &*h.store;
+    let (org, old) = setup(s).await;
+    s.bulk_enqueue_for_benchmark(org, old.id, 10_000)
+        .await
+        .unwrap();
+    // Drained, then analyzed: the statistics now say the table's pages hold no rows at all,
+    // which is what a queue's statistics usually say (autovacuum looks when it is empty).
+    h.raw.exec("DELETE FROM operation_queue").await.unwrap();
+    h.raw.exec("ANALYZE operation_queue").await.unwrap();
+    let new = s
+        .create_connection(
+            &Actor::operator("tester"),
+            org,
+            &NewConnection {
+                name: "new app".into(),
+                kind: ConnectionKind::ScimTarget,
+                base_url: Some("https://new.example/scim/v2".into()),
+                auth_method: AuthMethod::None,
+                settings: json!({}),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // One by one, as changes queue them (ids made in Rust, not in claim order everywhere).
+    for _ in 0..2000 {
+        s.enqueue_operation(
+            org,
+            &NewOperation {
+                connection_id: new.id,
+                resource_type: ResourceType::User,
+                resource_id: Uuid::new_v4(),
+                action: OperationAction::Update,
+                payload: json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // Claims run as a prepared statement: after a few runs PostgreSQL may plan it once for
+    // any connection (a generic plan), which is where the bad plan appeared.
+    for _ in 0..8 {
+        let probe = Uuid::now_v7();
+        assert_eq!(
+            s.claim_operations(new.id, probe, LEASE, 1, None)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        s.release_leases(probe).await.unwrap();
+    }
+    let owner = Uuid::now_v7();
+    let claimed = s
+        .claim_operations(new.id, owner, LEASE, 32, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 32);
+    let counts = s.queue_counts(org, new.id).await.unwrap();
+    assert_eq!((counts.in_flight, counts.pending), (32, 1968), "{counts:?}");
 }
