@@ -24,24 +24,48 @@ on_both_backends!(
 const LEASE: Duration = Duration::from_secs(30);
 
 async fn setup(s: &dyn Store) -> (OrganizationId, Connection) {
-    let actor = Actor::operator("tester");
-    let org = s.create_organization(&actor, "Riverside").await.unwrap();
-    let conn = s
-        .create_connection(
-            &actor,
-            org.id,
-            &NewConnection {
-                name: "app".into(),
-                kind: ConnectionKind::ScimTarget,
-                base_url: Some("https://app.example/scim/v2".into()),
-                auth_method: AuthMethod::None,
-                settings: json!({}),
+    let org = s
+        .create_organization(&Actor::operator("tester"), "Riverside")
+        .await
+        .unwrap();
+    let conn = target(s, org.id, "app").await;
+    (org.id, conn)
+}
+
+/// A SCIM target connection named `name` in `org`.
+async fn target(s: &dyn Store, org: OrganizationId, name: &str) -> Connection {
+    s.create_connection(
+        &Actor::operator("tester"),
+        org,
+        &NewConnection {
+            name: name.into(),
+            kind: ConnectionKind::ScimTarget,
+            base_url: Some(format!("https://{name}.example/scim/v2")),
+            auth_method: AuthMethod::None,
+            settings: json!({}),
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// Queues `n` updates at `conn`, each of a resource of its own, one by one as changes do.
+async fn queue_updates(s: &dyn Store, org: OrganizationId, conn: ConnectionId, n: usize) {
+    for _ in 0..n {
+        s.enqueue_operation(
+            org,
+            &NewOperation {
+                connection_id: conn,
+                resource_type: ResourceType::User,
+                resource_id: Uuid::now_v7(),
+                action: OperationAction::Update,
+                payload: json!({}),
             },
-            None,
         )
         .await
         .unwrap();
-    (org.id, conn)
+    }
 }
 
 fn draft(n: u32) -> UserDraft {
@@ -231,21 +255,7 @@ async fn an_expired_lease_returns_the_work_and_the_late_result_is_ignored(h: &Ha
 async fn concurrent_claims_never_overlap(h: &Harness) {
     let store = h.store.clone();
     let (org, conn) = setup(&*store).await;
-    for _ in 0..300 {
-        store
-            .enqueue_operation(
-                org,
-                &NewOperation {
-                    connection_id: conn.id,
-                    resource_type: ResourceType::User,
-                    resource_id: Uuid::now_v7(),
-                    action: OperationAction::Update,
-                    payload: json!({}),
-                },
-            )
-            .await
-            .unwrap();
-    }
+    queue_updates(&*store, org, conn.id, 300).await;
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let store = store.clone();
@@ -375,36 +385,8 @@ async fn a_claim_on_stale_statistics_leases_only_what_it_asked_for(h: &Harness) 
     // which is what a queue's statistics usually say (autovacuum looks when it is empty).
     h.raw.exec("DELETE FROM operation_queue").await.unwrap();
     h.raw.exec("ANALYZE operation_queue").await.unwrap();
-    let new = s
-        .create_connection(
-            &Actor::operator("tester"),
-            org,
-            &NewConnection {
-                name: "new app".into(),
-                kind: ConnectionKind::ScimTarget,
-                base_url: Some("https://new.example/scim/v2".into()),
-                auth_method: AuthMethod::None,
-                settings: json!({}),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    // One by one, as changes queue them (ids made in Rust, not in claim order everywhere).
-    for _ in 0..2000 {
-        s.enqueue_operation(
-            org,
-            &NewOperation {
-                connection_id: new.id,
-                resource_type: ResourceType::User,
-                resource_id: Uuid::new_v4(),
-                action: OperationAction::Update,
-                payload: json!({}),
-            },
-        )
-        .await
-        .unwrap();
-    }
+    let new = target(s, org, "new").await;
+    queue_updates(s, org, new.id, 2000).await;
     // Claims run as a prepared statement: after a few runs PostgreSQL may plan it once for
     // any connection (a generic plan), which is where the bad plan appeared.
     for _ in 0..8 {

@@ -157,6 +157,40 @@ macro_rules! token_cols {
     };
 }
 
+/// Appends ` IN ($a, $b, ...)` to a `QueryBuilder`, binding `$bind` for each `$x` of `$items`
+/// (callers chunk the items, to stay under the backends' limits on bound values).
+macro_rules! push_in_list {
+    ($q:ident, $items:expr, |$x:pat_param| $bind:expr) => {{
+        $q.push(" IN (");
+        let mut list = $q.separated(", ");
+        for $x in $items {
+            list.push_bind($bind);
+        }
+        $q.push(")");
+    }};
+}
+
+/// Binds a new user's `$1`–`$14` (the columns of `users` in the order `create_user` inserts
+/// them) onto a query: shared by the one-statement create and the transaction.
+macro_rules! bind_new_user {
+    ($q:expr, $user:expr, $now:expr) => {
+        $q.bind($user.id)
+            .bind($user.organization_id)
+            .bind(&$user.user_name)
+            .bind($crate::domain::validate::user_name_key(&$user.user_name))
+            .bind(&$user.external_id)
+            .bind(&$user.display_name)
+            .bind(&$user.given_name)
+            .bind(&$user.family_name)
+            .bind(&$user.emails)
+            .bind($user.active)
+            .bind($user.lifecycle_state.as_str())
+            .bind($user.source_connection_id)
+            .bind(&$user.attributes)
+            .bind($now)
+    };
+}
+
 /// Binds translated SCIM filter values onto a query, in placeholder order.
 macro_rules! bind_all {
     ($q:expr, $binds:expr) => {{
@@ -298,12 +332,8 @@ macro_rules! impl_store {
                     q.push_bind(org);
                     q.push(" AND group_id = ");
                     q.push_bind(group);
-                    q.push(" AND user_id IN (");
-                    let mut list = q.separated(", ");
-                    for user in chunk {
-                        list.push_bind(*user);
-                    }
-                    q.push(")");
+                    q.push(" AND user_id");
+                    push_in_list!(q, chunk, |user| *user);
                     q.build().persistent(false).execute(&mut *conn).await?;
                 }
                 let added: Vec<UserId> = wanted.difference(&have).copied().collect();
@@ -311,12 +341,8 @@ macro_rules! impl_store {
                     // Named, unlike a foreign key violation: which user does not exist.
                     let mut q = sqlx::QueryBuilder::<$db>::new("SELECT id FROM users WHERE organization_id = ");
                     q.push_bind(org);
-                    q.push(" AND id IN (");
-                    let mut list = q.separated(", ");
-                    for user in chunk {
-                        list.push_bind(*user);
-                    }
-                    q.push(")");
+                    q.push(" AND id");
+                    push_in_list!(q, chunk, |user| *user);
                     let found: std::collections::HashSet<UserId> =
                         q.build_query_scalar::<UserId>().persistent(false).fetch_all(&mut *conn).await?.into_iter().collect();
                     if let Some(missing) = chunk.iter().find(|u| !found.contains(u)) {
@@ -435,12 +461,9 @@ macro_rules! impl_store {
                 for chunk in users.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<$db>::new("SELECT resource_id FROM operation_queue WHERE connection_id = ");
                     q.push_bind(target);
-                    q.push(" AND resource_id IN (");
-                    let mut list = q.separated(", ");
-                    for user in chunk {
-                        list.push_bind(user.0);
-                    }
-                    q.push(") AND action IN ('create', 'update') AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL");
+                    q.push(" AND resource_id");
+                    push_in_list!(q, chunk, |user| user.0);
+                    q.push(" AND action IN ('create', 'update') AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL");
                     q.push($row_lock);
                     let waiting: std::collections::HashSet<Uuid> =
                         q.build_query_scalar::<Uuid>().persistent(false).fetch_all(&mut *conn).await?.into_iter().collect();
@@ -1094,21 +1117,7 @@ macro_rules! impl_store {
                 // busiest write); the values are exactly the ones bound.
                 let user = User::from_draft(id, org, draft, now);
                 if let Some(statement) = Self::CREATE_USER_AT_ONCE {
-                    let created: i64 = sqlx::query_scalar(statement)
-                        .bind(id)
-                        .bind(org)
-                        .bind(&user.user_name)
-                        .bind(validate::user_name_key(&user.user_name))
-                        .bind(&user.external_id)
-                        .bind(&user.display_name)
-                        .bind(&user.given_name)
-                        .bind(&user.family_name)
-                        .bind(&user.emails)
-                        .bind(user.active)
-                        .bind(user.lifecycle_state.as_str())
-                        .bind(user.source_connection_id)
-                        .bind(&user.attributes)
-                        .bind(now)
+                    let created: i64 = bind_new_user!(sqlx::query_scalar(statement), user, now)
                         .bind(AuditEventId::new())
                         .bind(Timestamp::now())
                         .bind(actor.kind.as_str())
@@ -1124,30 +1133,17 @@ macro_rules! impl_store {
                     return Ok(user);
                 }
                 let mut tx = self.begin_write().await?;
-                let inserted = sqlx::query(concat!(
+                let insert = sqlx::query(concat!(
                     "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
                     "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
                     "version, created_at, updated_at) ",
                     "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
                     parents_exist!("$12")
-                ))
-                .bind(id)
-                .bind(org)
-                .bind(&user.user_name)
-                .bind(validate::user_name_key(&user.user_name))
-                .bind(&user.external_id)
-                .bind(&user.display_name)
-                .bind(&user.given_name)
-                .bind(&user.family_name)
-                .bind(&user.emails)
-                .bind(user.active)
-                .bind(user.lifecycle_state.as_str())
-                .bind(user.source_connection_id)
-                .bind(&user.attributes)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
+                ));
+                let inserted = bind_new_user!(insert, user, now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
                 if inserted.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("organization {org} or its source connection")));
                 }
@@ -1736,12 +1732,8 @@ macro_rules! impl_store {
                 for chunk in groups.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<$db>::new("SELECT group_id, user_id FROM memberships WHERE organization_id = ");
                     q.push_bind(org);
-                    q.push(" AND group_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                    q.push(" AND group_id");
+                    push_in_list!(q, chunk, |id| *id);
                     rows.extend(q.build_query_as::<(GroupId, UserId)>().fetch_all(&self.pool).await?);
                 }
                 Ok(rows)
@@ -1752,12 +1744,8 @@ macro_rules! impl_store {
                 for chunk in ids.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", user_cols!(), " FROM users WHERE organization_id = "));
                     q.push_bind(org);
-                    q.push(" AND id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                    q.push(" AND id");
+                    push_in_list!(q, chunk, |id| *id);
                     users.extend(q.build_query_as::<User>().fetch_all(&self.pool).await?);
                 }
                 Ok(users)
@@ -1955,12 +1943,8 @@ macro_rules! impl_store {
                     q.push_bind(connection);
                     q.push(" AND resource_type = ");
                     q.push_bind(resource_type.as_str());
-                    q.push(" AND local_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                    q.push(" AND local_id");
+                    push_in_list!(q, chunk, |id| *id);
                     links.extend(q.build_query_as::<TargetLink>().fetch_all(&self.pool).await?);
                 }
                 Ok(links)
@@ -2319,12 +2303,8 @@ macro_rules! impl_store {
                 for chunk in resource_ids.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<$db>::new("SELECT DISTINCT resource_id FROM operation_queue WHERE connection_id = ");
                     q.push_bind(connection);
-                    q.push(" AND resource_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                    q.push(" AND resource_id");
+                    push_in_list!(q, chunk, |id| *id);
                     found.extend(q.build_query_scalar::<Uuid>().fetch_all(&self.pool).await?);
                 }
                 Ok(found)

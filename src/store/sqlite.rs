@@ -79,12 +79,9 @@ impl SqliteStore {
             q.push_bind(now);
             q.push(" FROM operation_queue WHERE lease_owner = ");
             q.push_bind(owner);
-            q.push(" AND id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(") RETURNING id");
+            q.push(" AND id");
+            push_in_list!(q, chunk, |id| *id);
+            q.push(" RETURNING id");
             let ids: Vec<OperationId> = q.build_query_scalar().fetch_all(&mut *conn).await?;
             if ids.is_empty() {
                 continue;
@@ -92,12 +89,8 @@ impl SqliteStore {
             let mut q =
                 QueryBuilder::<Sqlite>::new("DELETE FROM operation_queue WHERE lease_owner = ");
             q.push_bind(owner);
-            q.push(" AND id IN (");
-            let mut list = q.separated(", ");
-            for id in &ids {
-                list.push_bind(*id);
-            }
-            q.push(")");
+            q.push(" AND id");
+            push_in_list!(q, &ids, |id| *id);
             q.build().execute(&mut *conn).await?;
             moved.extend(ids);
         }
