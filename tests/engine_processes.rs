@@ -279,13 +279,20 @@ async fn kill_9_mid_wave_loses_nothing_and_duplicates_nothing() {
     d.target
         .faults
         .delay_ms
-        .store(5, std::sync::atomic::Ordering::SeqCst);
+        .store(20, std::sync::atomic::Ordering::SeqCst);
     let (mut first, base) = d.serve();
     let failed_before = push_all(&d, &base, 0..150).await;
     assert!(failed_before.is_empty(), "{failed_before:?}");
-    // Mid-wave: users are being delivered, leases are held, outcomes are unrecorded.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Mid-wave: users are being delivered, leases are held, outcomes are unrecorded. Killed as
+    // soon as the first have arrived (a fixed pause let a fast engine finish the wave first).
+    let started = std::time::Instant::now();
+    while d.target.count("POST", "/scim/v2/Users", 201) == 0
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let delivered = d.target.count("POST", "/scim/v2/Users", 201);
+    eprintln!("killed with {delivered} of 150 delivered");
     kill9(&mut first);
     assert!(
         delivered < 150,

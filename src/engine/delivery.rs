@@ -13,6 +13,7 @@ use crate::policy::target::TargetPolicy;
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +65,9 @@ pub struct Delivery {
 /// Something that carries operations to a target (the SCIM client; a no-op in benchmarks).
 #[async_trait]
 pub trait Deliver: Send + Sync {
+    /// Called with each claimed batch before its attempts start: a chance to read what they
+    /// need in a few queries rather than a few each.
+    async fn prepare(&self, _ops: &[Operation]) {}
     /// Makes one attempt at `op`.
     async fn deliver(&self, op: &Operation) -> Delivery;
 }
@@ -249,7 +253,24 @@ pub struct ScimDelivery {
     lookups: LookupBatcher,
     /// The last policy read and when it began (see [`ScimDelivery::policy`]).
     policy_read: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Policy>)>>,
+    /// What [`Deliver::prepare`] read for claimed user operations, by operation and claim
+    /// (its attempt count, which every claim raises: an entry from an earlier claim whose
+    /// attempt never ran is never used for a later one).
+    prefetched: std::sync::Mutex<HashMap<(OperationId, i32), Prefetched>>,
 }
+
+/// A user operation's user and link, read for its whole claimed batch at once after the claim.
+/// As fresh as reading them in the attempt: a change committed later queues an operation of
+/// its own, which cannot run before this one ends, and the resource's previous operation at
+/// this target (which wrote the link) was recorded before this one could be claimed.
+struct Prefetched {
+    user: Option<User>,
+    link: Option<TargetLink>,
+    at: std::time::Instant,
+}
+
+/// How long a prefetched entry whose attempt never ran (a shutdown) is kept.
+const PREFETCH_KEEP: Duration = Duration::from_secs(60);
 
 /// A target's policy and the organization's mappings, as read at one moment.
 struct Policy {
@@ -275,6 +296,7 @@ impl ScimDelivery {
             patch: tokio::sync::OnceCell::new(),
             lookups: LookupBatcher::default(),
             policy_read: tokio::sync::Mutex::new(None),
+            prefetched: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -578,17 +600,68 @@ impl ScimDelivery {
         Ok(p)
     }
 
+    /// Reads, in two queries, the users and links that a claimed batch's user operations need.
+    async fn prefetch(&self, ops: &[Operation]) -> Result<(), StoreError> {
+        let users: Vec<&Operation> = ops
+            .iter()
+            .filter(|o| o.resource_type == ResourceType::User)
+            .collect();
+        if users.len() < 2 {
+            return Ok(());
+        }
+        let at = std::time::Instant::now();
+        let org = self.org();
+        let ids: Vec<UserId> = users.iter().map(|o| UserId(o.resource_id)).collect();
+        let raw: Vec<uuid::Uuid> = ids.iter().map(|u| u.0).collect();
+        let mut found: HashMap<UserId, User> = self
+            .store
+            .users_by_ids(org, &ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let mut links: HashMap<uuid::Uuid, TargetLink> = self
+            .store
+            .target_links_for(org, self.connection.id, ResourceType::User, &raw)
+            .await?
+            .into_iter()
+            .map(|l| (l.local_id, l))
+            .collect();
+        let mut map = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, p| p.at.elapsed() < PREFETCH_KEEP);
+        for op in users {
+            map.insert(
+                (op.id, op.attempts),
+                Prefetched {
+                    user: found.remove(&UserId(op.resource_id)),
+                    link: links.remove(&op.resource_id),
+                    at,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Makes the target match what policy says about a user, whatever the operation's action:
     /// in scope → created or brought up to date (suspended users as `active=false`); out of
     /// scope, deprovisioned or deleted → removed per the connection's policy.
     async fn converge_user(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
         let org = self.org();
-        let user = self
-            .store
-            .user(org, UserId(op.resource_id))
-            .await
-            .map_err(store_stop)?;
-        let link = self.link(ResourceType::User, op.resource_id).await?;
+        let pre = self
+            .prefetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(op.id, op.attempts));
+        let (user, link) = match pre {
+            Some(p) => (p.user, p.link),
+            None => (
+                self.store
+                    .user(org, UserId(op.resource_id))
+                    .await
+                    .map_err(store_stop)?,
+                self.link(ResourceType::User, op.resource_id).await?,
+            ),
+        };
         let Some(user) = user else {
             return if op.action == OperationAction::Delete {
                 self.remove_user(op, link, log).await
@@ -1039,6 +1112,13 @@ impl ScimDelivery {
 
 #[async_trait]
 impl Deliver for ScimDelivery {
+    async fn prepare(&self, ops: &[Operation]) {
+        if let Err(e) = self.prefetch(ops).await {
+            // Each attempt then reads for itself (and reports the store's trouble).
+            tracing::debug!("prefetching a claimed batch failed: {e}");
+        }
+    }
+
     async fn deliver(&self, op: &Operation) -> Delivery {
         let mut log = Log::new();
         let result = match self.attempt(op, &mut log).await {

@@ -257,6 +257,7 @@ async fn run(
             idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll).await;
             continue;
         }
+        deliver.prepare(&claimed).await;
         for op in claimed {
             let permit = match sem.clone().acquire_owned().await {
                 Ok(p) => p,
