@@ -387,8 +387,13 @@ async fn a_claim_on_stale_statistics_leases_only_what_it_asked_for(h: &Harness) 
     h.raw.exec("ANALYZE operation_queue").await.unwrap();
     let new = target(s, org, "new").await;
     queue_updates(s, org, new.id, 2000).await;
-    // Claims run as a prepared statement: after a few runs PostgreSQL may plan it once for
-    // any connection (a generic plan), which is where the bad plan appeared.
+    // Claims run as a prepared statement: after a few runs PostgreSQL may plan it once for any
+    // connection (a generic plan), which is where the bad plan appeared. On PostgreSQL the
+    // claims below are made through connections that always use the generic plan.
+    let generic = h
+        .reopen_postgres_with(&[("plan_cache_mode", "force_generic_plan")])
+        .await;
+    let s: &dyn Store = generic.as_deref().unwrap_or(s);
     for _ in 0..8 {
         let probe = Uuid::now_v7();
         assert_eq!(

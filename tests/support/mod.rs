@@ -223,6 +223,23 @@ impl Harness {
         MasterKey::from_base64(self.key_text.expose()).unwrap()
     }
 
+    /// On PostgreSQL, the same database opened again with these server settings on every
+    /// connection (e.g. a planner setting a test needs); `None` on SQLite.
+    pub async fn reopen_postgres_with(&self, settings: &[(&str, &str)]) -> Option<Arc<dyn Store>> {
+        match &self.reopen {
+            Reopen::Sqlite(_) => None,
+            Reopen::Pg(opts) => Some(Arc::new(
+                PgStore::open_with(
+                    (**opts).clone().options(settings.iter().copied()),
+                    "reopened with settings".into(),
+                    self.key(),
+                )
+                .await
+                .expect("reopen with settings"),
+            )),
+        }
+    }
+
     /// Opens the same database again with `key` (running migrations again).
     pub async fn reopen(&self, key: MasterKey) -> Arc<dyn Store> {
         match &self.reopen {
