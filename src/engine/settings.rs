@@ -164,14 +164,32 @@ impl Default for TargetSettings {
     }
 }
 
+/// Which users a target receives, as its settings say (see [`TargetSettings::scope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserScope<'a> {
+    /// Users holding at least one role the target is bound to (no `user_scope`).
+    BoundRoles,
+    /// Every user (`"all"`).
+    All,
+    /// A SCIM filter over the user, its `roles` and its `groups` (its text, trimmed).
+    Filter(&'a str),
+}
+
 impl TargetSettings {
+    /// How `user_scope` reads: the one place that decides, for the compiled policy and for
+    /// the store's choice of which changes can affect a user at this target.
+    pub fn scope(&self) -> UserScope<'_> {
+        match self.user_scope.as_deref().map(str::trim) {
+            None | Some("") => UserScope::BoundRoles,
+            Some(s) if s.eq_ignore_ascii_case("all") => UserScope::All,
+            Some(s) => UserScope::Filter(s),
+        }
+    }
+
     /// Whether the target's scope is a filter, which may read a user's groups (so a change of
     /// membership can change whether the user belongs there even when no role changes).
     pub fn scope_is_filter(&self) -> bool {
-        self.user_scope
-            .as_deref()
-            .map(str::trim)
-            .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case("all"))
+        matches!(self.scope(), UserScope::Filter(_))
     }
 
     /// Reads the settings of a connection; unknown keys (other features' settings) are

@@ -5,7 +5,7 @@
 use super::attributes;
 use crate::domain::{Connection, ConnectionId, Group, OperationAction, Role, RoleId, User};
 use crate::engine::render;
-use crate::engine::settings::{DeleteMode, RoleDelivery, TargetSettings};
+use crate::engine::settings::{DeleteMode, RoleDelivery, TargetSettings, UserScope};
 use crate::scim::convert::user_to_doc;
 use crate::scim::filter::{self, Filter};
 use crate::scim::schema::{self, USER_SCHEMA};
@@ -54,10 +54,10 @@ impl TargetPolicy {
         settings: TargetSettings,
         roles: &[Role],
     ) -> Result<Self, String> {
-        let scope = match settings.user_scope.as_deref().map(str::trim) {
-            None | Some("") => Scope::BoundRoles,
-            Some(s) if s.eq_ignore_ascii_case("all") => Scope::All,
-            Some(s) => {
+        let scope = match settings.scope() {
+            UserScope::BoundRoles => Scope::BoundRoles,
+            UserScope::All => Scope::All,
+            UserScope::Filter(s) => {
                 let f = filter::parse(s).map_err(|e| format!("user_scope {s:?}: {}", e.detail))?;
                 filter::validate(&f, &schema::USER)
                     .map_err(|e| format!("user_scope {s:?}: {}", e.detail))?;

@@ -142,15 +142,10 @@ impl PgStore {
     /// connection does not exist).
     const CREATE_USER_AT_ONCE: Option<&'static str> = Some(concat!(
         "WITH new_user AS (",
-        "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
-        "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
-        "version, created_at, updated_at) ",
-        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
-        " WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $2) AND ($12::uuid IS NULL OR EXISTS ",
-        "(SELECT 1 FROM connections WHERE organization_id = $2 AND id = $12)) RETURNING id), ",
+        insert_new_user!(),
+        " RETURNING id), ",
         "queued AS (",
-        "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
-        "action, payload, state, attempts, not_before, created_at, updated_at) ",
+        insert_operation!(),
         "SELECT scimdesk_uuid_v7(), $2, c.id, 'user', u.id, 'create', '{}'::jsonb, 'pending', 0, $14, $14, $14 ",
         "FROM new_user u JOIN connections c ON c.organization_id = $2 AND c.kind = 'scim_target' ",
         "WHERE $10 ORDER BY c.id), ",

@@ -157,6 +157,36 @@ macro_rules! token_cols {
     };
 }
 
+/// The start of every insert into the queue: the columns a new operation sets.
+macro_rules! insert_operation {
+    () => {
+        "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, action, payload, state, attempts, not_before, created_at, updated_at) "
+    };
+}
+
+/// Which waiting operations absorb a new update of the same resource at the same target (see
+/// `enqueue_one`): creates and updates that no worker has taken or tried yet.
+macro_rules! coalescible {
+    () => {
+        "action IN ('create', 'update') AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL"
+    };
+}
+
+/// A new user's row from `$1`–`$14` (bound by [`bind_new_user!`]), written only when the
+/// organization and the source connection exist: shared by `create_user`'s transaction and
+/// PostgreSQL's one-statement create.
+macro_rules! insert_new_user {
+    () => {
+        concat!(
+            "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
+            "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
+            "version, created_at, updated_at) ",
+            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
+            parents_exist!("$12")
+        )
+    };
+}
+
 /// Appends ` IN ($a, $b, ...)` to a `QueryBuilder`, binding `$bind` for each `$x` of `$items`
 /// (callers chunk the items, to stay under the backends' limits on bound values).
 macro_rules! push_in_list {
@@ -423,7 +453,7 @@ macro_rules! impl_store {
                 if op.action == OperationAction::Update {
                     let waiting: Option<OperationId> = sqlx::query_scalar(concat!(
                         "SELECT id FROM operation_queue WHERE connection_id = $1 AND resource_id = $2 ",
-                        "AND action IN ('create', 'update') AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL LIMIT 1",
+                        "AND ", coalescible!(), " LIMIT 1",
                         $row_lock
                     ))
                     .bind(op.connection_id)
@@ -436,8 +466,7 @@ macro_rules! impl_store {
                 }
                 let now = Timestamp::now();
                 Ok(sqlx::query(concat!(
-                    "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
-                    "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                    insert_operation!(),
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8)"
                 ))
                 .bind(OperationId::new())
@@ -463,7 +492,7 @@ macro_rules! impl_store {
                     q.push_bind(target);
                     q.push(" AND resource_id");
                     push_in_list!(q, chunk, |user| user.0);
-                    q.push(" AND action IN ('create', 'update') AND state = 'pending' AND attempts = 0 AND lease_owner IS NULL");
+                    q.push(concat!(" AND ", coalescible!()));
                     q.push($row_lock);
                     let waiting: std::collections::HashSet<Uuid> =
                         q.build_query_scalar::<Uuid>().persistent(false).fetch_all(&mut *conn).await?.into_iter().collect();
@@ -472,10 +501,7 @@ macro_rules! impl_store {
                         continue;
                     }
                     let now = Timestamp::now();
-                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
-                        "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
-                        "action, payload, state, attempts, not_before, created_at, updated_at) "
-                    ));
+                    let mut q = sqlx::QueryBuilder::<$db>::new(insert_operation!());
                     q.push_values(fresh, |mut row, user| {
                         row.push_bind(OperationId::new())
                             .push_bind(org)
@@ -1133,14 +1159,7 @@ macro_rules! impl_store {
                     return Ok(user);
                 }
                 let mut tx = self.begin_write().await?;
-                let insert = sqlx::query(concat!(
-                    "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
-                    "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
-                    "version, created_at, updated_at) ",
-                    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
-                    parents_exist!("$12")
-                ));
-                let inserted = bind_new_user!(insert, user, now)
+                let inserted = bind_new_user!(sqlx::query(insert_new_user!()), user, now)
                     .execute(&mut *tx)
                     .await
                     .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
@@ -1985,8 +2004,7 @@ macro_rules! impl_store {
             async fn enqueue_operation(&self, org: OrganizationId, new: &NewOperation) -> StoreResult<Operation> {
                 let now = Timestamp::now();
                 let op: Option<Operation> = sqlx::query_as(concat!(
-                    "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
-                    "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                    insert_operation!(),
                     "SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8 ",
                     "WHERE EXISTS (SELECT 1 FROM connections WHERE organization_id = $2 AND id = $3) ",
                     "RETURNING ", queue_cols!()
@@ -2506,8 +2524,7 @@ macro_rules! impl_store {
 
             async fn bulk_enqueue_for_benchmark(&self, org: OrganizationId, connection: ConnectionId, count: u64) -> StoreResult<u64> {
                 let n = sqlx::query(concat!(
-                    "INSERT INTO operation_queue (id, organization_id, connection_id, resource_type, resource_id, ",
-                    "action, payload, state, attempts, not_before, created_at, updated_at) ",
+                    insert_operation!(),
                     $bulk_rows
                 ))
                 .bind(org)
