@@ -470,6 +470,80 @@ async fn a_notification_from_another_process_wakes_idle_workers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_notice_wakes_only_the_organization_it_names() {
+    // As above, the engine polls once a minute. Another process announces queue work as
+    // `{"from": <process>, "orgs": [...]}`: a notice naming another organization leaves this
+    // organization's idle worker asleep; one naming this organization wakes it.
+    let Some(d) = Deployment::new().await else {
+        return;
+    };
+    let master = MasterKey::from_base64(&d.key).unwrap();
+    let engine_store: Arc<dyn Store> = Arc::new(
+        PgStore::open_with(d.schema.options(), "engine".into(), master)
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(
+        engine_store,
+        EngineConfig {
+            poll_interval_ms: 60_000,
+            supervise_interval_ms: 200,
+            ..Default::default()
+        },
+    );
+    let actor = Actor::operator("idp");
+    // Queued before the engine starts: its first claim delivers it, so once it has arrived the
+    // worker is past starting up and (a moment later) asleep.
+    d.store
+        .create_user(&actor, d.org, &UserDraft::new("early@hospital.example"))
+        .await
+        .unwrap();
+    engine.start();
+    d.wait_delivered(1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..3 {
+        d.store
+            .create_user(
+                &actor,
+                d.org,
+                &UserDraft::new(format!("named{i}@hospital.example")),
+            )
+            .await
+            .unwrap();
+    }
+    let pool = sqlx::PgPool::connect_with(d.schema.options())
+        .await
+        .unwrap();
+    let announce = |org: OrganizationId| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(scimdesk::engine::events::QUEUE_CHANNEL)
+                .bind(json!({"from": uuid::Uuid::now_v7(), "orgs": [org]}).to_string())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    announce(OrganizationId::new()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        d.target.count("POST", "/scim/v2/Users", 201),
+        1,
+        "a notice for another organization woke this one's worker"
+    );
+    announce(d.org).await;
+    let start = Instant::now();
+    d.wait_delivered(4, Duration::from_secs(20)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changes_reach_other_processes_as_notifications() {
     // Another process (here: a plain LISTEN connection) hears the engine quarantine a target.
     let Some(d) = Deployment::new().await else {

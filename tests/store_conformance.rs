@@ -16,6 +16,7 @@ on_both_backends!(
     membership_never_crosses_organizations,
     roles_and_mappings_crud,
     target_links_crud,
+    batch_lookups_find_exactly_what_was_asked_for,
     operations_and_attempts,
     tokens_issue_authenticate_revoke,
     tenant_isolation,
@@ -592,6 +593,105 @@ async fn target_links_crud(h: &Harness) {
     // A link to an unknown connection is refused.
     link.connection_id = ConnectionId::new();
     assert!(s.upsert_target_link(&link).await.is_err());
+}
+
+/// The batched reads the engine makes per claimed batch (users by id, links by local id):
+/// exactly the rows asked for, of this organization, connection and resource type only. On
+/// PostgreSQL they are written so no plan can scan a whole organization or connection; this
+/// pins down that they still mean the same.
+async fn batch_lookups_find_exactly_what_was_asked_for(h: &Harness) {
+    let s = &*h.store;
+    let o = org(s, "Riverside").await;
+    let other = org(s, "Lakeside").await;
+    let t = s
+        .create_connection(&op(), o.id, &target("app"), None)
+        .await
+        .unwrap();
+    let t2 = s
+        .create_connection(&op(), o.id, &target("other app"), None)
+        .await
+        .unwrap();
+    let mut users = Vec::new();
+    for n in 0..6 {
+        users.push(s.create_user(&op(), o.id, &nurse(n)).await.unwrap());
+    }
+    let stranger = s.create_user(&op(), other.id, &nurse(1)).await.unwrap();
+    let link =
+        |conn: ConnectionId, rt: ResourceType, local: uuid::Uuid, remote: String| TargetLink {
+            organization_id: o.id,
+            connection_id: conn,
+            resource_type: rt,
+            local_id: local,
+            remote_id: remote,
+            remote_etag: None,
+            content_hash: "h".into(),
+            synced_at: Timestamp::now(),
+            last_sent: Some(sqlx::types::Json(serde_json::json!({"userName": "x"}))),
+        };
+    for (i, u) in users.iter().enumerate() {
+        s.upsert_target_link(&link(t.id, ResourceType::User, u.id.0, format!("r{i}")))
+            .await
+            .unwrap();
+        // The same local id at another connection, and as another resource type.
+        s.upsert_target_link(&link(t2.id, ResourceType::User, u.id.0, format!("o{i}")))
+            .await
+            .unwrap();
+        s.upsert_target_link(&link(t.id, ResourceType::Group, u.id.0, format!("g{i}")))
+            .await
+            .unwrap();
+    }
+    let asked: Vec<uuid::Uuid> = users[..4]
+        .iter()
+        .map(|u| u.id.0)
+        .chain([uuid::Uuid::now_v7(), stranger.id.0])
+        .collect();
+    let mut found = s
+        .target_links_for(o.id, t.id, ResourceType::User, &asked)
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.remote_id.cmp(&b.remote_id));
+    let remote: Vec<&str> = found.iter().map(|l| l.remote_id.as_str()).collect();
+    assert_eq!(remote, ["r0", "r1", "r2", "r3"]);
+    assert!(found.iter().all(|l| l.last_sent.is_some()));
+    assert!(
+        s.target_links_for(other.id, t.id, ResourceType::User, &asked)
+            .await
+            .unwrap()
+            .is_empty(),
+        "links read across organizations"
+    );
+    assert!(
+        s.target_links_for(o.id, t.id, ResourceType::User, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let ids: Vec<UserId> = users[2..]
+        .iter()
+        .map(|u| u.id)
+        .chain([stranger.id])
+        .collect();
+    let mut got: Vec<UserId> = s
+        .users_by_ids(o.id, &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    got.sort();
+    let mut want: Vec<UserId> = users[2..].iter().map(|u| u.id).collect();
+    want.sort();
+    assert_eq!(got, want, "another organization's user was returned");
+    assert_eq!(
+        s.users_by_ids(other.id, &[stranger.id, users[0].id])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect::<Vec<_>>(),
+        vec![stranger.id]
+    );
 }
 
 async fn operations_and_attempts(h: &Harness) {

@@ -228,6 +228,14 @@ pub struct WaveReport {
     pub paced_latency_ms: Percentiles,
     /// Peak resident memory of this process (MB).
     pub peak_rss_mb: f64,
+    /// CPU per user of the direct push.
+    pub direct_cpu: CpuPerUser,
+    /// CPU per user of the inbound server alone.
+    pub inbound_cpu: CpuPerUser,
+    /// CPU per user of the engine alone.
+    pub delivery_cpu: CpuPerUser,
+    /// CPU per user end to end.
+    pub engine_cpu: CpuPerUser,
 }
 
 /// p50/p95/p99.
@@ -298,6 +306,71 @@ pub(crate) fn directory_group(org: OrganizationId, name: String, now: Timestamp)
         created_at: now,
         updated_at: now,
     }
+}
+
+/// CPU time used so far, by the whole machine (every process but idle: scimdesk, PostgreSQL and
+/// the in-process target alike) and by this process, in seconds (Linux; `None` elsewhere).
+/// Wall-clock figures on a shared two-core machine vary by ±20 % between runs; the CPU a
+/// phase costs per user varies far less, so it shows whether a change made the work cheaper.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuClock {
+    machine: f64,
+    process: f64,
+}
+
+/// Clock ticks per second in `/proc` (USER_HZ, 100 on every Linux architecture we run on).
+const USER_HZ: f64 = 100.0;
+
+impl CpuClock {
+    /// Reads both clocks now.
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+        let busy: f64 = ticks
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, t)| t)
+            .sum();
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command (which may hold spaces) start at the last ')'.
+        let rest: Vec<&str> = own.get(own.rfind(')')? + 1..)?.split_whitespace().collect();
+        let utime: f64 = rest.get(11)?.parse().ok()?;
+        let stime: f64 = rest.get(12)?.parse().ok()?;
+        Some(Self {
+            machine: busy / USER_HZ,
+            process: (utime + stime) / USER_HZ,
+        })
+    }
+
+    /// CPU per user since `self`, in ms (machine, this process).
+    fn per_user_since(self, users: usize) -> CpuPerUser {
+        let Some(now) = Self::now() else {
+            return CpuPerUser::default();
+        };
+        let n = users.max(1) as f64;
+        CpuPerUser {
+            machine_ms: (now.machine - self.machine) * 1000.0 / n,
+            scimdesk_ms: (now.process - self.process) * 1000.0 / n,
+        }
+    }
+}
+
+/// CPU a phase cost per user, in ms.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CpuPerUser {
+    /// The whole machine's (scimdesk, PostgreSQL, the bench's client and target).
+    pub machine_ms: f64,
+    /// This process's (scimdesk, plus the bench's own client and in-process target).
+    pub scimdesk_ms: f64,
 }
 
 /// Peak resident set size of this process in MB (Linux; 0 elsewhere).
@@ -549,9 +622,16 @@ async fn wait_delivered(
 ) -> Result<(), String> {
     let start = Instant::now();
     let server = target.server();
-    while server.count("POST", "/scim/v2/Users", 201) < users
-        || server.count("POST", "/scim/v2/Groups", 201) < groups
-    {
+    let (mut seen_users, mut seen_groups) = (0, 0);
+    let (mut users_from, mut groups_from) = (0, 0);
+    loop {
+        let (n, next) = server.count_since(users_from, "POST", "/scim/v2/Users", 201);
+        (seen_users, users_from) = (seen_users + n, next);
+        let (n, next) = server.count_since(groups_from, "POST", "/scim/v2/Groups", 201);
+        (seen_groups, groups_from) = (seen_groups + n, next);
+        if seen_users >= users && seen_groups >= groups {
+            break;
+        }
         if start.elapsed() > Duration::from_secs(3600) {
             return Err("the wave did not reach the target within an hour".into());
         }
@@ -630,13 +710,17 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         // Straight to a target.
         let direct =
             BenchTarget::start(o.target, &store, "direct target", o.target_latency).await?;
+        let clock = CpuClock::now().unwrap_or_default();
         let direct_secs =
             push_wave(&http, &direct.server().base_url, direct.token(), &o, "d").await?;
+        let direct_cpu = clock.per_user_since(o.users);
         drop(direct);
 
         // Queued first, then delivered: the engine alone.
         let queued = WaveRoute::start(&store, "queued source", &o).await?;
+        let clock = CpuClock::now().unwrap_or_default();
         let inbound_secs = queued.push_wave(&http, &o, "q").await?;
+        let inbound_cpu = clock.per_user_since(o.users);
         let engine = Engine::new(
             store.clone(),
             EngineConfig {
@@ -645,6 +729,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
             },
         );
         let t0 = Instant::now();
+        let clock = CpuClock::now().unwrap_or_default();
         engine.start();
         wait_delivered(
             store.as_ref(),
@@ -655,6 +740,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         )
         .await?;
         let delivery_secs = t0.elapsed().as_secs_f64();
+        let delivery_cpu = clock.per_user_since(o.users);
         check_delivered(&queued.target, o.users)?;
         drop(queued);
 
@@ -663,6 +749,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         engine.refresh_connections();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let t0 = Instant::now();
+        let clock = CpuClock::now().unwrap_or_default();
         let source_push_secs = route.push_wave(&http, &o, "e").await?;
         wait_delivered(
             store.as_ref(),
@@ -673,6 +760,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         )
         .await?;
         let engine_secs = t0.elapsed().as_secs_f64();
+        let engine_cpu = clock.per_user_since(o.users);
         let wave_latency = latencies(store.as_ref(), route.org, OperationAction::Create).await?;
         check_delivered(&route.target, o.users)?;
         let requests = route.target.server().received().len();
@@ -720,6 +808,10 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
             paced_rate: o.paced_rate,
             paced_latency_ms: percentiles(paced_latency),
             peak_rss_mb: peak_rss_mb(),
+            direct_cpu,
+            inbound_cpu,
+            delivery_cpu,
+            engine_cpu,
         })
     }
     .await;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
-/// The PostgreSQL channel that says "there is new queue work" (payload: nothing).
+/// The PostgreSQL channel that says "there is new queue work" (payload: who queued it and for
+/// which organizations, as JSON; empty wakes every worker).
 pub const QUEUE_CHANNEL: &str = "scimdesk_queue";
 /// The PostgreSQL channel that carries [`EngineEvent`]s as JSON (health and state changes).
 pub const EVENTS_CHANNEL: &str = "scimdesk_events";

@@ -43,6 +43,19 @@ struct Envelope {
     event: EngineEvent,
 }
 
+/// New queue work as it crosses processes: who queued it (a process ignores its own) and for
+/// which organizations (only their workers wake). An empty or unreadable payload (as sent by
+/// `wake_other_processes`) wakes every worker.
+#[derive(Serialize, Deserialize)]
+struct QueueNotice {
+    from: Uuid,
+    orgs: Vec<crate::domain::OrganizationId>,
+}
+
+/// Organizations named in one NOTIFY (PostgreSQL's payload limit is 8,000 bytes; a quoted id
+/// takes 39).
+const ORGS_PER_NOTICE: usize = 150;
+
 /// Resolves once `stop` is true (without holding its lock across an await).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -161,6 +174,7 @@ impl Engine {
             tasks.push(tokio::spawn(listen(
                 pool.clone(),
                 self.process_id,
+                self.store.clone(),
                 self.remote_wake.clone(),
                 self.events.clone(),
                 self.stop.subscribe(),
@@ -168,7 +182,7 @@ impl Engine {
             tasks.push(tokio::spawn(notify(
                 pool,
                 self.process_id,
-                self.store.queue_signal(),
+                self.store.clone(),
                 out_rx,
                 self.stop.subscribe(),
             )));
@@ -183,6 +197,7 @@ impl Engine {
             tasks.push(tokio::spawn(listen(
                 pool,
                 self.process_id,
+                self.store.clone(),
                 self.remote_wake.clone(),
                 self.events.clone(),
                 self.stop.subscribe(),
@@ -217,7 +232,6 @@ impl Engine {
             stats: self.stats.clone(),
             metrics: self.metrics.clone(),
             events: self.events.clone(),
-            remote_wake: self.remote_wake.subscribe(),
             delivery_override: self.delivery_override.clone(),
         }
     }
@@ -502,6 +516,7 @@ async fn assess_health(
 async fn listen(
     pool: sqlx::PgPool,
     me: Uuid,
+    store: Arc<dyn Store>,
     wake: watch::Sender<u64>,
     events: EventBus,
     mut stop: watch::Receiver<bool>,
@@ -523,12 +538,22 @@ async fn listen(
             continue;
         }
         // Anything may have happened while not listening.
+        store.queue_signal().wake_all();
         wake.send_modify(|n| *n = n.wrapping_add(1));
         loop {
             tokio::select! {
                 _ = stopped(&mut stop) => return,
                 n = listener.try_recv() => match n {
                     Ok(Some(n)) if n.channel() == QUEUE_CHANNEL => {
+                        match serde_json::from_str::<QueueNotice>(n.payload()) {
+                            Ok(notice) if notice.from == me => continue,
+                            Ok(notice) => {
+                                for org in notice.orgs {
+                                    store.queue_signal().wake(org);
+                                }
+                            }
+                            Err(_) => store.queue_signal().wake_all(),
+                        }
                         wake.send_modify(|n| *n = n.wrapping_add(1));
                     }
                     Ok(Some(n)) => {
@@ -539,7 +564,10 @@ async fn listen(
                         }
                     }
                     // The connection was lost; PgListener reconnects on the next call.
-                    Ok(None) => wake.send_modify(|n| *n = n.wrapping_add(1)),
+                    Ok(None) => {
+                        store.queue_signal().wake_all();
+                        wake.send_modify(|n| *n = n.wrapping_add(1));
+                    }
                     Err(e) => {
                         tracing::warn!("LISTEN connection failed (reconnecting): {e}");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -557,10 +585,11 @@ async fn listen(
 async fn notify(
     pool: sqlx::PgPool,
     me: Uuid,
-    mut signal: watch::Receiver<u64>,
+    store: Arc<dyn Store>,
     mut outbox: mpsc::UnboundedReceiver<EngineEvent>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut signal = store.queue_signal().subscribe_local();
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -568,7 +597,16 @@ async fn notify(
                 if changed.is_err() {
                     return;
                 }
-                let _ = sqlx::query("SELECT pg_notify($1, '')").bind(QUEUE_CHANNEL).execute(&pool).await;
+                let orgs = store.queue_signal().take_unannounced();
+                for orgs in orgs.chunks(ORGS_PER_NOTICE) {
+                    if let Ok(payload) = serde_json::to_string(&QueueNotice { from: me, orgs: orgs.to_vec() }) {
+                        let _ = sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(QUEUE_CHANNEL)
+                            .bind(payload)
+                            .execute(&pool)
+                            .await;
+                    }
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Some(event) = outbox.recv() => {

@@ -32,8 +32,6 @@ pub(crate) struct Shared {
     pub stats: Arc<StatsRecorder>,
     pub metrics: Arc<Metrics>,
     pub events: EventBus,
-    /// Bumped when another process says there is new work.
-    pub remote_wake: watch::Receiver<u64>,
     /// A delivery other than SCIM (benchmarks); `None` for the real one.
     pub delivery_override: Option<Arc<dyn Deliver>>,
 }
@@ -132,8 +130,10 @@ async fn run(
 ) {
     let owner = Uuid::now_v7();
     let store = shared.store.clone();
-    let mut signal = store.queue_signal();
-    let mut remote = shared.remote_wake.clone();
+    // Wakes for this organization's work only, this process's or (through LISTEN) another's.
+    let mut signal = store
+        .queue_signal()
+        .subscribe_org(conn_rx.borrow().organization_id);
     let (out_tx, out_rx) = mpsc::channel::<Outcome>(4096);
     // Two completers record outcomes in parallel transactions (a batch's cost is mostly fixed,
     // and one transaction at a time leaves the database's other core idle).
@@ -176,7 +176,7 @@ async fn run(
             conn = fresh;
         }
         if conn.state == ConnectionState::Paused {
-            idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll * 10).await;
+            idle(&mut stop, &mut conn_rx, &mut signal, poll * 10).await;
             continue;
         }
         if delivery.is_none() {
@@ -192,7 +192,7 @@ async fn run(
                         tracing::warn!(connection = %conn.id, "cannot deliver: {e}");
                         config_error_logged = true;
                     }
-                    idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll * 5).await;
+                    idle(&mut stop, &mut conn_rx, &mut signal, poll * 5).await;
                     continue;
                 }
             }
@@ -205,7 +205,7 @@ async fn run(
             let wait = next_probe
                 .saturating_duration_since(Instant::now())
                 .min(poll * 10);
-            idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, wait).await;
+            idle(&mut stop, &mut conn_rx, &mut signal, wait).await;
             continue;
         }
         // Claim in batches: wait until half a batch of permits is free rather than claiming
@@ -226,7 +226,6 @@ async fn run(
             free.min(shared.config.claim_batch.max(1) as usize) as u32
         };
         signal.borrow_and_update();
-        remote.borrow_and_update();
         // Look from where the last claim started; from the beginning every few seconds (and
         // after finding nothing), for work that was skipped while locked or blocked.
         if last_full_scan.elapsed() >= FULL_SCAN_EVERY {
@@ -245,7 +244,7 @@ async fn run(
             }
             Err(e) => {
                 tracing::warn!(connection = %conn.id, "claiming failed (will retry): {e}");
-                idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll).await;
+                idle(&mut stop, &mut conn_rx, &mut signal, poll).await;
                 continue;
             }
         };
@@ -254,31 +253,40 @@ async fn run(
                 Instant::now() + Duration::from_secs(shared.config.health.probe_interval_secs);
         }
         if claimed.is_empty() {
-            idle(&mut stop, &mut conn_rx, &mut signal, &mut remote, poll).await;
+            idle(&mut stop, &mut conn_rx, &mut signal, poll).await;
             continue;
         }
-        deliver.prepare(&claimed).await;
-        for op in claimed {
-            let permit = match sem.clone().acquire_owned().await {
-                Ok(p) => p,
+        // Take the batch's slots here (so the next claim sees them taken), then prepare and
+        // start it in its own task: the claim loop is serial, and waiting here for the batch's
+        // reads left the next claim waiting behind them.
+        let mut permits = Vec::with_capacity(claimed.len());
+        for _ in 0..claimed.len() {
+            match sem.clone().acquire_owned().await {
+                Ok(p) => permits.push(p),
                 Err(_) => break,
-            };
-            let task = Attempt {
-                shared: shared.clone(),
-                conn: conn.clone(),
-                settings: settings.clone(),
-                deliver: deliver.clone(),
-                limiter: limiter.clone(),
-                tracker: tracker.clone(),
-                out: out_tx.clone(),
-                owner,
-                stop: stop.clone(),
-            };
-            tokio::spawn(async move {
-                task.run(op).await;
-                drop(permit);
-            });
+            }
         }
+        let task = Attempt {
+            shared: shared.clone(),
+            conn: conn.clone(),
+            settings: settings.clone(),
+            deliver: deliver.clone(),
+            limiter: limiter.clone(),
+            tracker: tracker.clone(),
+            out: out_tx.clone(),
+            owner,
+            stop: stop.clone(),
+        };
+        tokio::spawn(async move {
+            task.deliver.prepare(&claimed).await;
+            for (op, permit) in claimed.into_iter().zip(permits) {
+                let task = task.clone();
+                tokio::spawn(async move {
+                    task.run(op).await;
+                    drop(permit);
+                });
+            }
+        });
     }
     // Shutdown: let requests in flight finish (up to the grace), then record and give back.
     let grace = Duration::from_millis(shared.config.shutdown_grace_ms);
@@ -316,19 +324,18 @@ async fn idle(
     stop: &mut watch::Receiver<bool>,
     conn: &mut watch::Receiver<Connection>,
     signal: &mut watch::Receiver<u64>,
-    remote: &mut watch::Receiver<u64>,
     max: Duration,
 ) {
     tokio::select! {
         _ = stop.changed() => {}
         _ = conn.changed() => {}
         _ = signal.changed() => {}
-        _ = remote.changed() => {}
         _ = tokio::time::sleep(max) => {}
     }
 }
 
 /// One operation's attempt, run in its own task.
+#[derive(Clone)]
 struct Attempt {
     shared: Shared,
     conn: Connection,

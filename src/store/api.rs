@@ -612,9 +612,9 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<ConnectionStats>>;
     /// Deletes statistics older than `before`.
     async fn prune_connection_stats(&self, before: Timestamp) -> StoreResult<u64>;
-    /// A receiver that changes whenever this process commits new queue work (or is told, by
-    /// another process's notification, that there is some): workers wait on it.
-    fn queue_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Wakes workers when this process commits new queue work for their organization (or is
+    /// told, by another process's notification, that there is some).
+    fn queue_signal(&self) -> &super::QueueSignal;
     /// Queues `count` updates, each for a resource of its own, in one statement: only for
     /// `scimdesk bench drain`, which needs a large queue fast.
     async fn bulk_enqueue_for_benchmark(

@@ -9,6 +9,7 @@ mod error;
 #[macro_use]
 mod shared;
 mod postgres;
+mod queue_signal;
 pub mod scim_query;
 mod sqlite;
 
@@ -18,6 +19,7 @@ pub use api::{
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::PgStore;
+pub use queue_signal::QueueSignal;
 pub use sqlite::SqliteStore;
 
 use crate::crypto::MasterKey;

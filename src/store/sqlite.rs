@@ -1,9 +1,12 @@
 //! The SQLite store: the embedded default, one process, nothing to install.
 
-use super::shared::{KeyRing, QueueSignal};
+use super::QueueSignal;
+use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
-use crate::domain::{Attempt, OperationId, Timestamp};
+use crate::domain::{
+    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
+};
 use sqlx::QueryBuilder;
 use sqlx::Transaction;
 use sqlx::sqlite::{
@@ -47,7 +50,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             keys: KeyRing::new(master),
-            signal: QueueSignal::new(),
+            signal: QueueSignal::default(),
             location: redact_url(url),
         })
     }
@@ -123,6 +126,30 @@ impl SqliteStore {
             q.build().execute(&mut *conn).await?;
         }
         Ok(())
+    }
+
+    /// The links of these local ids at one connection (an IN list: SQLite's planner takes
+    /// the primary key for it whatever the table's size).
+    async fn links_for(
+        pool: &sqlx::SqlitePool,
+        org: OrganizationId,
+        connection: ConnectionId,
+        resource_type: ResourceType,
+        local_ids: &[uuid::Uuid],
+    ) -> StoreResult<Vec<TargetLink>> {
+        let mut q = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM target_links WHERE organization_id = "
+        ));
+        q.push_bind(org);
+        q.push(" AND connection_id = ");
+        q.push_bind(connection);
+        q.push(" AND resource_type = ");
+        q.push_bind(resource_type.as_str());
+        q.push(" AND local_id");
+        push_in_list!(q, local_ids, |id| *id);
+        Ok(q.build_query_as::<TargetLink>().fetch_all(pool).await?)
     }
 
     fn backend_name() -> &'static str {

@@ -169,6 +169,26 @@ impl FaultyServer {
             .count()
     }
 
+    /// Like [`count`](Self::count) over the requests received from position `from` on, with
+    /// the position to continue from: a poller counts each request once instead of rescanning
+    /// (and locking out the server for) the whole log every time.
+    pub fn count_since(
+        &self,
+        from: usize,
+        method: &str,
+        prefix: &str,
+        status: u16,
+    ) -> (usize, usize) {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let n = log
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix) && r.status == status)
+            .count();
+        (n, log.len())
+    }
+
     /// Makes a share of requests fail (see [`Faults`]).
     pub fn fail(&self, percent: u32, retry_after_secs: u32) {
         self.faults

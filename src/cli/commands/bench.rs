@@ -58,6 +58,19 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
                 "    (the identity provider's push to the inbound server took {:.2} s of it; the target got {:.2} requests per user)",
                 r.source_push_secs, r.requests_per_user
             );
+            let cpu = |c: &crate::bench::CpuPerUser| {
+                format!(
+                    "{:.3} ms machine, {:.3} ms scimdesk",
+                    c.machine_ms, c.scimdesk_ms
+                )
+            };
+            println!(
+                "  CPU per user: direct {}; inbound alone {}; engine alone {}; end to end {}",
+                cpu(&r.direct_cpu),
+                cpu(&r.inbound_cpu),
+                cpu(&r.delivery_cpu),
+                cpu(&r.engine_cpu)
+            );
             println!(
                 "  source-to-target latency in the wave: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
                 r.wave_latency_ms.p50, r.wave_latency_ms.p95, r.wave_latency_ms.p99
