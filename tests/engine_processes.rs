@@ -78,6 +78,25 @@ impl Deployment {
         })
     }
 
+    /// An engine on a store of its own (as another process would have) that polls only once a
+    /// minute: whatever it delivers within seconds, a notification woke it for.
+    async fn engine_polling_once_a_minute(&self) -> Engine {
+        let master = MasterKey::from_base64(&self.key).unwrap();
+        let engine_store: Arc<dyn Store> = Arc::new(
+            PgStore::open_with(self.schema.options(), "engine".into(), master)
+                .await
+                .unwrap(),
+        );
+        Engine::new(
+            engine_store,
+            EngineConfig {
+                poll_interval_ms: 60_000,
+                supervise_interval_ms: 200,
+                ..Default::default()
+            },
+        )
+    }
+
     /// Starts `scimdesk serve` on a free port; returns the process and its SCIM base URL.
     fn serve(&self) -> (Served, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scimdesk"))
@@ -430,20 +449,7 @@ async fn a_notification_from_another_process_wakes_idle_workers() {
     let Some(d) = Deployment::new().await else {
         return;
     };
-    let master = MasterKey::from_base64(&d.key).unwrap();
-    let engine_store: Arc<dyn Store> = Arc::new(
-        PgStore::open_with(d.schema.options(), "engine".into(), master)
-            .await
-            .unwrap(),
-    );
-    let engine = Engine::new(
-        engine_store,
-        EngineConfig {
-            poll_interval_ms: 60_000,
-            supervise_interval_ms: 200,
-            ..Default::default()
-        },
-    );
+    let engine = d.engine_polling_once_a_minute().await;
     engine.start();
     // Let the worker start and go idle.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -477,20 +483,7 @@ async fn another_process_notice_wakes_only_the_organization_it_names() {
     let Some(d) = Deployment::new().await else {
         return;
     };
-    let master = MasterKey::from_base64(&d.key).unwrap();
-    let engine_store: Arc<dyn Store> = Arc::new(
-        PgStore::open_with(d.schema.options(), "engine".into(), master)
-            .await
-            .unwrap(),
-    );
-    let engine = Engine::new(
-        engine_store,
-        EngineConfig {
-            poll_interval_ms: 60_000,
-            supervise_interval_ms: 200,
-            ..Default::default()
-        },
-    );
+    let engine = d.engine_polling_once_a_minute().await;
     let actor = Actor::operator("idp");
     // Queued before the engine starts: its first claim delivers it, so once it has arrived the
     // worker is past starting up and (a moment later) asleep.
