@@ -44,9 +44,11 @@ impl Tmux {
         for (k, v) in env {
             vars.push_str(&format!(" {k}={v}"));
         }
-        // After the program: its exit code, and whether the terminal is cooked again.
+        // After the program: its exit code, whether the terminal is cooked again, then a line
+        // that says both have been printed (waiting for "EXITED" alone could read the screen
+        // before `stty` had answered, as a loaded CI machine once did).
         let script = format!(
-            "env {vars} {command}; echo \"EXITED $?\"; stty -a | grep -q ' icanon' && echo COOKED; sleep 600"
+            "env {vars} {command}; echo \"EXITED $?\"; stty -a | grep -q ' icanon' && echo COOKED; echo CHECKED; sleep 600"
         );
         let t = Self { socket, dir };
         t.tmux(&[
@@ -236,7 +238,7 @@ fn demo_driven_from_the_keyboard() {
         s.contains("Agency Float Pool") && s.contains("float-nurse")
     });
     t.keys(&["q"]);
-    let s = t.wait_for("the exit", |s| s.contains("EXITED"));
+    let s = t.wait_for("the exit", |s| s.contains("CHECKED"));
     assert!(s.contains("EXITED 0") && s.contains("COOKED"), "{s}");
     assert!(!t.alternate_screen());
 
@@ -299,7 +301,7 @@ fn the_terminal_is_restored_after_a_panic_and_after_sigterm() {
             ("RUST_BACKTRACE", "0"),
         ],
     );
-    let s = panicking.wait_for("the exit after the panic", |s| s.contains("EXITED"));
+    let s = panicking.wait_for("the exit after the panic", |s| s.contains("CHECKED"));
     assert!(s.contains("panicking after the first frame"), "{s}");
     assert!(!s.contains("EXITED 0") && s.contains("COOKED"), "{s}");
     assert!(!panicking.alternate_screen());
@@ -315,7 +317,7 @@ fn the_terminal_is_restored_after_a_panic_and_after_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let s = running.wait_for("the exit after SIGTERM", |s| s.contains("EXITED"));
+    let s = running.wait_for("the exit after SIGTERM", |s| s.contains("CHECKED"));
     assert!(s.contains("EXITED 0") && s.contains("COOKED"), "{s}");
     assert!(!running.alternate_screen());
 }
