@@ -5,7 +5,7 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
+    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::{ConnectOptions as _, Connection as _, Transaction};
@@ -154,6 +154,39 @@ impl PgStore {
         .bind(local_ids)
         .fetch_all(pool)
         .await?)
+    }
+
+    /// The users of `org` among `ids` (the columns `cols`): one primary-key probe per id.
+    ///
+    /// As a plain `WHERE id IN (…)` the choice between probing the primary key and scanning
+    /// depends on statistics: with `organization_id = $1` the planner scanned a new tenant's
+    /// users through an index led by the organization, and with the organization hidden from
+    /// indexes it chose a sequential scan of the whole table (seen with `auto_explain` while a
+    /// 5,000-user tenant's groups were created: 6 and 11 ms to check 100 members). Inside the
+    /// lateral sub-select the id is an equality on the primary key, and the organization is
+    /// compared with `IS NOT DISTINCT FROM` (never NULL, so it means `=`) so that no index led
+    /// by it competes; `OFFSET 0` keeps the sub-select a probe per id.
+    async fn users_in_org<'e, T, E>(
+        ex: E,
+        org: OrganizationId,
+        ids: &[UserId],
+        cols: &'static str,
+    ) -> StoreResult<Vec<T>>
+    where
+        E: sqlx::Executor<'e, Database = Postgres>,
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let sql = format!(
+            "SELECT u.* FROM UNNEST($2::uuid[]) AS k(id) CROSS JOIN LATERAL (SELECT {cols} FROM users \
+             WHERE id = k.id AND organization_id IS NOT DISTINCT FROM $1 OFFSET 0) u"
+        );
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|u| u.0).collect();
+        // `cols` is a column list written in the source, never input.
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(ids)
+            .fetch_all(ex)
+            .await?)
     }
 
     fn backend_name() -> &'static str {

@@ -184,12 +184,10 @@ macro_rules! push_in_list {
 
 /// `WHERE` for rows of one organization found by their (globally unique) ids: ` id IN (…) AND
 /// organization_id IS NOT DISTINCT FROM $org`. The organization is still checked, but as a
-/// condition no index can serve (`organization_id` is never NULL, so it means `=`): with
-/// `organization_id = $org` the PostgreSQL planner could choose an index led by the
-/// organization, and for an organization its statistics have not seen yet it estimates one
-/// row and scans every row of the organization, filtering by id (seen while a new tenant's
-/// groups were created: 6 ms to check 200 members, growing with the tenant). This way the
-/// primary key is the only way in.
+/// condition no index can serve (`organization_id` is never NULL, so it means `=`), so that
+/// an index led by the organization never competes with the primary key. SQLite's reads of
+/// users by id use it as it is; PostgreSQL's put it inside a per-id probe (`users_in_org` in
+/// postgres.rs), since there the alternative to the primary key can also be a sequential scan.
 macro_rules! push_ids_in_org {
     ($q:ident, $org:expr, $ids:expr, |$x:pat_param| $bind:expr) => {{
         $q.push(" id");
@@ -368,10 +366,8 @@ macro_rules! impl_store {
                 let added: Vec<UserId> = wanted.difference(&have).copied().collect();
                 for chunk in added.chunks(500) {
                     // Named, unlike a foreign key violation: which user does not exist.
-                    let mut q = sqlx::QueryBuilder::<$db>::new("SELECT id FROM users WHERE");
-                    push_ids_in_org!(q, org, chunk, |user| *user);
                     let found: std::collections::HashSet<UserId> =
-                        q.build_query_scalar::<UserId>().persistent(false).fetch_all(&mut *conn).await?.into_iter().collect();
+                        Self::users_in_org::<(UserId,), _>(&mut *conn, org, chunk, "id").await?.into_iter().map(|(id,)| id).collect();
                     if let Some(missing) = chunk.iter().find(|u| !found.contains(u)) {
                         return Err(StoreError::NotFound(format!("user {missing}")));
                     }
@@ -1758,9 +1754,7 @@ macro_rules! impl_store {
             async fn users_by_ids(&self, org: OrganizationId, ids: &[UserId]) -> StoreResult<Vec<User>> {
                 let mut users = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", user_cols!(), " FROM users WHERE"));
-                    push_ids_in_org!(q, org, chunk, |id| *id);
-                    users.extend(q.build_query_as::<User>().fetch_all(&self.pool).await?);
+                    users.extend(Self::users_in_org::<User, _>(&self.pool, org, chunk, user_cols!()).await?);
                 }
                 Ok(users)
             }

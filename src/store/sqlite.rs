@@ -5,7 +5,7 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
+    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, UserId,
 };
 use sqlx::QueryBuilder;
 use sqlx::Transaction;
@@ -150,6 +150,24 @@ impl SqliteStore {
         q.push(" AND local_id");
         push_in_list!(q, local_ids, |id| *id);
         Ok(q.build_query_as::<TargetLink>().fetch_all(pool).await?)
+    }
+
+    /// The users of `org` among `ids` (the columns `cols`): an IN list on the primary key, the
+    /// organization checked where no index can serve it (see `push_ids_in_org!`).
+    async fn users_in_org<'e, T, E>(
+        ex: E,
+        org: OrganizationId,
+        ids: &[UserId],
+        cols: &'static str,
+    ) -> StoreResult<Vec<T>>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        // `cols` is a column list written in the source, never input.
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {cols} FROM users WHERE"));
+        push_ids_in_org!(q, org, ids, |id| *id);
+        Ok(q.build_query_as::<T>().fetch_all(ex).await?)
     }
 
     fn backend_name() -> &'static str {
