@@ -182,21 +182,6 @@ macro_rules! push_in_list {
     }};
 }
 
-/// `WHERE` for rows of one organization found by their (globally unique) ids: ` id IN (…) AND
-/// organization_id IS NOT DISTINCT FROM $org`. The organization is still checked, but as a
-/// condition no index can serve (`organization_id` is never NULL, so it means `=`), so that
-/// an index led by the organization never competes with the primary key. SQLite's reads of
-/// users by id use it as it is; PostgreSQL's put it inside a per-id probe (`users_in_org` in
-/// postgres.rs), since there the alternative to the primary key can also be a sequential scan.
-macro_rules! push_ids_in_org {
-    ($q:ident, $org:expr, $ids:expr, |$x:pat_param| $bind:expr) => {{
-        $q.push(" id");
-        push_in_list!($q, $ids, |$x| $bind);
-        $q.push(" AND organization_id IS NOT DISTINCT FROM ");
-        $q.push_bind($org);
-    }};
-}
-
 /// Binds a new user's `$1`–`$14` (the columns of `users` in the order `create_user` inserts
 /// them) onto a query: shared by the one-statement create and the transaction.
 macro_rules! bind_new_user {
