@@ -29,6 +29,7 @@ on_both_backends!(
     scheduled_reconciliation_feeds_health,
     conflicts_at_a_target_are_exceptions_resolved_by_linking,
     a_member_already_gone_at_the_target_is_not_a_failure,
+    a_group_refused_for_a_member_removed_meanwhile_is_sent_again,
 );
 
 fn op() -> Actor {
@@ -1381,5 +1382,103 @@ async fn a_member_already_gone_at_the_target_is_not_a_failure(h: &Harness) {
         .await
         .unwrap();
     assert!(failed.is_empty(), "{failed:?}");
+    engine.shutdown().await;
+}
+
+/// A group sent while one of its members is being removed at the target by this target's own
+/// work is refused there (400: no such member). That is a race, not an operator's problem: the
+/// group waits for the member's work and is sent again. Here the member (bob, deleted by hand
+/// at the target, so his link is stale) has an operation leased by a worker that is not
+/// running; the role group, sent in full (PUT), is refused until that lease expires and bob's
+/// operation re-creates him, and then holds all three nurses with nothing failed.
+async fn a_group_refused_for_a_member_removed_meanwhile_is_sent_again(h: &Harness) {
+    let (s, src, target, conn) = scene(
+        h,
+        "Rostering",
+        "rostering",
+        json!({"roles": ["nurse"], "update_mode": "put"}),
+    )
+    .await;
+    let nurse = role(&*s, src.org, "nurse").await;
+    add_mapping(&*s, src.org, rule("Nurses", false, nurse.id)).await;
+    let engine = running(h).await;
+    let a = src.create_user("ann@riverside.example").await;
+    let b = src.create_user("bob@riverside.example").await;
+    let group = push_group(&src, "Nurses", &[a, b.clone()]).await;
+    eventually(
+        Duration::from_secs(30),
+        "the role group with both",
+        || async {
+            target_groups(&*s, &target)
+                .await
+                .get("nurse")
+                .is_some_and(|m| m.len() == 2)
+        },
+    )
+    .await;
+    settled(&*s, src.org).await;
+    engine.shutdown().await;
+
+    let gone = target_users(&*s, &target)
+        .await
+        .into_iter()
+        .find(|u| u.user_name == "bob@riverside.example")
+        .unwrap();
+    s.delete_user(&op(), target.organization_id, gone.id)
+        .await
+        .unwrap();
+    // A change to bob, whose operation is leased by a worker that will not finish it: his
+    // work stays unfinished until the lease runs out, and then re-creates him.
+    let bob_id = Uuid::parse_str(&b).unwrap();
+    let (status, body) = src
+        .call(
+            Method::PATCH,
+            &format!("/Users/{b}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "Bob"}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let leased = s
+        .claim_operations(conn.id, Uuid::now_v7(), Duration::from_secs(3), 1, None)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].resource_id, bob_id);
+    let c = src.create_user("cat@riverside.example").await;
+    patch_members(&src, &group, "add", &c).await;
+
+    let engine = running(h).await;
+    eventually(
+        Duration::from_secs(30),
+        "the role group with all three, bob re-created",
+        || async {
+            target_groups(&*s, &target)
+                .await
+                .get("nurse")
+                .is_some_and(|m| m.len() == 3 && m.contains("bob@riverside.example"))
+        },
+    )
+    .await;
+    settled(&*s, src.org).await;
+    let failed = s
+        .list_operations(
+            src.org,
+            &OperationFilter {
+                state: Some(OperationState::Failed),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    let refused = target.server.count("PUT", "/scim/v2/Groups", 400);
+    assert!(
+        refused >= 1,
+        "the group was never refused: the race was not staged"
+    );
     engine.shutdown().await;
 }

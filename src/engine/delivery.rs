@@ -825,7 +825,7 @@ impl ScimDelivery {
     }
 
     /// The target ids of a group's members; waits while a member is still on its way there.
-    async fn remote_members(&self, members: &[UserId]) -> Result<Vec<String>, Stop> {
+    async fn remote_members(&self, members: &[UserId]) -> Result<Vec<(uuid::Uuid, String)>, Stop> {
         let ids: Vec<uuid::Uuid> = members.iter().map(|m| m.0).collect();
         let links = self
             .store
@@ -873,9 +873,85 @@ impl ScimDelivery {
         // or out of scope): they are not members there.
         let remote = ids
             .iter()
-            .filter_map(|id| linked.get(id).cloned())
+            .filter_map(|id| linked.get(id).map(|r| (*id, r.clone())))
             .collect();
         Ok(remote)
+    }
+
+    /// Sends a group (source or role group) holding `members` (local id, remote id) and
+    /// links it. A member sent may have been removed at the target by one of this target's
+    /// own operations running alongside (a member leaving is deleted there while the group
+    /// that still named them is on its way), and the target then refuses the whole group
+    /// (400 for an unknown member). That is no reason for an operator: if any member sent
+    /// has work unfinished here or is no longer linked as sent, the group waits and is
+    /// rendered again from what is true by then. A refusal with every member still as sent
+    /// stays a failure.
+    async fn send_group(
+        &self,
+        op: &Operation,
+        doc: Value,
+        members: &[(uuid::Uuid, String)],
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        let link = self.link(op.resource_type, op.resource_id).await?;
+        match self.sync_document(op, link, doc, true, log).await {
+            Err(stop) => Err(self.unless_members_moved(stop, members, log).await),
+            done => done,
+        }
+    }
+
+    /// A target's refusal (4xx) of a group naming `members`, or a wait for them if any has
+    /// moved since (see [`send_group`](Self::send_group)).
+    async fn unless_members_moved(
+        &self,
+        stop: Stop,
+        members: &[(uuid::Uuid, String)],
+        log: &Log,
+    ) -> Stop {
+        let DeliveryResult::Permanent { error } = &stop else {
+            return stop;
+        };
+        if !log.status.is_some_and(|s| (400..500).contains(&s)) {
+            return stop;
+        }
+        match self.members_moved(members).await {
+            Ok(true) => DeliveryResult::Wait {
+                until: Timestamp::now().after(DEPENDENCY_WAIT),
+                reason: format!(
+                    "a member changed at this target while the group was sent; it is sent again ({error})"
+                ),
+            },
+            Ok(false) => stop,
+            Err(e) => e,
+        }
+    }
+
+    /// Whether any of `members` (local id, remote id as sent) now has work unfinished at this
+    /// target or a link other than the one sent.
+    async fn members_moved(&self, members: &[(uuid::Uuid, String)]) -> Result<bool, Stop> {
+        if members.is_empty() {
+            return Ok(false);
+        }
+        let ids: Vec<uuid::Uuid> = members.iter().map(|(id, _)| *id).collect();
+        let busy = self
+            .store
+            .unfinished_resources(self.connection.id, &ids)
+            .await
+            .map_err(store_stop)?;
+        if !busy.is_empty() {
+            return Ok(true);
+        }
+        let now: HashMap<uuid::Uuid, String> = self
+            .store
+            .target_links_for(self.org(), self.connection.id, ResourceType::User, &ids)
+            .await
+            .map_err(store_stop)?
+            .into_iter()
+            .map(|l| (l.local_id, l.remote_id))
+            .collect();
+        Ok(members
+            .iter()
+            .any(|(id, remote)| now.get(id) != Some(remote)))
     }
 
     /// Create or update of a group with its members.
@@ -895,9 +971,9 @@ impl ScimDelivery {
             .await
             .map_err(store_stop)?;
         let remote = self.remote_members(&members).await?;
-        let doc = render::group_document(&group, &remote);
-        let link = self.link(op.resource_type, op.resource_id).await?;
-        self.sync_document(op, link, doc, true, log).await
+        let ids: Vec<String> = remote.iter().map(|(_, r)| r.clone()).collect();
+        let doc = render::group_document(&group, &ids);
+        self.send_group(op, doc, &remote, log).await
     }
 
     /// A group operation is about a source group, or (its id being a role's) about the target
@@ -992,9 +1068,9 @@ impl ScimDelivery {
                 .collect();
         }
         let remote = self.remote_members(&holders).await?;
-        let doc = policy.role_group_document(role.id, &remote);
-        let link = self.link(op.resource_type, op.resource_id).await?;
-        self.sync_document(op, link, doc, true, log).await
+        let ids: Vec<String> = remote.iter().map(|(_, r)| r.clone()).collect();
+        let doc = policy.role_group_document(role.id, &ids);
+        self.send_group(op, doc, &remote, log).await
     }
 
     /// Adds or removes the members named in the payload (PATCH), or re-sends the group (PUT).
@@ -1031,15 +1107,19 @@ impl ScimDelivery {
                 )
                 .await
                 .map_err(store_stop)?;
-            links.into_iter().map(|l| l.remote_id).collect()
+            links
+                .into_iter()
+                .map(|l| (l.local_id, l.remote_id))
+                .collect()
         };
         if remote.is_empty() {
             return Ok(LinkUpdate::Keep);
         }
+        let sent: Vec<String> = remote.iter().map(|(_, r)| r.clone()).collect();
         let (added, removed): (Vec<String>, Vec<String>) = if adding {
-            (remote, Vec::new())
+            (sent, Vec::new())
         } else {
-            (Vec::new(), remote)
+            (Vec::new(), sent)
         };
         let ops = render::member_operations(&added, &removed);
         let path = format!("/Groups/{}", link.remote_id);
@@ -1083,7 +1163,10 @@ impl ScimDelivery {
                     .await;
                 self.sync_group(op, log).await
             }
-            Err(e) => Err(log.fail(e)),
+            Err(e) => {
+                let stop = log.fail(e);
+                Err(self.unless_members_moved(stop, &remote, log).await)
+            }
         }
     }
 

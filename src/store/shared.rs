@@ -361,7 +361,8 @@ macro_rules! impl_store {
                         row.push_bind(org).push_bind(group).push_bind(*user).push_bind(now);
                     });
                     q.build().persistent(false).execute(&mut *conn).await.map_err(|e| match StoreError::from(e) {
-                        StoreError::NotFound(_) => StoreError::NotFound("a member (deleted meanwhile)".into()),
+                        // "user …" so that the SCIM layer answers 400 (an unknown member), not 404.
+                        StoreError::NotFound(_) => StoreError::NotFound("user (a member deleted meanwhile)".into()),
                         other => other,
                     })?;
                 }
