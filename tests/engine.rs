@@ -7,7 +7,7 @@ mod support;
 
 use reqwest::Method;
 use scimdesk::domain::*;
-use scimdesk::engine::{Engine, HealthState, commands, health};
+use scimdesk::engine::{Engine, EngineConfig, HealthState, commands, health};
 use scimdesk::store::{ListRange, OperationFilter, Store};
 use scimdesk::target_double::TargetDouble;
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ on_both_backends!(
     operators_retry_skip_pause_and_resume,
     oauth_client_credentials_with_discovery,
     deletion_waits_out_the_grace_period_suspended,
+    a_slow_target_outliving_the_lease_gets_each_create_once,
 );
 
 /// Adds a SCIM target connection for `target` to `org`. These delivery tests send every user
@@ -799,4 +800,57 @@ async fn deletion_waits_out_the_grace_period_suspended(h: &Harness) {
     })
     .await;
     engine.shutdown().await;
+}
+
+/// Each request to this target takes 2.5 s, so each create (a look-up, then the POST) takes
+/// two and a half times the 2 s lease. The worker renews the leases of attempts still running, so no
+/// operation is claimed a second time while its first attempt is on its way: each user is
+/// looked up once and POSTed once, and nothing meets a 409.
+async fn a_slow_target_outliving_the_lease_gets_each_create_once(h: &Harness) {
+    let store = h.store.clone();
+    let source = Source::start(store.clone()).await;
+    let t = TargetDouble::start(store.clone(), "Slow app")
+        .await
+        .unwrap();
+    add_target(&*store, source.org, "slow", &t, json!({"concurrency": 4})).await;
+    t.faults
+        .delay_ms
+        .store(2_500, std::sync::atomic::Ordering::SeqCst);
+    let engine = Engine::new(
+        store.clone(),
+        EngineConfig {
+            lease_secs: 2,
+            ..fast()
+        },
+    );
+    engine.start();
+    for i in 0..3 {
+        source
+            .create_user(&format!("late{i}@hospital.example"))
+            .await;
+    }
+    eventually(
+        Duration::from_secs(60),
+        "three users at the target",
+        || async {
+            target_users(&*store, &t).await.len() == 3 && unfinished(&*store, source.org).await == 0
+        },
+    )
+    .await;
+    // The target logs a request just after answering it.
+    eventually(Duration::from_secs(10), "the POSTs logged", || async {
+        t.count("POST", "/scim/v2/Users", 201) == 3
+    })
+    .await;
+    engine.shutdown().await;
+    assert_eq!(t.count("POST", "/scim/v2/Users", 409), 0);
+    let answered: Vec<String> = support::user_lookups(&t)
+        .into_iter()
+        .filter(|(_, status)| *status == 200)
+        .map(|(f, _)| f)
+        .collect();
+    support::assert_each_looked_up_once(
+        &answered,
+        (0..3).map(|i| format!("late{i}@hospital.example")),
+    );
 }

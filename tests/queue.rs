@@ -15,6 +15,7 @@ on_both_backends!(
     updates_coalesce_until_a_worker_takes_them,
     one_resource_runs_in_order_many_resources_in_parallel,
     an_expired_lease_returns_the_work_and_the_late_result_is_ignored,
+    a_renewed_lease_keeps_the_work_and_only_its_owner_renews_it,
     concurrent_claims_never_overlap,
     given_back_leases_are_claimable_at_once,
     failed_work_blocks_its_resource_until_an_operator_acts,
@@ -250,6 +251,53 @@ async fn an_expired_lease_returns_the_work_and_the_late_result_is_ignored(h: &Ha
         s.operation(org, first[0].id).await.unwrap().unwrap().state,
         OperationState::Succeeded
     );
+}
+
+/// A worker whose attempt outlives its lease renews it: the operation is not claimed again
+/// while the renewals come; another worker's renewal changes nothing; once renewals stop the
+/// lease expires as before.
+async fn a_renewed_lease_keeps_the_work_and_only_its_owner_renews_it(h: &Harness) {
+    let s = &*h.store;
+    let (org, conn) = setup(s).await;
+    s.create_user(&Actor::operator("tester"), org, &draft(1))
+        .await
+        .unwrap();
+    let short = Duration::from_millis(400);
+    let owner = Uuid::now_v7();
+    let claimed = s
+        .claim_operations(conn.id, owner, short, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let ids: Vec<OperationId> = claimed.iter().map(|o| o.id).collect();
+    let other = Uuid::now_v7();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(s.renew_leases(owner, &ids, short).await.unwrap(), 1);
+        assert_eq!(s.renew_leases(other, &ids, LEASE).await.unwrap(), 0);
+    }
+    // 600 ms after the claim, past the lease it was given: still held.
+    assert!(
+        s.claim_operations(conn.id, other, LEASE, 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = s
+        .claim_operations(conn.id, other, LEASE, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(again.iter().map(|o| o.id).collect::<Vec<_>>(), ids);
+    // The lease is the other worker's now: the first one's renewal does not take it back.
+    assert_eq!(s.renew_leases(owner, &ids, LEASE).await.unwrap(), 0);
+    assert_eq!(
+        s.complete_operations(&[done(&again[0], other)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.renew_leases(other, &ids, LEASE).await.unwrap(), 0);
 }
 
 async fn concurrent_claims_never_overlap(h: &Harness) {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod events;
 pub mod health;
+mod leases;
 pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;

@@ -6,6 +6,7 @@ use super::config::EngineConfig;
 use super::delivery::{Deliver, Delivery, DeliveryResult, ScimDelivery};
 use super::events::{EngineEvent, EventBus};
 use super::health::StatsRecorder;
+use super::leases::{self, HeldLeases};
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
 use super::settings::TargetSettings;
@@ -138,8 +139,22 @@ async fn run(
     // Two completers record outcomes in parallel transactions (a batch's cost is mostly fixed,
     // and one transaction at a time leaves the database's other core idle).
     let out_rx = Arc::new(tokio::sync::Mutex::new(out_rx));
+    let held = Arc::new(HeldLeases::default());
+    let renewer = tokio::spawn(leases::keep_renewed(
+        store.clone(),
+        owner,
+        held.clone(),
+        shared.config.lease(),
+    ));
     let completers: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(complete(shared.clone(), out_rx.clone(), stop.clone())))
+        .map(|_| {
+            tokio::spawn(complete(
+                shared.clone(),
+                out_rx.clone(),
+                held.clone(),
+                stop.clone(),
+            ))
+        })
         .collect();
     let poll = Duration::from_millis(shared.config.poll_interval_ms.max(10));
     let tracker = Arc::new(Mutex::new(Tracker {
@@ -256,6 +271,7 @@ async fn run(
             idle(&mut stop, &mut conn_rx, &mut signal, poll).await;
             continue;
         }
+        held.hold(&claimed);
         // Take the batch's slots here (so the next claim sees them taken), then prepare and
         // start it in its own task: the claim loop is serial, and waiting here for the batch's
         // reads left the next claim waiting behind them.
@@ -302,6 +318,7 @@ async fn run(
     for c in completers {
         let _ = c.await;
     }
+    renewer.abort();
     if let Err(e) = store.release_leases(owner).await {
         tracing::warn!("could not give leases back (they expire by themselves): {e}");
     }
@@ -517,6 +534,7 @@ use crate::domain::Attempt as Attempt_;
 async fn complete(
     shared: Shared,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Outcome>>>,
+    held: Arc<HeldLeases>,
     stop: watch::Receiver<bool>,
 ) {
     let max = shared.config.complete_batch.max(1);
@@ -564,6 +582,7 @@ async fn complete(
                 }
             }
         }
+        held.let_go(batch.iter().map(|o| o.operation.id));
         publish_finished(&shared.events, &batch);
         batch.clear();
     }

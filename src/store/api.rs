@@ -572,6 +572,15 @@ pub trait Store: Send + Sync {
     async fn complete_operations(&self, outcomes: &[Outcome]) -> StoreResult<u64>;
     /// Gives back every lease `owner` holds (graceful shutdown). Returns how many.
     async fn release_leases(&self, owner: Uuid) -> StoreResult<u64>;
+    /// Extends to `lease` from now the leases `owner` still holds on `ids` (attempts still
+    /// running), so a slow attempt is not claimed a second time while it runs. Returns how
+    /// many were extended.
+    async fn renew_leases(
+        &self,
+        owner: Uuid,
+        ids: &[OperationId],
+        lease: std::time::Duration,
+    ) -> StoreResult<u64>;
     /// Which of `resource_ids` have unfinished work at a target (a group's members wait for
     /// theirs), in one query per 500 ids.
     async fn unfinished_resources(

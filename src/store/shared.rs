@@ -2283,6 +2283,21 @@ macro_rules! impl_store {
                     .rows_affected())
             }
 
+            async fn renew_leases(&self, owner: Uuid, ids: &[OperationId], lease: std::time::Duration) -> StoreResult<u64> {
+                let until = Timestamp::now().after(lease);
+                let mut renewed = 0;
+                for chunk in ids.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE operation_queue SET lease_until = ");
+                    q.push_bind(until);
+                    q.push(" WHERE lease_owner = ");
+                    q.push_bind(owner);
+                    q.push(" AND id");
+                    push_in_list!(q, chunk, |id| *id);
+                    renewed += q.build().persistent(false).execute(&self.pool).await?.rows_affected();
+                }
+                Ok(renewed)
+            }
+
             async fn unfinished_resources(&self, connection: ConnectionId, resource_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
                 let mut found = Vec::new();
                 for chunk in resource_ids.chunks(500) {
