@@ -22,9 +22,7 @@ use crate::store::{OperationFilter, PgStore, SqliteStore, Store, StoreError, Sto
 use crate::target_double::{FaultyServer, MemoryTarget, TargetDouble};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _};
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,8 +50,7 @@ impl BenchStore {
         match postgres {
             Some(url) => {
                 let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-                let base = PgConnectOptions::from_str(url)
-                    .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+                let base = crate::store::postgres_connect_options(url)?;
                 let mut admin = base
                     .connect()
                     .await
@@ -140,8 +137,7 @@ impl StoreLocation {
     pub async fn open(&self, key: MasterKey) -> StoreResult<Arc<dyn Store>> {
         Ok(match self {
             StoreLocation::Schema { url, schema } => {
-                let base = PgConnectOptions::from_str(url)
-                    .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+                let base = crate::store::postgres_connect_options(url)?;
                 let options = base.options([("search_path", schema.as_str())]);
                 Arc::new(PgStore::open_with(options, format!("bench schema {schema}"), key).await?)
             }

@@ -18,7 +18,7 @@ pub use api::{
     ScimQuery, StateChange, Store,
 };
 pub use error::{StoreError, StoreResult};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, connect_options as postgres_connect_options};
 pub use queue_signal::QueueSignal;
 pub use sqlite::SqliteStore;
 

@@ -59,7 +59,7 @@ pub struct PgSchema {
 impl PgSchema {
     /// Connect options that put everything in this schema.
     pub fn options(&self) -> PgConnectOptions {
-        PgConnectOptions::from_str(&pg_url())
+        scimdesk::store::postgres_connect_options(&pg_url())
             .expect("TEST_DATABASE_URL")
             .options([("search_path", self.name.as_str())])
     }
