@@ -14,7 +14,6 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqlitePool;
 use sqlx::{AssertSqlSafe, Connection as _};
 use std::path::PathBuf;
-use std::str::FromStr as _;
 use std::sync::Arc;
 
 /// The database that PostgreSQL tests make their schemas in.
