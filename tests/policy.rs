@@ -30,6 +30,7 @@ on_both_backends!(
     conflicts_at_a_target_are_exceptions_resolved_by_linking,
     a_member_already_gone_at_the_target_is_not_a_failure,
     a_group_refused_for_a_member_removed_meanwhile_is_sent_again,
+    a_group_refused_with_every_member_as_sent_fails_at_once,
 );
 
 fn op() -> Actor {
@@ -1387,46 +1388,12 @@ async fn a_member_already_gone_at_the_target_is_not_a_failure(h: &Harness) {
 
 /// A group sent while one of its members is being removed at the target by this target's own
 /// work is refused there (400: no such member). That is a race, not an operator's problem: the
-/// group waits for the member's work and is sent again. Here the member (bob, deleted by hand
-/// at the target, so his link is stale) has an operation leased by a worker that is not
-/// running; the role group, sent in full (PUT), is refused until that lease expires and bob's
-/// operation re-creates him, and then holds all three nurses with nothing failed.
+/// group is retried and rendered again once the member's work is done. Here the member (bob,
+/// deleted by hand at the target, so his link is stale) has an operation leased by a worker
+/// that is not running; the role group, sent in full (PUT), is refused until that lease expires
+/// and bob's operation re-creates him, and then holds all three nurses with nothing failed.
 async fn a_group_refused_for_a_member_removed_meanwhile_is_sent_again(h: &Harness) {
-    let (s, src, target, conn) = scene(
-        h,
-        "Rostering",
-        "rostering",
-        json!({"roles": ["nurse"], "update_mode": "put"}),
-    )
-    .await;
-    let nurse = role(&*s, src.org, "nurse").await;
-    add_mapping(&*s, src.org, rule("Nurses", false, nurse.id)).await;
-    let engine = running(h).await;
-    let a = src.create_user("ann@riverside.example").await;
-    let b = src.create_user("bob@riverside.example").await;
-    let group = push_group(&src, "Nurses", &[a, b.clone()]).await;
-    eventually(
-        Duration::from_secs(30),
-        "the role group with both",
-        || async {
-            target_groups(&*s, &target)
-                .await
-                .get("nurse")
-                .is_some_and(|m| m.len() == 2)
-        },
-    )
-    .await;
-    settled(&*s, src.org).await;
-    engine.shutdown().await;
-
-    let gone = target_users(&*s, &target)
-        .await
-        .into_iter()
-        .find(|u| u.user_name == "bob@riverside.example")
-        .unwrap();
-    s.delete_user(&op(), target.organization_id, gone.id)
-        .await
-        .unwrap();
+    let (s, src, target, conn, _a, b, group) = refused_role_group_scene(h).await;
     // A change to bob, whose operation is leased by a worker that will not finish it: his
     // work stays unfinished until the lease runs out, and then re-creates him.
     let bob_id = Uuid::parse_str(&b).unwrap();
@@ -1447,8 +1414,7 @@ async fn a_group_refused_for_a_member_removed_meanwhile_is_sent_again(h: &Harnes
         .unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].resource_id, bob_id);
-    let c = src.create_user("cat@riverside.example").await;
-    patch_members(&src, &group, "add", &c).await;
+    cat_joins(&src, &group).await;
 
     let engine = running(h).await;
     eventually(
@@ -1463,22 +1429,105 @@ async fn a_group_refused_for_a_member_removed_meanwhile_is_sent_again(h: &Harnes
     )
     .await;
     settled(&*s, src.org).await;
-    let failed = s
-        .list_operations(
-            src.org,
-            &OperationFilter {
-                state: Some(OperationState::Failed),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(failed.is_empty(), "{failed:?}");
+    assert!(failed_ops(&*s, src.org).await.is_empty());
     let refused = target.server.count("PUT", "/scim/v2/Groups", 400);
     assert!(
         refused >= 1,
         "the group was never refused: the race was not staged"
     );
     engine.shutdown().await;
+}
+
+/// The same refusal with nothing moving among the members sent (bob deleted by hand at the
+/// target, no work of his queued, his link stale) is the operator's to see: the group fails at
+/// once with the target's answer, rather than being retried.
+async fn a_group_refused_with_every_member_as_sent_fails_at_once(h: &Harness) {
+    let (s, src, target, _conn, a, _b, group) = refused_role_group_scene(h).await;
+    // Ann leaves: the role group is sent again holding only bob, under his stale remote id.
+    // (Ann is not named in it, so her own removal at the target does not count as moving.)
+    patch_members(&src, &group, "remove", &a).await;
+    let engine = running(h).await;
+    eventually(Duration::from_secs(30), "the role group failed", || async {
+        !failed_ops(&*s, src.org).await.is_empty()
+    })
+    .await;
+    let failed = failed_ops(&*s, src.org).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].resource_type, ResourceType::Group);
+    assert_eq!(failed[0].attempts, 1, "refused once, not retried");
+    let error = failed[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("not a user"), "{error}");
+    assert_eq!(target.server.count("PUT", "/scim/v2/Groups", 400), 1);
+    engine.shutdown().await;
+}
+
+/// The operations in `failed`.
+async fn failed_ops(s: &dyn Store, org: OrganizationId) -> Vec<Operation> {
+    s.list_operations(
+        org,
+        &OperationFilter {
+            state: Some(OperationState::Failed),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Ann and bob provisioned with the role group `nurse` (sent in full, PUT) at a target, the
+/// engine stopped, bob then deleted by hand at the target. Returns ann's, bob's and the
+/// group's ids.
+async fn refused_role_group_scene(
+    h: &Harness,
+) -> (
+    std::sync::Arc<dyn Store>,
+    Source,
+    TargetDouble,
+    Connection,
+    String,
+    String,
+    String,
+) {
+    let (s, src, target, conn) = scene(
+        h,
+        "Rostering",
+        "rostering",
+        json!({"roles": ["nurse"], "update_mode": "put"}),
+    )
+    .await;
+    let nurse = role(&*s, src.org, "nurse").await;
+    add_mapping(&*s, src.org, rule("Nurses", false, nurse.id)).await;
+    let engine = running(h).await;
+    let a = src.create_user("ann@riverside.example").await;
+    let b = src.create_user("bob@riverside.example").await;
+    let group = push_group(&src, "Nurses", &[a.clone(), b.clone()]).await;
+    eventually(
+        Duration::from_secs(30),
+        "the role group with both",
+        || async {
+            target_groups(&*s, &target)
+                .await
+                .get("nurse")
+                .is_some_and(|m| m.len() == 2)
+        },
+    )
+    .await;
+    settled(&*s, src.org).await;
+    engine.shutdown().await;
+    let gone = target_users(&*s, &target)
+        .await
+        .into_iter()
+        .find(|u| u.user_name == "bob@riverside.example")
+        .unwrap();
+    s.delete_user(&op(), target.organization_id, gone.id)
+        .await
+        .unwrap();
+    (s, src, target, conn, a, b, group)
+}
+
+/// Cat joins the group: the role group is sent again, naming bob's stale remote id.
+async fn cat_joins(src: &Source, group: &str) {
+    let c = src.create_user("cat@riverside.example").await;
+    patch_members(src, group, "add", &c).await;
 }

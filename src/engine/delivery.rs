@@ -883,9 +883,9 @@ impl ScimDelivery {
     /// own operations running alongside (a member leaving is deleted there while the group
     /// that still named them is on its way), and the target then refuses the whole group
     /// (400 for an unknown member). That is no reason for an operator: if any member sent
-    /// has work unfinished here or is no longer linked as sent, the group waits and is
-    /// rendered again from what is true by then. A refusal with every member still as sent
-    /// stays a failure.
+    /// has work unfinished here or is no longer linked as sent, the group is retried (with
+    /// back-off) and rendered again from what is true by then. A refusal with every member
+    /// still as sent stays a failure.
     async fn send_group(
         &self,
         op: &Operation,
@@ -900,8 +900,8 @@ impl ScimDelivery {
         }
     }
 
-    /// A target's refusal (4xx) of a group naming `members`, or a wait for them if any has
-    /// moved since (see [`send_group`](Self::send_group)).
+    /// A target's refusal (4xx) of a group naming `members`, or a retry if any has moved
+    /// since (see [`send_group`](Self::send_group)).
     async fn unless_members_moved(
         &self,
         stop: Stop,
@@ -914,10 +914,14 @@ impl ScimDelivery {
         if !log.status.is_some_and(|s| (400..500).contains(&s)) {
             return stop;
         }
+        // A retry with back-off, not a wait: the race settles within a retry or two, while a
+        // member whose work is stuck (failed, waiting for an operator) must not make the group
+        // knock at the target every half second for ever; it uses up the attempt budget and
+        // fails with this message instead.
         match self.members_moved(members).await {
-            Ok(true) => DeliveryResult::Wait {
-                until: Timestamp::now().after(DEPENDENCY_WAIT),
-                reason: format!(
+            Ok(true) => DeliveryResult::Transient {
+                retry_after: None,
+                error: format!(
                     "a member changed at this target while the group was sent; it is sent again ({error})"
                 ),
             },
