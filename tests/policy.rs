@@ -533,6 +533,14 @@ async fn target_groups(s: &dyn Store, t: &TargetDouble) -> BTreeMap<String, BTre
     out
 }
 
+/// Whether the target's group `name` has exactly `n` members.
+async fn group_has(s: &dyn Store, t: &TargetDouble, name: &str, n: usize) -> bool {
+    target_groups(s, t)
+        .await
+        .get(name)
+        .is_some_and(|m| m.len() == n)
+}
+
 async fn push_group(src: &Source, name: &str, members: &[String]) -> String {
     let (status, body) = src
         .call(
@@ -621,10 +629,7 @@ async fn unmapped_group_raises_an_exception_and_mapping_it_provisions_members(h:
         "six nurses and their role group at the target",
         || async {
             target_users(&*s, &target).await.len() == 6
-                && target_groups(&*s, &target)
-                    .await
-                    .get("icu-nurse")
-                    .is_some_and(|m| m.len() == 6)
+                && group_has(&*s, &target, "icu-nurse", 6).await
         },
     )
     .await;
@@ -741,12 +746,7 @@ async fn users_leave_and_rejoin_a_target_with_their_role(h: &Harness) {
     eventually(
         Duration::from_secs(30),
         "bob out of the rostering role group",
-        || async {
-            target_groups(&*s, &hard)
-                .await
-                .get("nurse")
-                .is_some_and(|m| m.len() == 1)
-        },
+        || async { group_has(&*s, &hard, "nurse", 1).await },
     )
     .await;
     patch_members(&src, &group, "add", &b).await;
@@ -757,12 +757,7 @@ async fn users_leave_and_rejoin_a_target_with_their_role(h: &Harness) {
     eventually(
         Duration::from_secs(30),
         "bob back in the role group",
-        || async {
-            target_groups(&*s, &hard)
-                .await
-                .get("nurse")
-                .is_some_and(|m| m.len() == 2)
-        },
+        || async { group_has(&*s, &hard, "nurse", 2).await },
     )
     .await;
     engine.shutdown().await;
@@ -816,11 +811,7 @@ async fn full_reconcile_repairs_drift_per_policy(h: &Harness) {
         Duration::from_secs(30),
         "five users and the role group",
         || async {
-            target_users(&*s, &target).await.len() == 5
-                && target_groups(&*s, &target)
-                    .await
-                    .get("staff")
-                    .is_some_and(|m| m.len() == 5)
+            target_users(&*s, &target).await.len() == 5 && group_has(&*s, &target, "staff", 5).await
         },
     )
     .await;
@@ -1054,12 +1045,7 @@ async fn full_reconcile_repairs_drift_per_policy(h: &Harness) {
     eventually(
         Duration::from_secs(30),
         "the adopted user in the role group",
-        || async {
-            target_groups(&*s, &target)
-                .await
-                .get("staff")
-                .is_some_and(|m| m.len() == 6)
-        },
+        || async { group_has(&*s, &target, "staff", 6).await },
     )
     .await;
     settled(&*s, src.org).await;
@@ -1371,17 +1357,7 @@ async fn a_member_already_gone_at_the_target_is_not_a_failure(h: &Harness) {
     let g = target_groups(&*s, &target).await;
     assert_eq!(g.get("nurse").map(|m| m.len()), Some(1), "{g:?}");
     assert_eq!(g.get("Nurses").map(|m| m.len()), Some(1), "{g:?}");
-    let failed = s
-        .list_operations(
-            src.org,
-            &OperationFilter {
-                state: Some(OperationState::Failed),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let failed = failed_ops(&*s, src.org).await;
     assert!(failed.is_empty(), "{failed:?}");
     engine.shutdown().await;
 }
@@ -1505,12 +1481,7 @@ async fn refused_role_group_scene(
     eventually(
         Duration::from_secs(30),
         "the role group with both",
-        || async {
-            target_groups(&*s, &target)
-                .await
-                .get("nurse")
-                .is_some_and(|m| m.len() == 2)
-        },
+        || async { group_has(&*s, &target, "nurse", 2).await },
     )
     .await;
     settled(&*s, src.org).await;
