@@ -31,6 +31,7 @@ on_both_backends!(
     a_member_already_gone_at_the_target_is_not_a_failure,
     a_group_refused_for_a_member_removed_meanwhile_is_sent_again,
     a_group_refused_with_every_member_as_sent_fails_at_once,
+    a_member_whose_create_failed_does_not_hold_up_the_group,
 );
 
 fn op() -> Actor {
@@ -1501,4 +1502,37 @@ async fn refused_role_group_scene(
 async fn cat_joins(src: &Source, group: &str) {
     let c = src.create_user("cat@riverside.example").await;
     patch_members(src, group, "add", &c).await;
+}
+
+/// A member the target refuses (their create failed and waits for an operator) is not at the
+/// target: the role group goes out with everyone else instead of waiting for them for ever.
+async fn a_member_whose_create_failed_does_not_hold_up_the_group(h: &Harness) {
+    let (s, src, target, _conn) =
+        scene(h, "Rostering", "rostering", json!({"roles": ["nurse"]})).await;
+    let nurse = role(&*s, src.org, "nurse").await;
+    add_mapping(&*s, src.org, rule("Nurses", false, nurse.id)).await;
+    target.server.poison(Some("carl@riverside.example"), 400);
+    let engine = running(h).await;
+    let a = src.create_user("ann@riverside.example").await;
+    let c = src.create_user("carl@riverside.example").await;
+    push_group(&src, "Nurses", &[a, c.clone()]).await;
+    eventually(
+        Duration::from_secs(30),
+        "the role group with ann, carl failed",
+        || async {
+            group_has(&*s, &target, "nurse", 1).await && failed_ops(&*s, src.org).await.len() == 1
+        },
+    )
+    .await;
+    let failed = failed_ops(&*s, src.org).await;
+    assert_eq!(failed[0].resource_type, ResourceType::User);
+    assert_eq!(failed[0].resource_id.to_string(), c);
+    let members = target_groups(&*s, &target).await;
+    assert_eq!(
+        members
+            .get("nurse")
+            .map(|m| m.iter().cloned().collect::<Vec<_>>()),
+        Some(vec!["ann@riverside.example".to_string()])
+    );
+    engine.shutdown().await;
 }

@@ -154,7 +154,7 @@ async fn one_resource_runs_in_order_many_resources_in_parallel(h: &Harness) {
     s.replace_user(&actor, org, a.id, &off, None).await.unwrap();
     s.delete_user(&actor, org, a.id).await.unwrap();
     let asked = [a.id.0, b.id.0, Uuid::now_v7()];
-    let mut pending = s.unfinished_resources(conn.id, &asked).await.unwrap();
+    let mut pending = s.resources_in_progress(conn.id, &asked).await.unwrap();
     pending.sort();
     let mut want = vec![a.id.0, b.id.0];
     want.sort();
@@ -179,7 +179,7 @@ async fn one_resource_runs_in_order_many_resources_in_parallel(h: &Harness) {
         s.complete_operations(&outcomes).await.unwrap();
     }
     assert!(
-        s.unfinished_resources(conn.id, &asked)
+        s.resources_in_progress(conn.id, &asked)
             .await
             .unwrap()
             .is_empty()
@@ -397,6 +397,13 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
     );
     let counts = s.queue_counts(org, conn.id).await.unwrap();
     assert_eq!((counts.failed, counts.pending), (1, 1));
+    // Stuck, so not in progress: nothing of it finishes without an operator.
+    assert!(
+        s.resources_in_progress(conn.id, &[u.id.0])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Skipping the create frees the suspension.
     s.skip_operation(&actor, org, create[0].id, "created by hand")
         .await
@@ -406,6 +413,10 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(next[0].action, OperationAction::Suspend);
+    assert_eq!(
+        s.resources_in_progress(conn.id, &[u.id.0]).await.unwrap(),
+        vec![u.id.0]
+    );
     // Skipping a leased operation is refused: its worker is busy with it.
     assert!(
         s.skip_operation(&actor, org, next[0].id, "x")

@@ -844,7 +844,7 @@ impl ScimDelivery {
         if !unlinked.is_empty() {
             let pending = self
                 .store
-                .unfinished_resources(self.connection.id, &unlinked)
+                .resources_in_progress(self.connection.id, &unlinked)
                 .await
                 .map_err(store_stop)?;
             if let Some(id) = pending.first() {
@@ -869,8 +869,10 @@ impl ScimDelivery {
                 .map_err(store_stop)?;
             linked.extend(late.into_iter().map(|l| (l.local_id, l.remote_id)));
         }
-        // Members neither linked nor pending are not provisioned to this target (suspended,
-        // or out of scope): they are not members there.
+        // Members neither linked nor in progress are not provisioned to this target
+        // (suspended, out of scope, or stuck behind a failed operation that waits for an
+        // operator): they are not members there. Waiting for a stuck member held up the
+        // group for everyone else.
         let remote = ids
             .iter()
             .filter_map(|id| linked.get(id).map(|r| (*id, r.clone())))
@@ -939,7 +941,7 @@ impl ScimDelivery {
         let ids: Vec<uuid::Uuid> = members.iter().map(|(id, _)| *id).collect();
         let busy = self
             .store
-            .unfinished_resources(self.connection.id, &ids)
+            .resources_in_progress(self.connection.id, &ids)
             .await
             .map_err(store_stop)?;
         if !busy.is_empty() {

@@ -581,9 +581,11 @@ pub trait Store: Send + Sync {
         ids: &[OperationId],
         lease: std::time::Duration,
     ) -> StoreResult<u64>;
-    /// Which of `resource_ids` have unfinished work at a target (a group's members wait for
-    /// theirs), in one query per 500 ids.
-    async fn unfinished_resources(
+    /// Which of `resource_ids` have work at a target that will finish by itself: queued and
+    /// not held up by a failed operation, which waits for an operator (a group's members are
+    /// waited for while theirs is in progress, and left out while it is stuck). One query per
+    /// 500 ids.
+    async fn resources_in_progress(
         &self,
         connection: ConnectionId,
         resource_ids: &[Uuid],

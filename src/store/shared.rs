@@ -2298,13 +2298,16 @@ macro_rules! impl_store {
                 Ok(renewed)
             }
 
-            async fn unfinished_resources(&self, connection: ConnectionId, resource_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+            async fn resources_in_progress(&self, connection: ConnectionId, resource_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
                 let mut found = Vec::new();
                 for chunk in resource_ids.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new("SELECT DISTINCT resource_id FROM operation_queue WHERE connection_id = ");
+                    let mut q = sqlx::QueryBuilder::<$db>::new("SELECT resource_id FROM operation_queue WHERE connection_id = ");
                     q.push_bind(connection);
                     q.push(" AND resource_id");
                     push_in_list!(q, chunk, |id| *id);
+                    // A failed operation holds up everything after it for its resource until an
+                    // operator acts: none of that work finishes by itself.
+                    q.push(" GROUP BY resource_id HAVING SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) = 0");
                     found.extend(q.build_query_scalar::<Uuid>().fetch_all(&self.pool).await?);
                 }
                 Ok(found)
