@@ -1505,7 +1505,8 @@ async fn cat_joins(src: &Source, group: &str) {
 }
 
 /// A member the target refuses (their create failed and waits for an operator) is not at the
-/// target: the role group goes out with everyone else instead of waiting for them for ever.
+/// target: the role group goes out with everyone else instead of waiting for them for ever,
+/// and once an operator retries the member, the group is sent again with them.
 async fn a_member_whose_create_failed_does_not_hold_up_the_group(h: &Harness) {
     let (s, src, target, _conn) =
         scene(h, "Rostering", "rostering", json!({"roles": ["nurse"]})).await;
@@ -1534,5 +1535,19 @@ async fn a_member_whose_create_failed_does_not_hold_up_the_group(h: &Harness) {
             .map(|m| m.iter().cloned().collect::<Vec<_>>()),
         Some(vec!["ann@riverside.example".to_string()])
     );
+    // The target is fixed and an operator retries carl: he arrives, and the group is sent
+    // again with him (nothing else would send it).
+    target.server.poison(None, 400);
+    commands::retry(&*s, &op(), src.org, failed[0].id)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "carl in the role group after the retry",
+        || async { group_has(&*s, &target, "nurse", 2).await },
+    )
+    .await;
+    settled(&*s, src.org).await;
+    assert!(failed_ops(&*s, src.org).await.is_empty());
     engine.shutdown().await;
 }

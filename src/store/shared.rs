@@ -656,6 +656,51 @@ macro_rules! impl_store {
                 }
             }
 
+            /// After an operator retries users' operations (`retried`: connection, resource
+            /// type, resource id): the groups they are in are rendered again at those
+            /// connections, after them. While a user's work was stuck behind a failed operation
+            /// their groups went out without them, and nothing else would send those groups
+            /// again once the user arrives (the group waits while the user's work is in
+            /// progress, then names them).
+            async fn regroup_retried(conn: &mut Conn, org: OrganizationId, retried: &[(ConnectionId, String, Uuid)]) -> StoreResult<()> {
+                let mut users: std::collections::BTreeMap<ConnectionId, Vec<Uuid>> = Default::default();
+                for (connection, rt, id) in retried {
+                    if rt == ResourceType::User.as_str() {
+                        users.entry(*connection).or_default().push(*id);
+                    }
+                }
+                if users.is_empty() {
+                    return Ok(());
+                }
+                let resolver = Self::resolver_in(conn, org).await?;
+                let targets = Self::targets_in(conn, org).await?;
+                for (connection, ids) in users {
+                    let Some(target) = targets.iter().find(|(c, _)| *c == connection) else { continue };
+                    let mut groups: Vec<Group> = Vec::new();
+                    for chunk in ids.chunks(500) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = "));
+                        q.push_bind(org);
+                        q.push(" AND id IN (SELECT group_id FROM memberships WHERE organization_id = ");
+                        q.push_bind(org);
+                        q.push(" AND user_id");
+                        push_in_list!(q, chunk, |id| *id);
+                        q.push(")");
+                        groups.extend(q.build_query_as::<Group>().fetch_all(&mut *conn).await?);
+                    }
+                    groups.sort_by_key(|g| g.id);
+                    groups.dedup_by_key(|g| g.id);
+                    if target.1.source_groups {
+                        for g in &groups {
+                            let op = NewOperation { connection_id: connection, resource_type: ResourceType::Group, resource_id: g.id.0, action: OperationAction::Update, payload: serde_json::json!({}) };
+                            Self::enqueue_one(conn, org, &op).await?;
+                        }
+                    }
+                    let roles = resolver.user_roles(&groups);
+                    Self::role_group_work(conn, org, std::slice::from_ref(target), &roles).await?;
+                }
+                Ok(())
+            }
+
             /// Before a user goes away: the role groups they are in at targets are re-rendered.
             async fn departure_work(conn: &mut Conn, org: OrganizationId, user: UserId) -> StoreResult<()> {
                 let groups: Vec<Group> = sqlx::query_as(concat!(
@@ -2327,17 +2372,18 @@ macro_rules! impl_store {
                 }
                 let mut tx = self.begin_write().await?;
                 let retried = if let Some(id) = id {
-                    let n = sqlx::query(concat!(
+                    let back: Vec<(ConnectionId, String, Uuid)> = sqlx::query_as(concat!(
                         "UPDATE operation_queue SET state = 'pending', not_before = $3, budget_from = attempts, updated_at = $3 ",
                         "WHERE organization_id = $1 AND id = $2 AND state IN ('failed', 'retry_wait') ",
-                        "AND (lease_until IS NULL OR lease_until <= $3)"
+                        "AND (lease_until IS NULL OR lease_until <= $3) RETURNING connection_id, resource_type, resource_id"
                     ))
                     .bind(org)
                     .bind(id)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let n = back.len() as u64;
+                    Self::regroup_retried(&mut tx, org, &back).await?;
                     if n == 0 {
                         drop(tx);
                         return Err(match self.operation(org, id).await? {
@@ -2352,11 +2398,11 @@ macro_rules! impl_store {
                         serde_json::json!({})).await?;
                     n
                 } else {
-                    let n = sqlx::query(concat!(
+                    let back: Vec<(ConnectionId, String, Uuid)> = sqlx::query_as(concat!(
                         "UPDATE operation_queue SET state = 'pending', not_before = $6, budget_from = attempts, updated_at = $6 ",
                         "WHERE organization_id = $1 AND ($2 IS NULL OR connection_id = $2) AND state = $3 ",
                         "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5) ",
-                        "AND (lease_until IS NULL OR lease_until <= $6)"
+                        "AND (lease_until IS NULL OR lease_until <= $6) RETURNING connection_id, resource_type, resource_id"
                     ))
                     .bind(org)
                     .bind(filter.connection_id)
@@ -2364,9 +2410,10 @@ macro_rules! impl_store {
                     .bind(filter.action.map(|a| a.as_str()))
                     .bind(filter.resource_id)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let n = back.len() as u64;
+                    Self::regroup_retried(&mut tx, org, &back).await?;
                     let subject = filter.connection_id.map(|c| c.to_string()).unwrap_or_else(|| "*".into());
                     Self::append_audit(&mut tx, actor, org, "operation.retry_all", "connection", &subject,
                         serde_json::json!({
