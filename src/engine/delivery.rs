@@ -114,6 +114,11 @@ impl Log {
     }
 }
 
+/// The target ids of group members given as (local id, remote id).
+fn remote_ids(members: &[(uuid::Uuid, String)]) -> Vec<String> {
+    members.iter().map(|(_, r)| r.clone()).collect()
+}
+
 /// Why an attempt stopped short of done.
 type Stop = DeliveryResult;
 
@@ -977,8 +982,7 @@ impl ScimDelivery {
             .await
             .map_err(store_stop)?;
         let remote = self.remote_members(&members).await?;
-        let ids: Vec<String> = remote.iter().map(|(_, r)| r.clone()).collect();
-        let doc = render::group_document(&group, &ids);
+        let doc = render::group_document(&group, &remote_ids(&remote));
         self.send_group(op, doc, &remote, log).await
     }
 
@@ -1074,8 +1078,7 @@ impl ScimDelivery {
                 .collect();
         }
         let remote = self.remote_members(&holders).await?;
-        let ids: Vec<String> = remote.iter().map(|(_, r)| r.clone()).collect();
-        let doc = policy.role_group_document(role.id, &ids);
+        let doc = policy.role_group_document(role.id, &remote_ids(&remote));
         self.send_group(op, doc, &remote, log).await
     }
 
@@ -1121,7 +1124,7 @@ impl ScimDelivery {
         if remote.is_empty() {
             return Ok(LinkUpdate::Keep);
         }
-        let sent: Vec<String> = remote.iter().map(|(_, r)| r.clone()).collect();
+        let sent = remote_ids(&remote);
         let (added, removed): (Vec<String>, Vec<String>) = if adding {
             (sent, Vec::new())
         } else {

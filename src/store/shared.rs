@@ -676,19 +676,7 @@ macro_rules! impl_store {
                 let targets = Self::targets_in(conn, org).await?;
                 for (connection, ids) in users {
                     let Some(target) = targets.iter().find(|(c, _)| *c == connection) else { continue };
-                    let mut groups: Vec<Group> = Vec::new();
-                    for chunk in ids.chunks(500) {
-                        let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = "));
-                        q.push_bind(org);
-                        q.push(" AND id IN (SELECT group_id FROM memberships WHERE organization_id = ");
-                        q.push_bind(org);
-                        q.push(" AND user_id");
-                        push_in_list!(q, chunk, |id| *id);
-                        q.push(")");
-                        groups.extend(q.build_query_as::<Group>().fetch_all(&mut *conn).await?);
-                    }
-                    groups.sort_by_key(|g| g.id);
-                    groups.dedup_by_key(|g| g.id);
+                    let groups = Self::groups_of(conn, org, &ids).await?;
                     if target.1.source_groups {
                         for g in &groups {
                             let op = NewOperation { connection_id: connection, resource_type: ResourceType::Group, resource_id: g.id.0, action: OperationAction::Update, payload: serde_json::json!({}) };
@@ -701,16 +689,27 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// The groups any of `users` is in, each once, on the caller's transaction.
+            async fn groups_of(conn: &mut Conn, org: OrganizationId, users: &[Uuid]) -> StoreResult<Vec<Group>> {
+                let mut groups: Vec<Group> = Vec::new();
+                for chunk in users.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", group_cols!(), " FROM groups WHERE organization_id = "));
+                    q.push_bind(org);
+                    q.push(" AND id IN (SELECT group_id FROM memberships WHERE organization_id = ");
+                    q.push_bind(org);
+                    q.push(" AND user_id");
+                    push_in_list!(q, chunk, |id| *id);
+                    q.push(")");
+                    groups.extend(q.build_query_as::<Group>().fetch_all(&mut *conn).await?);
+                }
+                groups.sort_by_key(|g| g.id);
+                groups.dedup_by_key(|g| g.id);
+                Ok(groups)
+            }
+
             /// Before a user goes away: the role groups they are in at targets are re-rendered.
             async fn departure_work(conn: &mut Conn, org: OrganizationId, user: UserId) -> StoreResult<()> {
-                let groups: Vec<Group> = sqlx::query_as(concat!(
-                    "SELECT ", group_cols!(), " FROM groups WHERE organization_id = $1 AND id IN ",
-                    "(SELECT group_id FROM memberships WHERE organization_id = $1 AND user_id = $2)"
-                ))
-                .bind(org)
-                .bind(user)
-                .fetch_all(&mut *conn)
-                .await?;
+                let groups = Self::groups_of(conn, org, &[user.0]).await?;
                 if groups.is_empty() {
                     return Ok(());
                 }
