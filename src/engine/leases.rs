@@ -51,7 +51,7 @@ pub(crate) fn renewal_interval(lease: Duration) -> Duration {
 }
 
 /// Renews `owner`'s held leases every [`renewal_interval`], for as long as the worker runs
-/// (it aborts this task once it has given its leases back).
+/// (it aborts this task when it stops, just before it gives its leases back).
 pub(crate) async fn keep_renewed(
     store: Arc<dyn Store>,
     owner: Uuid,
