@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod group_commit;
 pub mod logging;
 pub mod policy;
 pub mod scim;

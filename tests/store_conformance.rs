@@ -5,7 +5,8 @@ mod support;
 use scimdesk::crypto::{MasterKey, Secret};
 use scimdesk::domain::*;
 use scimdesk::store::{ListRange, OperationFilter, Store, StoreError};
-use support::Harness;
+use std::collections::HashSet;
+use support::{Harness, Raw};
 
 on_both_backends!(
     organizations_crud,
@@ -28,6 +29,7 @@ on_both_backends!(
     key_rotation_keeps_every_secret_readable,
     references_are_checked_without_foreign_keys,
     changes_enqueue_work_for_every_target,
+    concurrent_creates_each_get_their_own_answer,
 );
 
 fn op() -> Actor {
@@ -1769,4 +1771,135 @@ async fn changes_enqueue_work_for_every_target(h: &Harness) {
         .await
         .unwrap();
     assert!(!left.is_empty() && left.iter().all(|op| op.connection_id == t1.id));
+}
+
+/// Creates arriving together (as an identity provider's wave does) are written together on
+/// PostgreSQL (group commit); each must still get the answer it would get alone: its user
+/// exactly as stored, its create queued at the target only when active, its audit event, and a
+/// conflict or not-found error that is its own, without failing the others.
+async fn concurrent_creates_each_get_their_own_answer(h: &Harness) {
+    let s = h.store.clone();
+    let o = org(&*s, "Riverside").await;
+    let t = s
+        .create_connection(&op(), o.id, &target("app"), None)
+        .await
+        .unwrap();
+    let idp = s
+        .create_connection(&op(), o.id, &inbound("idp"), None)
+        .await
+        .unwrap();
+    let mut drafts = Vec::new();
+    for n in 0..50 {
+        let mut d = nurse(n);
+        d.active = n % 10 != 3;
+        d.source_connection_id = (n % 2 == 0).then_some(idp.id);
+        drafts.push(d);
+    }
+    // The same userNames again (in another case), and users of a source that does not exist.
+    for n in 0..5 {
+        drafts.push(UserDraft::new(format!("NURSE{n}@Riverside.Example")));
+        let mut lost = nurse(100 + n);
+        lost.source_connection_id = Some(ConnectionId::new());
+        drafts.push(lost);
+    }
+    let tasks: Vec<_> = drafts
+        .iter()
+        .cloned()
+        .map(|d| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create_user(&op(), o.id, &d).await })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let (mut conflicts, mut missing) = (0, 0);
+    for (d, t) in drafts.iter().zip(tasks) {
+        match t.await.unwrap() {
+            Ok(u) => {
+                assert_eq!(u.user_name, d.user_name);
+                assert_eq!(s.user(o.id, u.id).await.unwrap().as_ref(), Some(&u));
+                created.push(u);
+            }
+            Err(StoreError::Conflict(what)) => {
+                assert!(what.contains(&format!("{:?}", d.user_name)), "{what}");
+                conflicts += 1;
+            }
+            Err(StoreError::NotFound(_)) => {
+                assert!(d.user_name.starts_with("nurse10"), "{}", d.user_name);
+                missing += 1;
+            }
+            Err(e) => panic!("{}: {e}", d.user_name),
+        }
+    }
+    // Of each pair with one userName, exactly one won; whichever it was, it is the one stored.
+    assert_eq!((created.len(), conflicts, missing), (50, 5, 5));
+    assert_eq!(s.count_users(o.id).await.unwrap(), 50);
+    let mut names: Vec<_> = created.iter().map(|u| u.user_name.to_lowercase()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 50);
+
+    let queued: HashSet<_> = s
+        .list_operations(
+            o.id,
+            &OperationFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .inspect(|op| {
+            assert_eq!(
+                (op.connection_id, op.action),
+                (t.id, OperationAction::Create)
+            );
+        })
+        .map(|op| op.resource_id)
+        .collect();
+    let active: HashSet<_> = created
+        .iter()
+        .filter(|u| u.active)
+        .map(|u| u.id.0)
+        .collect();
+    assert_eq!(
+        queued, active,
+        "one create per active user, none for the others"
+    );
+
+    let audited: Vec<_> = s
+        .list_audit(
+            o.id,
+            &AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "user.create")
+        .collect();
+    let mut subjects: Vec<_> = audited.iter().map(|e| e.subject_id.clone()).collect();
+    subjects.sort();
+    let mut ids: Vec<_> = created.iter().map(|u| u.id.to_string()).collect();
+    ids.sort();
+    assert_eq!(
+        subjects, ids,
+        "one audit event per user created, none for refusals"
+    );
+    assert!(audited.iter().all(|e| e.actor == "tester"));
+
+    if let Raw::Pg(pool) = &h.raw {
+        // Rows written by one statement share its transaction id: fewer ids than users means
+        // the creates were written together, not one statement each.
+        let statements: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT xmin::text) FROM users WHERE organization_id = $1",
+        )
+        .bind(o.id.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(statements < 50, "{statements} statements for 50 users");
+    }
 }

@@ -5,7 +5,7 @@
 //! go out as one filtered `GET` (`externalId eq "a" or userName eq "b" or ...`, RFC 7644 §3.4.2.2)
 //! and each create picks its match out of the answer.
 //!
-//! Batching is "group commit" style: a look-up waits only while another batch is on the wire,
+//! Batching is group commit ([`crate::group_commit`]): a look-up waits only while another batch is on the wire,
 //! so one create alone is not delayed, and a busy connection sends few large requests. The
 //! answer is matched here, never trusted to be filtered: a target that ignores the filter or
 //! returns a partial page makes these creates look up one by one instead, and a target that
@@ -13,10 +13,9 @@
 
 use crate::connectors::scim_client::{ScimClient, TargetError};
 use crate::domain::ResourceType;
+use crate::group_commit::{GroupCommit, Waiting};
 use serde_json::{Value, json};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{Semaphore, oneshot};
 
 /// Most creates whose look-ups share one request.
 const MAX_BATCH: usize = 25;
@@ -43,17 +42,13 @@ pub struct Found {
     pub sent: Vec<String>,
 }
 
-type Reply = oneshot::Sender<Result<Found, (TargetError, Vec<String>)>>;
-
-struct Pending {
-    keys: LookupKeys,
-    reply: Reply,
-}
+type Answer = Result<Found, (TargetError, Vec<String>)>;
+type Pending = Waiting<LookupKeys, Answer>;
 
 /// Batches the look-ups of one connection.
 pub struct LookupBatcher {
-    queues: [Mutex<Vec<Pending>>; 2],
-    senders: [Semaphore; 2],
+    /// Look-ups of users and of groups, each batched on its own (one filter per request).
+    batches: [GroupCommit<LookupKeys, Answer>; 2],
     /// The target answered 400 to an `or` filter: look up one key at a time.
     or_refused: AtomicBool,
 }
@@ -61,8 +56,7 @@ pub struct LookupBatcher {
 impl Default for LookupBatcher {
     fn default() -> Self {
         Self {
-            queues: [Mutex::default(), Mutex::default()],
-            senders: [Semaphore::new(SENDERS), Semaphore::new(SENDERS)],
+            batches: [GroupCommit::new(SENDERS), GroupCommit::new(SENDERS)],
             or_refused: AtomicBool::new(false),
         }
     }
@@ -118,6 +112,21 @@ pub fn pick(rt: ResourceType, keys: &LookupKeys, resources: &[Value]) -> Option<
         .cloned()
 }
 
+/// The oldest waiting look-ups that fit one request.
+fn take_batch(rt: ResourceType, q: &mut Vec<Pending>) -> Vec<Pending> {
+    let mut chars = 0;
+    let mut n = 0;
+    for p in q.iter() {
+        let len: usize = terms(rt, &p.item).iter().map(|t| t.len() + 4).sum();
+        if n > 0 && (n == MAX_BATCH || chars + len > MAX_FILTER_CHARS) {
+            break;
+        }
+        chars += len;
+        n += 1;
+    }
+    q.drain(..n).collect()
+}
+
 impl LookupBatcher {
     /// Finds the resource `keys` name at the target, sharing the request with look-ups made
     /// at the same time. The error carries the requests sent before it.
@@ -133,64 +142,27 @@ impl LookupBatcher {
                 sent: Vec::new(),
             });
         }
-        let (tx, mut rx) = oneshot::channel();
-        self.queue(rt).push(Pending { keys, reply: tx });
-        loop {
-            let Ok(permit) = self.senders[slot(rt)].acquire().await else {
-                return Err((TargetError::Config("look-ups closed".into()), Vec::new()));
-            };
-            if let Ok(answer) = rx.try_recv() {
-                return answer;
-            }
-            let batch = self.take_batch(rt);
-            if batch.is_empty() {
-                // Ours is on the wire in another sender's batch.
-                drop(permit);
-                return rx.await.unwrap_or_else(|_| {
-                    Err((TargetError::Config("look-up abandoned".into()), Vec::new()))
-                });
-            }
-            self.send(client, rt, batch).await;
-            drop(permit);
-            if let Ok(answer) = rx.try_recv() {
-                return answer;
-            }
-        }
-    }
-
-    fn queue(&self, rt: ResourceType) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-        self.queues[slot(rt)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The oldest waiting look-ups that fit one request.
-    fn take_batch(&self, rt: ResourceType) -> Vec<Pending> {
-        let mut q = self.queue(rt);
-        let mut chars = 0;
-        let mut n = 0;
-        for p in q.iter() {
-            let len: usize = terms(rt, &p.keys).iter().map(|t| t.len() + 4).sum();
-            if n > 0 && (n == MAX_BATCH || chars + len > MAX_FILTER_CHARS) {
-                break;
-            }
-            chars += len;
-            n += 1;
-        }
-        q.drain(..n).collect()
+        self.batches[slot(rt)]
+            .submit(
+                keys,
+                |q| take_batch(rt, q),
+                |batch| self.send(client, rt, batch),
+            )
+            .await
+            .unwrap_or_else(|| Err((TargetError::Config("look-up abandoned".into()), Vec::new())))
     }
 
     async fn send(&self, client: &ScimClient, rt: ResourceType, batch: Vec<Pending>) {
         if self.or_refused.load(Ordering::Relaxed) {
             for p in batch {
-                let answer = one_by_one(client, rt, &p.keys).await;
-                let _ = p.reply.send(answer);
+                let answer = one_by_one(client, rt, &p.item).await;
+                p.answer(answer);
             }
             return;
         }
         let mut all: Vec<String> = Vec::new();
         for p in &batch {
-            for t in terms(rt, &p.keys) {
+            for t in terms(rt, &p.item) {
                 if !all.contains(&t) {
                     all.push(t);
                 }
@@ -213,31 +185,31 @@ impl LookupBatcher {
         match client.search(rt, &filter, count).await {
             Ok((resources, total)) if total as usize <= resources.len() => {
                 for p in batch {
-                    let resource = pick(rt, &p.keys, &resources);
-                    let sent = vec![line(&p.keys)];
-                    let _ = p.reply.send(Ok(Found { resource, sent }));
+                    let resource = pick(rt, &p.item, &resources);
+                    let sent = vec![line(&p.item)];
+                    p.answer(Ok(Found { resource, sent }));
                 }
             }
             Ok(_) => {
                 // A partial answer: it may miss a match; ask for each create alone.
                 tracing::debug!("a batched look-up came back partial; looking up one by one");
                 for p in batch {
-                    let answer = one_by_one(client, rt, &p.keys).await;
-                    let _ = p.reply.send(answer);
+                    let answer = one_by_one(client, rt, &p.item).await;
+                    p.answer(answer);
                 }
             }
             Err(TargetError::Http { status: 400, .. }) => {
                 tracing::info!("the target refuses `or` filters; looking up one key at a time");
                 self.or_refused.store(true, Ordering::Relaxed);
                 for p in batch {
-                    let answer = one_by_one(client, rt, &p.keys).await;
-                    let _ = p.reply.send(answer);
+                    let answer = one_by_one(client, rt, &p.item).await;
+                    p.answer(answer);
                 }
             }
             Err(e) => {
                 for p in batch {
-                    let sent = vec![line(&p.keys)];
-                    let _ = p.reply.send(Err((e.clone(), sent)));
+                    let sent = vec![line(&p.item)];
+                    p.answer(Err((e.clone(), sent)));
                 }
             }
         }

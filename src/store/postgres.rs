@@ -5,9 +5,12 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, UserId,
+    Actor, Attempt, AuditEventId, ConnectionId, OperationId, OrganizationId, ResourceType,
+    TargetLink, Timestamp, User, UserId,
 };
+use crate::group_commit::{GroupCommit, Waiting, oldest};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use sqlx::types::Json;
 use sqlx::{ConnectOptions as _, Connection as _, Transaction};
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -18,7 +21,30 @@ pub struct PgStore {
     keys: KeyRing,
     signal: QueueSignal,
     location: String,
+    /// Inbound user creates, written together when they arrive at the same time.
+    creates: GroupCommit<NewUser, StoreResult<u64>>,
 }
+
+/// Most users one create statement writes.
+const MAX_USERS_PER_CREATE: usize = 64;
+
+/// Create statements running at once; the creates that arrive meanwhile wait and share the
+/// next one. Two keep both of a small machine's cores busy.
+const CREATE_STATEMENTS_AT_ONCE: usize = 2;
+
+/// A user to create with its audit event, waiting to share a statement with others.
+pub(super) struct NewUser {
+    user: User,
+    audit_id: AuditEventId,
+    audit_at: Timestamp,
+    actor_kind: &'static str,
+    actor: String,
+    details: serde_json::Value,
+}
+
+/// The connection's answer to a create: users written (0 when the organization or the source
+/// connection does not exist), or why not.
+type Created = StoreResult<u64>;
 
 /// The connect options of a PostgreSQL URL, as every part of scimdesk reads them.
 ///
@@ -97,6 +123,7 @@ impl PgStore {
             keys: KeyRing::new(master),
             signal: QueueSignal::default(),
             location,
+            creates: GroupCommit::new(CREATE_STATEMENTS_AT_ONCE),
         })
     }
 
@@ -232,35 +259,223 @@ impl PgStore {
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Postgres;
 
     /// Creates a user, queues its create for every SCIM target of the organization (when it is
-    /// active) and appends the audit event, in one statement and so one round trip, committed on
-    /// its own. The same work as the transaction in `create_user` (users, then operations, then
-    /// audit), but a transaction there costs seven round trips with BEGIN and COMMIT, and during
-    /// an onboarding wave the inbound server's time went mostly to round trips (see
-    /// docs/performance.md). The operations' seq is still taken after the user row is written.
+    /// active) and appends the audit event, committed on its own. The same work as the
+    /// transaction in `create_user` (users, then operations, then audit), but in one statement
+    /// and so one round trip: a transaction costs seven with BEGIN and COMMIT, and during an
+    /// onboarding wave the inbound server's time went mostly to round trips.
     ///
-    /// Binds: `$1`–`$14` as the user INSERT in `create_user` (`$10` is `active`, `$12` the source
-    /// connection), then the audit event's `$15` id, `$16` time, `$17` actor kind, `$18` actor,
-    /// `$19` details. Answers the number of users written (0 when the organization or the source
-    /// connection does not exist).
-    const CREATE_USER_AT_ONCE: Option<&'static str> = Some(concat!(
-        "WITH new_user AS (",
-        insert_new_user!(),
-        " RETURNING id), ",
-        "queued AS (",
-        insert_operation!(),
-        "SELECT scimdesk_uuid_v7(), $2, c.id, 'user', u.id, 'create', '{}'::jsonb, 'pending', 0, $14, $14, $14 ",
-        "FROM new_user u JOIN connections c ON c.organization_id = $2 AND c.kind = 'scim_target' ",
-        "WHERE $10 ORDER BY c.id), ",
-        "audited AS (",
-        "INSERT INTO audit_events (id, organization_id, occurred_at, actor_kind, actor, action, subject_type, ",
-        "subject_id, details) ",
-        "SELECT $15, $2, $16, $17, $18, 'user.create', 'user', u.id::text, $19 FROM new_user u) ",
-        "SELECT count(*) FROM new_user"
-    ));
+    /// Creates that arrive while earlier ones are being written share the next statement
+    /// (group commit, [`create_users_together`]): executor start-up, the constraints' set-up,
+    /// the commit's WAL flush and the round trip are paid once for all of them (see
+    /// docs/performance.md). A create that arrives alone goes out at once, alone.
+    ///
+    /// Answers `None` never on this backend (SQLite answers `None`: it creates in a
+    /// transaction).
+    async fn create_user_at_once(
+        &self,
+        actor: &Actor,
+        user: &User,
+        details: serde_json::Value,
+    ) -> Option<Created> {
+        let new = NewUser {
+            user: user.clone(),
+            audit_id: AuditEventId::new(),
+            audit_at: Timestamp::now(),
+            actor_kind: actor.kind.as_str(),
+            actor: actor.name.clone(),
+            details,
+        };
+        let pool = &self.pool;
+        let created = self
+            .creates
+            .submit(new, oldest(MAX_USERS_PER_CREATE), |batch| {
+                // In a task of its own: a caller cancelled while its batch is written (its
+                // client hung up) must not leave the others of the batch without an answer.
+                let task = tokio::spawn(create_users(pool.clone(), batch));
+                async move {
+                    let _ = task.await;
+                }
+            })
+            .await;
+        Some(created.unwrap_or_else(|| {
+            Err(StoreError::Unavailable(
+                "the user's create was abandoned".into(),
+            ))
+        }))
+    }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Writes a batch of creates and answers each: together in one statement when there are
+/// several, then one by one for any the shared statement did not write (a taken `userName`,
+/// a missing organization or source connection, or the statement failing as a whole), so
+/// that each gets its own answer and error.
+async fn create_users(pool: PgPool, batch: Vec<Waiting<NewUser, Created>>) {
+    let mut alone = batch;
+    if alone.len() > 1 {
+        match create_users_together(&pool, &alone).await {
+            Ok(written) => {
+                let (done, rest): (Vec<_>, Vec<_>) = alone
+                    .into_iter()
+                    .partition(|w| written.contains(&w.item.user.id.0));
+                for w in done {
+                    w.answer(Ok(1));
+                }
+                alone = rest;
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "creating {} users in one statement failed, so one by one: {e}",
+                    alone.len()
+                );
+            }
+        }
+    }
+    for w in alone {
+        let created = create_one_user(&pool, &w.item).await;
+        w.answer(created);
+    }
+}
+
+/// One user's create, with the error that is its own (a taken `userName` is a conflict).
+async fn create_one_user(pool: &PgPool, new: &NewUser) -> Created {
+    let user = &new.user;
+    let now = user.created_at;
+    let created: i64 = bind_new_user!(sqlx::query_scalar(CREATE_ONE_USER), user, now)
+        .bind(new.audit_id)
+        .bind(new.audit_at)
+        .bind(new.actor_kind)
+        .bind(&new.actor)
+        .bind(Json(&new.details))
+        .fetch_one(pool)
+        .await
+        .map_err(|e| {
+            StoreError::from_sqlx(e, || format!("a user with userName {:?}", user.user_name))
+        })?;
+    Ok(u64::try_from(created).unwrap_or(0))
+}
+
+/// Binds: `$1`–`$14` as the user INSERT in `create_user` (`$10` is `active`, `$12` the source
+/// connection), then the audit event's `$15` id, `$16` time, `$17` actor kind, `$18` actor,
+/// `$19` details. Answers the number of users written (0 when the organization or the source
+/// connection does not exist). The operations' seq is taken after the user row is written.
+const CREATE_ONE_USER: &str = concat!(
+    "WITH new_user AS (",
+    insert_new_user!(),
+    " RETURNING id), ",
+    "queued AS (",
+    insert_operation!(),
+    "SELECT scimdesk_uuid_v7(), $2, c.id, 'user', u.id, 'create', '{}'::jsonb, 'pending', 0, $14, $14, $14 ",
+    "FROM new_user u JOIN connections c ON c.organization_id = $2 AND c.kind = 'scim_target' ",
+    "WHERE $10 ORDER BY c.id), ",
+    "audited AS (",
+    "INSERT INTO audit_events (id, organization_id, occurred_at, actor_kind, actor, action, subject_type, ",
+    "subject_id, details) ",
+    "SELECT $15, $2, $16, $17, $18, 'user.create', 'user', u.id::text, $19 FROM new_user u) ",
+    "SELECT count(*) FROM new_user"
+);
+
+/// The same work as [`CREATE_ONE_USER`] for many users, from arrays (one statement text for
+/// every batch size, so it is prepared once). A user whose `userName` is taken (by a row
+/// already there or by an earlier one of the same batch), or whose organization or source
+/// connection is missing, is left out rather than failing the others; the caller creates
+/// those alone to give them their own error. Answers the ids written.
+const CREATE_USERS_TOGETHER: &str = concat!(
+    "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], ",
+    "$6::text[], $7::text[], $8::text[], $9::jsonb[], $10::bool[], $11::text[], $12::uuid[], $13::jsonb[], ",
+    "$14::timestamptz[], $15::uuid[], $16::timestamptz[], $17::text[], $18::text[], $19::jsonb[]) ",
+    "AS i(id, organization_id, user_name, user_name_key, external_id, display_name, given_name, family_name, ",
+    "emails, active, lifecycle_state, source_connection_id, attributes, at, audit_id, audit_at, actor_kind, ",
+    "actor, details)), ",
+    "new_user AS (INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
+    "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, version, ",
+    "created_at, updated_at) ",
+    "SELECT id, organization_id, user_name, user_name_key, external_id, display_name, given_name, family_name, ",
+    "emails, active, lifecycle_state, source_connection_id, attributes, 1, at, at FROM input i ",
+    "WHERE EXISTS (SELECT 1 FROM organizations o WHERE o.id = i.organization_id) ",
+    "AND (i.source_connection_id IS NULL OR EXISTS (SELECT 1 FROM connections c ",
+    "WHERE c.organization_id = i.organization_id AND c.id = i.source_connection_id)) ",
+    "ON CONFLICT DO NOTHING RETURNING id, organization_id, active, created_at), ",
+    "queued AS (",
+    insert_operation!(),
+    "SELECT scimdesk_uuid_v7(), u.organization_id, c.id, 'user', u.id, 'create', '{}'::jsonb, 'pending', 0, ",
+    "u.created_at, u.created_at, u.created_at FROM new_user u JOIN connections c ",
+    "ON c.organization_id = u.organization_id AND c.kind = 'scim_target' WHERE u.active ORDER BY u.id, c.id), ",
+    "audited AS (INSERT INTO audit_events (id, organization_id, occurred_at, actor_kind, actor, action, ",
+    "subject_type, subject_id, details) ",
+    "SELECT i.audit_id, i.organization_id, i.audit_at, i.actor_kind, i.actor, 'user.create', 'user', ",
+    "u.id::text, i.details FROM new_user u JOIN input i ON i.id = u.id) ",
+    "SELECT id FROM new_user"
+);
+
+/// Writes `batch` with [`CREATE_USERS_TOGETHER`]; answers the ids of the users written.
+async fn create_users_together(
+    pool: &PgPool,
+    batch: &[Waiting<NewUser, Created>],
+) -> StoreResult<std::collections::HashSet<uuid::Uuid>> {
+    let users = || batch.iter().map(|w| &w.item.user);
+    let text = |f: fn(&User) -> &Option<String>| users().map(|u| f(u).clone()).collect::<Vec<_>>();
+    let written: Vec<uuid::Uuid> = sqlx::query_scalar(CREATE_USERS_TOGETHER)
+        .bind(users().map(|u| u.id.0).collect::<Vec<_>>())
+        .bind(users().map(|u| u.organization_id.0).collect::<Vec<_>>())
+        .bind(users().map(|u| u.user_name.clone()).collect::<Vec<_>>())
+        .bind(
+            users()
+                .map(|u| crate::domain::validate::user_name_key(&u.user_name))
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(|u| &u.external_id))
+        .bind(text(|u| &u.display_name))
+        .bind(text(|u| &u.given_name))
+        .bind(text(|u| &u.family_name))
+        .bind(
+            users()
+                .map(|u| Json(u.emails.0.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(users().map(|u| u.active).collect::<Vec<_>>())
+        .bind(
+            users()
+                .map(|u| u.lifecycle_state.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            users()
+                .map(|u| u.source_connection_id.map(|c| c.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(users().map(|u| u.attributes.clone()).collect::<Vec<_>>())
+        .bind(
+            users()
+                .map(|u| u.created_at.as_datetime())
+                .collect::<Vec<_>>(),
+        )
+        .bind(batch.iter().map(|w| w.item.audit_id.0).collect::<Vec<_>>())
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.item.audit_at.as_datetime())
+                .collect::<Vec<_>>(),
+        )
+        .bind(batch.iter().map(|w| w.item.actor_kind).collect::<Vec<_>>())
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.item.actor.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|w| Json(w.item.details.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(pool)
+        .await?;
+    Ok(written.into_iter().collect())
 }
 
 impl_store!(

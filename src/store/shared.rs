@@ -1165,17 +1165,9 @@ macro_rules! impl_store {
                 // Built here rather than read back with RETURNING (one less row to decode on the
                 // busiest write); the values are exactly the ones bound.
                 let user = User::from_draft(id, org, draft, now);
-                if let Some(statement) = Self::CREATE_USER_AT_ONCE {
-                    let created: i64 = bind_new_user!(sqlx::query_scalar(statement), user, now)
-                        .bind(AuditEventId::new())
-                        .bind(Timestamp::now())
-                        .bind(actor.kind.as_str())
-                        .bind(&actor.name)
-                        .bind(Json(serde_json::json!({ "user_name": draft.user_name, "active": draft.active })))
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
-                    if created == 0 {
+                let details = serde_json::json!({ "user_name": draft.user_name, "active": draft.active });
+                if let Some(created) = self.create_user_at_once(actor, &user, details.clone()).await {
+                    if created? == 0 {
                         return Err(StoreError::NotFound(format!("organization {org} or its source connection")));
                     }
                     self.signal.bump(org);
@@ -1192,8 +1184,7 @@ macro_rules! impl_store {
                 if draft.active {
                     Self::enqueue_user_for_targets(&mut tx, org, id, OperationAction::Create).await?;
                 }
-                Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(),
-                    serde_json::json!({ "user_name": draft.user_name, "active": draft.active })).await?;
+                Self::append_audit(&mut tx, actor, org, "user.create", "user", &id.to_string(), details).await?;
                 tx.commit().await?;
                 self.signal.bump(org);
                 Ok(user)

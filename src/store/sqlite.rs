@@ -5,7 +5,8 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, UserId,
+    Actor, Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
+    User, UserId,
 };
 use sqlx::QueryBuilder;
 use sqlx::Transaction;
@@ -182,8 +183,15 @@ impl SqliteStore {
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Sqlite;
 
     /// SQLite has no INSERT inside WITH, and its round trips stay in the process: a user is
-    /// created by the transaction in `create_user`.
-    const CREATE_USER_AT_ONCE: Option<&'static str> = None;
+    /// created by the transaction in `create_user` (this answers `None`).
+    async fn create_user_at_once(
+        &self,
+        _actor: &Actor,
+        _user: &User,
+        _details: serde_json::Value,
+    ) -> Option<StoreResult<u64>> {
+        None
+    }
 
     /// Writers take the lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first and then writes can fail with SQLITE_BUSY instead of waiting its turn.
