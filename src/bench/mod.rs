@@ -202,6 +202,12 @@ pub struct WaveReport {
     pub delivery_secs: f64,
     /// delivery_secs / direct_secs.
     pub delivery_vs_direct: f64,
+    /// Seconds the queue's own work took for as many operations (claimed, recorded, moved to
+    /// the history) against a delivery that acknowledges at once: a floor under
+    /// `delivery_secs` that no sending can lower.
+    pub queue_floor_secs: f64,
+    /// queue_floor_secs / direct_secs.
+    pub queue_floor_vs_direct: f64,
     /// Seconds the inbound server took to accept that queued wave with no worker running: the
     /// inbound side's own time.
     pub inbound_secs: f64,
@@ -686,8 +692,16 @@ async fn latencies(
         .collect())
 }
 
-/// Runs the wave benchmark: the direct push; the engine delivering a queued wave; the wave
-/// end to end; a paced run for latency.
+/// The engine's configuration in the wave (and its queue floor).
+fn wave_engine_config() -> EngineConfig {
+    EngineConfig {
+        poll_interval_ms: 200,
+        ..Default::default()
+    }
+}
+
+/// Runs the wave benchmark: the direct push; the queue's own work for as many operations; the
+/// engine delivering a queued wave; the wave end to end; a paced run for latency.
 pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
     crate::connectors::ensure_tls_provider();
     // The wave mirrors the direct push: every user, and the source's groups.
@@ -712,18 +726,27 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
         let direct_cpu = clock.per_user_since(o.users);
         drop(direct);
 
+        // The queue's own work for as many operations, in a store of its own (an engine with
+        // a no-op delivery would acknowledge whatever it found in this one).
+        let floor = BenchStore::open(o.postgres.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let queue_floor_secs = queue_floor(
+            &floor.store,
+            (o.users + o.groups) as u64,
+            o.settings.clone(),
+            wave_engine_config(),
+        )
+        .await;
+        floor.remove().await;
+        let queue_floor_secs = queue_floor_secs?;
+
         // Queued first, then delivered: the engine alone.
         let queued = WaveRoute::start(&store, "queued source", &o).await?;
         let clock = CpuClock::now().unwrap_or_default();
         let inbound_secs = queued.push_wave(&http, &o, "q").await?;
         let inbound_cpu = clock.per_user_since(o.users);
-        let engine = Engine::new(
-            store.clone(),
-            EngineConfig {
-                poll_interval_ms: 200,
-                ..Default::default()
-            },
-        );
+        let engine = Engine::new(store.clone(), wave_engine_config());
         let t0 = Instant::now();
         let clock = CpuClock::now().unwrap_or_default();
         engine.start();
@@ -794,6 +817,8 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
             direct_secs,
             delivery_secs,
             delivery_vs_direct: delivery_secs / direct_secs.max(1e-9),
+            queue_floor_secs,
+            queue_floor_vs_direct: queue_floor_secs / direct_secs.max(1e-9),
             inbound_secs,
             engine_secs,
             source_push_secs,
@@ -843,6 +868,61 @@ pub struct DrainReport {
     pub peak_rss_mb: f64,
 }
 
+/// A new organization `name` with a SCIM target connection (with `settings`) that has
+/// `operations` queued updates, each of a resource of its own: work for a no-op delivery.
+async fn queue_for_noop(
+    store: &dyn Store,
+    name: &str,
+    operations: u64,
+    settings: serde_json::Value,
+) -> Result<(OrganizationId, Connection), String> {
+    let actor = Actor::system("bench");
+    let org = store
+        .create_organization(&actor, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let conn = store
+        .create_connection(
+            &actor,
+            org.id,
+            &NewConnection {
+                name: "noop".into(),
+                kind: ConnectionKind::ScimTarget,
+                base_url: Some("http://127.0.0.1:9/scim/v2".into()),
+                auth_method: AuthMethod::None,
+                settings,
+            },
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    store
+        .bulk_enqueue_for_benchmark(org.id, conn.id, operations)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((org.id, conn))
+}
+
+/// The queue's own work for `operations` operations: claimed, leased, recorded and moved to
+/// the history by an engine configured as `config`, at a connection with `settings`, against
+/// a delivery that acknowledges at once. Nothing the engine does for a real operation can
+/// take less, so the engine's time is at least this plus the requests' own.
+async fn queue_floor(
+    store: &Arc<dyn Store>,
+    operations: u64,
+    settings: serde_json::Value,
+    config: EngineConfig,
+) -> Result<f64, String> {
+    let (org, _) = queue_for_noop(store.as_ref(), "queue floor", operations, settings).await?;
+    let engine = Engine::new(store.clone(), config).with_delivery(Arc::new(NoopDelivery));
+    let t0 = Instant::now();
+    engine.start();
+    let drained = wait_drained(store.as_ref(), org, Duration::from_secs(600)).await;
+    let secs = t0.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    drained.map(|()| secs)
+}
+
 /// Runs the drain benchmark: `operations` queued updates, each for its own resource, drained
 /// by one connection's worker against a target that acknowledges at once.
 pub async fn drain(
@@ -856,31 +936,14 @@ pub async fn drain(
         .map_err(|e| e.to_string())?;
     let store = bench.store.clone();
     let result = async {
-        let actor = Actor::system("bench");
-        let org = store
-            .create_organization(&actor, "drain")
-            .await
-            .map_err(|e| e.to_string())?;
-        let conn = store
-            .create_connection(
-                &actor,
-                org.id,
-                &NewConnection {
-                    name: "noop".into(),
-                    kind: ConnectionKind::ScimTarget,
-                    base_url: Some("http://127.0.0.1:9/scim/v2".into()),
-                    auth_method: AuthMethod::None,
-                    settings: json!({"concurrency": concurrency}),
-                },
-                None,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
         let t0 = Instant::now();
-        store
-            .bulk_enqueue_for_benchmark(org.id, conn.id, operations)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (org, conn) = queue_for_noop(
+            store.as_ref(),
+            "drain",
+            operations,
+            json!({"concurrency": concurrency}),
+        )
+        .await?;
         let enqueue_secs = t0.elapsed().as_secs_f64();
         let noop: Arc<dyn Deliver> = Arc::new(NoopDelivery);
         let engine = Engine::new(
@@ -900,7 +963,7 @@ pub async fn drain(
         loop {
             tokio::time::sleep(interval).await;
             let counts = store
-                .queue_counts(org.id, conn.id)
+                .queue_counts(org, conn.id)
                 .await
                 .map_err(|e| e.to_string())?;
             let left = counts.pending + counts.in_flight + counts.retry_wait + counts.failed;

@@ -51,6 +51,10 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
                 r.delivery_secs, r.delivery_vs_direct
             );
             println!(
+                "    (of which the queue's own work, measured alone against a no-op target: {:.2} s = {:.2}x the direct push)",
+                r.queue_floor_secs, r.queue_floor_vs_direct
+            );
+            println!(
                 "  end to end through scimdesk:   {:.2} s  = {:.0} users/s, {:.2}x the direct push",
                 r.engine_secs, r.users_per_sec, r.engine_vs_direct
             );
