@@ -269,8 +269,10 @@ impl PgStore {
     /// the commit's WAL flush and the round trip are paid once for all of them (see
     /// docs/performance.md). A create that arrives alone goes out at once, alone.
     ///
-    /// Answers `None` never on this backend (SQLite answers `None`: it creates in a
-    /// transaction).
+    /// A create whose caller gives up while it waits (its client hung up) is still written,
+    /// as one whose caller gave up during its statement always could be; the client, having
+    /// had no answer, finds the user on its retry (409). Always `Some` on this backend
+    /// (SQLite answers `None` and creates in a transaction).
     async fn create_user_at_once(
         &self,
         actor: &Actor,
