@@ -20,6 +20,14 @@ pub struct Waiting<T, R> {
 }
 
 impl<T, R> Waiting<T, R> {
+    /// A request outside any batcher, and where its answer will arrive: for tests that call a
+    /// batch's writer directly.
+    #[cfg(test)]
+    pub fn detached(item: T) -> (Self, oneshot::Receiver<R>) {
+        let (reply, answer) = oneshot::channel();
+        (Self { item, reply }, answer)
+    }
+
     /// Hands `answer` to the caller that is waiting for it (a caller that gave up is ignored).
     pub fn answer(self, answer: R) {
         let _ = self.reply.send(answer);

@@ -5,6 +5,7 @@
 
 mod api;
 mod codec;
+mod create_batch;
 mod error;
 #[macro_use]
 mod shared;

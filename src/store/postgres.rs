@@ -1,14 +1,14 @@
 //! The PostgreSQL store: production and scale-out (several processes share one database).
 
 use super::QueueSignal;
+use super::create_batch::{CreateBatches, Pending, answer_all};
 use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Actor, Attempt, AuditEventId, ConnectionId, OperationId, OrganizationId, ResourceType,
-    TargetLink, Timestamp, User, UserId,
+    Actor, Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
+    User, UserId,
 };
-use crate::group_commit::{GroupCommit, Waiting, oldest};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::types::Json;
 use sqlx::{ConnectOptions as _, Connection as _, Transaction};
@@ -22,29 +22,8 @@ pub struct PgStore {
     signal: QueueSignal,
     location: String,
     /// Inbound user creates, written together when they arrive at the same time.
-    creates: GroupCommit<NewUser, StoreResult<u64>>,
+    creates: CreateBatches,
 }
-
-/// Most users one create statement writes.
-const MAX_USERS_PER_CREATE: usize = 64;
-
-/// Create statements running at once; the creates that arrive meanwhile wait and share the
-/// next one. Two keep both of a small machine's cores busy.
-const CREATE_STATEMENTS_AT_ONCE: usize = 2;
-
-/// A user to create with its audit event, waiting to share a statement with others.
-pub(super) struct NewUser {
-    user: User,
-    audit_id: AuditEventId,
-    audit_at: Timestamp,
-    actor_kind: &'static str,
-    actor: String,
-    details: serde_json::Value,
-}
-
-/// The connection's answer to a create: users written (0 when the organization or the source
-/// connection does not exist), or why not.
-type Created = StoreResult<u64>;
 
 /// The connect options of a PostgreSQL URL, as every part of scimdesk reads them.
 ///
@@ -123,7 +102,7 @@ impl PgStore {
             keys: KeyRing::new(master),
             signal: QueueSignal::default(),
             location,
-            creates: GroupCommit::new(CREATE_STATEMENTS_AT_ONCE),
+            creates: CreateBatches::default(),
         })
     }
 
@@ -259,51 +238,18 @@ impl PgStore {
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Postgres;
 
     /// Creates a user, queues its create for every SCIM target of the organization (when it is
-    /// active) and appends the audit event, committed on its own. The same work as the
-    /// transaction in `create_user` (users, then operations, then audit), but in one statement
-    /// and so one round trip: a transaction costs seven with BEGIN and COMMIT, and during an
-    /// onboarding wave the inbound server's time went mostly to round trips.
-    ///
-    /// Creates that arrive while earlier ones are being written share the next statement
-    /// (group commit, [`create_users_together`]): executor start-up, the constraints' set-up,
-    /// the commit's WAL flush and the round trip are paid once for all of them (see
-    /// docs/performance.md). A create that arrives alone goes out at once, alone.
-    ///
-    /// A create whose caller gives up while it waits (its client hung up) is still written,
-    /// as one whose caller gave up during its statement always could be; the client, having
-    /// had no answer, finds the user on its retry (409). Always `Some` on this backend
-    /// (SQLite answers `None` and creates in a transaction).
-    async fn create_user_at_once(
+    /// active) and appends the audit event, together with the creates that arrive meanwhile
+    /// (`store/create_batch.rs`), in one statement: [`CREATE_USERS_TOGETHER`]. `false` when it
+    /// was not written (`create_user` then runs its transaction).
+    async fn create_user_together(
         &self,
         actor: &Actor,
         user: &User,
         details: serde_json::Value,
-    ) -> Option<Created> {
-        let new = NewUser {
-            user: user.clone(),
-            audit_id: AuditEventId::new(),
-            audit_at: Timestamp::now(),
-            actor_kind: actor.kind.as_str(),
-            actor: actor.name.clone(),
-            details,
-        };
-        let pool = &self.pool;
-        let created = self
-            .creates
-            .submit(new, oldest(MAX_USERS_PER_CREATE), |batch| {
-                // In a task of its own: a caller cancelled while its batch is written (its
-                // client hung up) must not leave the others of the batch without an answer.
-                let task = tokio::spawn(create_users(pool.clone(), batch));
-                async move {
-                    let _ = task.await;
-                }
-            })
-            .await;
-        Some(created.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(
-                "the user's create was abandoned".into(),
-            ))
-        }))
+    ) -> bool {
+        self.creates
+            .create(&self.pool, write_batch, actor, user, details)
+            .await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
@@ -311,80 +257,20 @@ impl PgStore {
     }
 }
 
-/// Writes a batch of creates and answers each: together in one statement when there are
-/// several, then one by one for any the shared statement did not write (a taken `userName`,
-/// a missing organization or source connection, or the statement failing as a whole), so
-/// that each gets its own answer and error.
-async fn create_users(pool: PgPool, batch: Vec<Waiting<NewUser, Created>>) {
-    let mut alone = batch;
-    if alone.len() > 1 {
-        match create_users_together(&pool, &alone).await {
-            Ok(written) => {
-                let (done, rest): (Vec<_>, Vec<_>) = alone
-                    .into_iter()
-                    .partition(|w| written.contains(&w.item.user.id.0));
-                for w in done {
-                    w.answer(Ok(1));
-                }
-                alone = rest;
-            }
-            Err(e) => {
-                tracing::debug!(
-                    "creating {} users in one statement failed, so one by one: {e}",
-                    alone.len()
-                );
-            }
-        }
-    }
-    for w in alone {
-        let created = create_one_user(&pool, &w.item).await;
-        w.answer(created);
-    }
+/// Writes a batch of creates in one statement and answers each.
+async fn write_batch(pool: PgPool, batch: Vec<Pending>) {
+    let written = create_users_together(&pool, &batch).await;
+    answer_all(batch, written);
 }
 
-/// One user's create, with the error that is its own (a taken `userName` is a conflict).
-async fn create_one_user(pool: &PgPool, new: &NewUser) -> Created {
-    let user = &new.user;
-    let now = user.created_at;
-    let created: i64 = bind_new_user!(sqlx::query_scalar(CREATE_ONE_USER), user, now)
-        .bind(new.audit_id)
-        .bind(new.audit_at)
-        .bind(new.actor_kind)
-        .bind(&new.actor)
-        .bind(Json(&new.details))
-        .fetch_one(pool)
-        .await
-        .map_err(|e| {
-            StoreError::from_sqlx(e, || format!("a user with userName {:?}", user.user_name))
-        })?;
-    Ok(u64::try_from(created).unwrap_or(0))
-}
-
-/// Binds: `$1`–`$14` as the user INSERT in `create_user` (`$10` is `active`, `$12` the source
-/// connection), then the audit event's `$15` id, `$16` time, `$17` actor kind, `$18` actor,
-/// `$19` details. Answers the number of users written (0 when the organization or the source
-/// connection does not exist). The operations' seq is taken after the user row is written.
-const CREATE_ONE_USER: &str = concat!(
-    "WITH new_user AS (",
-    insert_new_user!(),
-    " RETURNING id), ",
-    "queued AS (",
-    insert_operation!(),
-    "SELECT scimdesk_uuid_v7(), $2, c.id, 'user', u.id, 'create', '{}'::jsonb, 'pending', 0, $14, $14, $14 ",
-    "FROM new_user u JOIN connections c ON c.organization_id = $2 AND c.kind = 'scim_target' ",
-    "WHERE $10 ORDER BY c.id), ",
-    "audited AS (",
-    "INSERT INTO audit_events (id, organization_id, occurred_at, actor_kind, actor, action, subject_type, ",
-    "subject_id, details) ",
-    "SELECT $15, $2, $16, $17, $18, 'user.create', 'user', u.id::text, $19 FROM new_user u) ",
-    "SELECT count(*) FROM new_user"
-);
-
-/// The same work as [`CREATE_ONE_USER`] for many users, from arrays (one statement text for
-/// every batch size, so it is prepared once). A user whose `userName` is taken (by a row
-/// already there or by an earlier one of the same batch), or whose organization or source
-/// connection is missing, is left out rather than failing the others; the caller creates
-/// those alone to give them their own error. Answers the ids written.
+/// Creates users, queues a create for every SCIM target of each active one's organization and
+/// appends their audit events: the work of the transaction in `create_user` (users, then
+/// operations, then audit), in one statement of data-modifying CTEs and so one round trip for
+/// the whole batch (a transaction costs seven per user with BEGIN and COMMIT). From arrays, so
+/// the text is the same for every batch size and prepared once. A user whose `userName` is
+/// taken (by a row already there or by an earlier one of the same batch), or whose
+/// organization or source connection is missing, is left out rather than failing the others.
+/// Answers the ids written.
 const CREATE_USERS_TOGETHER: &str = concat!(
     "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], ",
     "$6::text[], $7::text[], $8::text[], $9::jsonb[], $10::bool[], $11::text[], $12::uuid[], $13::jsonb[], ",
@@ -416,7 +302,7 @@ const CREATE_USERS_TOGETHER: &str = concat!(
 /// Writes `batch` with [`CREATE_USERS_TOGETHER`]; answers the ids of the users written.
 async fn create_users_together(
     pool: &PgPool,
-    batch: &[Waiting<NewUser, Created>],
+    batch: &[Pending],
 ) -> StoreResult<std::collections::HashSet<uuid::Uuid>> {
     let users = || batch.iter().map(|w| &w.item.user);
     let text = |f: fn(&User) -> &Option<String>| users().map(|u| f(u).clone()).collect::<Vec<_>>();

@@ -1166,10 +1166,9 @@ macro_rules! impl_store {
                 // busiest write); the values are exactly the ones bound.
                 let user = User::from_draft(id, org, draft, now);
                 let details = serde_json::json!({ "user_name": draft.user_name, "active": draft.active });
-                if let Some(created) = self.create_user_at_once(actor, &user, details.clone()).await {
-                    if created? == 0 {
-                        return Err(StoreError::NotFound(format!("organization {org} or its source connection")));
-                    }
+                // Written together with the creates that arrive meanwhile; one the batch could
+                // not write is created here alone, for its own answer or error.
+                if self.create_user_together(actor, &user, details.clone()).await {
                     self.signal.bump(org);
                     return Ok(user);
                 }
