@@ -6,8 +6,8 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Actor, Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
-    User, UserId,
+    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, User,
+    UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::types::Json;
@@ -236,21 +236,6 @@ impl PgStore {
     }
 
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Postgres;
-
-    /// Creates a user, queues its create for every SCIM target of the organization (when it is
-    /// active) and appends the audit event, together with the creates that arrive meanwhile
-    /// (`store/create_batch.rs`), in one statement: [`CREATE_USERS_TOGETHER`]. `false` when it
-    /// was not written (`create_user` then runs its transaction).
-    async fn create_user_together(
-        &self,
-        actor: &Actor,
-        user: &User,
-        details: serde_json::Value,
-    ) -> bool {
-        self.creates
-            .create(&self.pool, write_batch, actor, user, details)
-            .await
-    }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)

@@ -1166,9 +1166,10 @@ macro_rules! impl_store {
                 // busiest write); the values are exactly the ones bound.
                 let user = User::from_draft(id, org, draft, now);
                 let details = serde_json::json!({ "user_name": draft.user_name, "active": draft.active });
-                // Written together with the creates that arrive meanwhile; one the batch could
-                // not write is created here alone, for its own answer or error.
-                if self.create_user_together(actor, &user, details.clone()).await {
+                // Written together with the creates that arrive meanwhile, by the backend's
+                // `write_batch` (store/create_batch.rs); one the batch could not write is
+                // created here alone, for its own answer or error.
+                if self.creates.create(&self.pool, super::write_batch, actor, &user, details.clone()).await {
                     self.signal.bump(org);
                     return Ok(user);
                 }

@@ -6,8 +6,7 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Actor, Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp,
-    User, UserId,
+    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, UserId,
 };
 use sqlx::QueryBuilder;
 use sqlx::Transaction;
@@ -187,23 +186,6 @@ impl SqliteStore {
 
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Sqlite;
 
-    /// Creates a user, queues its creates and appends its audit event together with the
-    /// creates that arrive meanwhile (`store/create_batch.rs`), in one transaction of a few
-    /// statements for the whole batch ([`create_users_together`]): each statement is a
-    /// hand-off to the connection's thread, and one transaction per user took the single
-    /// writer's lock once per user. `false` when it was not written (`create_user` then runs
-    /// its own transaction).
-    async fn create_user_together(
-        &self,
-        actor: &Actor,
-        user: &User,
-        details: serde_json::Value,
-    ) -> bool {
-        self.creates
-            .create(&self.pool, write_batch, actor, user, details)
-            .await
-    }
-
     /// Writers take the lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first and then writes can fail with SQLITE_BUSY instead of waiting its turn.
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -342,9 +324,9 @@ impl_store!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AuditFilter;
     use crate::domain::{
-        AuthMethod, ConnectionKind, NewConnection, OperationAction, UserDraft, UserId,
+        Actor, AuditFilter, AuthMethod, ConnectionKind, NewConnection, OperationAction, User,
+        UserDraft, UserId,
     };
     use crate::group_commit::Waiting;
     use crate::store::{OperationFilter, Store};
