@@ -442,16 +442,29 @@ async fn database_connections_dropped_mid_wave_lose_nothing() {
     engine.shutdown().await;
 }
 
+/// Starts `engine` and waits until it listens for other processes' notices: on connecting, the
+/// listener wakes every worker once (anything may have happened while it was not listening),
+/// and under load that could come seconds after the start, waking a worker a test expects idle.
+async fn start_listening(engine: &Engine) {
+    let mut listening = engine.remote_changes();
+    engine.start();
+    tokio::time::timeout(Duration::from_secs(30), listening.changed())
+        .await
+        .expect("the engine listens within 30 s")
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_from_another_process_wakes_idle_workers() {
     // The engine polls only once a minute here: delivery within seconds proves the worker was
-    // woken by PostgreSQL NOTIFY from another process (here: another store, as the CLI is).
+    // woken by PostgreSQL NOTIFY from another process (here: another store, as the CLI is),
+    // and only by the notice that names its organization.
     let Some(d) = Deployment::new().await else {
         return;
     };
     let engine = d.engine_polling_once_a_minute().await;
-    engine.start();
-    // Let the worker start and go idle.
+    start_listening(&engine).await;
+    // Let the worker go idle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let actor = Actor::operator("idp");
     for i in 0..5 {
@@ -464,7 +477,15 @@ async fn a_notification_from_another_process_wakes_idle_workers() {
             .await
             .unwrap();
     }
-    scimdesk::engine::commands::wake_other_processes(&*d.store).await;
+    // A command's notice names its organization: one for another organization wakes nobody here.
+    scimdesk::engine::commands::wake_other_processes(&*d.store, OrganizationId::new()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        d.target.count("POST", "/scim/v2/Users", 201),
+        0,
+        "a command's notice for another organization woke this one's worker"
+    );
+    scimdesk::engine::commands::wake_other_processes(&*d.store, d.org).await;
     let start = Instant::now();
     d.wait_delivered(5, Duration::from_secs(20)).await;
     assert!(
@@ -491,7 +512,7 @@ async fn another_process_notice_wakes_only_the_organization_it_names() {
         .create_user(&actor, d.org, &UserDraft::new("early@hospital.example"))
         .await
         .unwrap();
-    engine.start();
+    start_listening(&engine).await;
     d.wait_delivered(1, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     for i in 0..3 {

@@ -16,7 +16,7 @@ pub async fn retry(
     store
         .retry_operations(actor, org, Some(id), &OperationFilter::default())
         .await?;
-    wake_other_processes(store).await;
+    wake_other_processes(store, org).await;
     store
         .operation(org, id)
         .await?
@@ -32,7 +32,7 @@ pub async fn retry_all(
     filter: &OperationFilter,
 ) -> StoreResult<u64> {
     let n = store.retry_operations(actor, org, None, filter).await?;
-    wake_other_processes(store).await;
+    wake_other_processes(store, org).await;
     Ok(n)
 }
 
@@ -45,7 +45,7 @@ pub async fn skip(
     reason: &str,
 ) -> StoreResult<Operation> {
     let op = store.skip_operation(actor, org, id, reason).await?;
-    wake_other_processes(store).await;
+    wake_other_processes(store, org).await;
     Ok(op)
 }
 
@@ -133,7 +133,7 @@ pub async fn sync_now(
             serde_json::json!({ "name": conn.name, "made_due": n }),
         )
         .await?;
-    wake_other_processes(store).await;
+    wake_other_processes(store, org).await;
     Ok(n)
 }
 
@@ -175,16 +175,20 @@ async fn change_state(
             },
         )
         .await?;
-    wake_other_processes(store).await;
+    wake_other_processes(store, org).await;
     Ok(changed.unwrap_or(conn))
 }
 
-/// Tells workers in other processes (PostgreSQL) that the queue changed; best effort (they
-/// poll anyway).
-pub async fn wake_other_processes(store: &dyn Store) {
+/// Tells workers in other processes (PostgreSQL) that `org`'s queue changed; best effort (they
+/// poll anyway). The notice names the organization: NOTIFY reaches every session of the
+/// database, so an unnamed one woke every worker of every tenant, and of every other
+/// deployment sharing the database in another schema (seen as a test woken by a neighbour's
+/// command).
+pub async fn wake_other_processes(store: &dyn Store, org: OrganizationId) {
     if let Some(pool) = store.postgres_pool() {
-        let _ = sqlx::query("SELECT pg_notify($1, '')")
+        let _ = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(QUEUE_CHANNEL)
+            .bind(super::QueueNotice::for_organization(org))
             .execute(&pool)
             .await;
     }
@@ -535,6 +539,6 @@ pub async fn configure_target(
         }
         store.enqueue_operations(org, &ops).await?;
     }
-    wake_other_processes(store).await;
+    wake_other_processes(store, org).await;
     Ok(updated)
 }

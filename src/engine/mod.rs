@@ -45,12 +45,21 @@ struct Envelope {
 }
 
 /// New queue work as it crosses processes: who queued it (a process ignores its own) and for
-/// which organizations (only their workers wake). An empty or unreadable payload (as sent by
-/// `wake_other_processes`) wakes every worker.
+/// which organizations (only their workers wake). An empty or unreadable payload wakes every
+/// worker.
 #[derive(Serialize, Deserialize)]
-struct QueueNotice {
+pub(crate) struct QueueNotice {
     from: Uuid,
     orgs: Vec<crate::domain::OrganizationId>,
+}
+
+impl QueueNotice {
+    /// The payload announcing work of `org` from a party that is no engine (an operator's
+    /// command, a reconcile): every engine, this process's included, wakes that organization's
+    /// workers, and no other.
+    pub(crate) fn for_organization(org: crate::domain::OrganizationId) -> String {
+        serde_json::json!({ "from": Uuid::now_v7(), "orgs": [org] }).to_string()
+    }
 }
 
 /// Organizations named in one NOTIFY (PostgreSQL's payload limit is 8,000 bytes; a quoted id

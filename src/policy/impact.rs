@@ -515,6 +515,6 @@ pub async fn apply(
             },
         )
         .await?;
-    crate::engine::commands::wake_other_processes(store).await;
+    crate::engine::commands::wake_other_processes(store, org).await;
     Ok((impact, mapping))
 }

@@ -296,7 +296,7 @@ pub async fn reconcile(
     };
     store.record_reconcile_run(&record).await?;
     if !dry_run {
-        crate::engine::commands::wake_other_processes(store).await;
+        crate::engine::commands::wake_other_processes(store, org).await;
     }
     Ok(ReconcileReport {
         run: record,
