@@ -1234,24 +1234,12 @@ async fn conflicts_at_a_target_are_exceptions_resolved_by_linking(h: &Harness) {
         .await
         .unwrap()
     };
-    let failed = || async {
-        s.list_operations(
-            src.org,
-            &OperationFilter {
-                state: Some(OperationState::Failed),
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-    };
     // The exception is raised during the attempt; the operation is marked failed when the
     // attempt is recorded, a moment later.
     eventually(
         Duration::from_secs(30),
         "a conflict exception and the failed operation",
-        || async { !open().await.is_empty() && !failed().await.is_empty() },
+        || async { !open().await.is_empty() && !failed_ops(&*s, src.org).await.is_empty() },
     )
     .await;
     let ex = open().await.remove(0);
@@ -1266,7 +1254,7 @@ async fn conflicts_at_a_target_are_exceptions_resolved_by_linking(h: &Harness) {
         ex.details.0["ours"]["userName"],
         json!("dup@riverside.example")
     );
-    let failed = failed().await;
+    let failed = failed_ops(&*s, src.org).await;
     assert_eq!(failed.len(), 1);
     assert!(
         failed[0]
