@@ -54,11 +54,17 @@ pub(crate) struct QueueNotice {
 }
 
 impl QueueNotice {
+    /// The NOTIFY payload announcing work of `orgs` from `from` (an empty payload, which
+    /// wakes every worker, should serialising ever fail).
+    fn payload(from: Uuid, orgs: Vec<crate::domain::OrganizationId>) -> String {
+        serde_json::to_string(&QueueNotice { from, orgs }).unwrap_or_default()
+    }
+
     /// The payload announcing work of `org` from a party that is no engine (an operator's
-    /// command, a reconcile): every engine, this process's included, wakes that organization's
-    /// workers, and no other.
+    /// command, a reconcile): from a fresh id, so every engine, this process's included, wakes
+    /// that organization's workers, and no other.
     pub(crate) fn for_organization(org: crate::domain::OrganizationId) -> String {
-        serde_json::json!({ "from": Uuid::now_v7(), "orgs": [org] }).to_string()
+        Self::payload(Uuid::now_v7(), vec![org])
     }
 }
 
@@ -609,13 +615,11 @@ async fn notify(
                 }
                 let orgs = store.queue_signal().take_unannounced();
                 for orgs in orgs.chunks(ORGS_PER_NOTICE) {
-                    if let Ok(payload) = serde_json::to_string(&QueueNotice { from: me, orgs: orgs.to_vec() }) {
-                        let _ = sqlx::query("SELECT pg_notify($1, $2)")
-                            .bind(QUEUE_CHANNEL)
-                            .bind(payload)
-                            .execute(&pool)
-                            .await;
-                    }
+                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(QUEUE_CHANNEL)
+                        .bind(QueueNotice::payload(me, orgs.to_vec()))
+                        .execute(&pool)
+                        .await;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
