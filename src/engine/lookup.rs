@@ -5,8 +5,9 @@
 //! go out as one filtered `GET` (`externalId eq "a" or userName eq "b" or ...`, RFC 7644 §3.4.2.2)
 //! and each create picks its match out of the answer.
 //!
-//! Batching is group commit ([`crate::group_commit`]): a look-up waits only while another batch is on the wire,
-//! so one create alone is not delayed, and a busy connection sends few large requests. The
+//! Batching is group commit ([`crate::group_commit`]): a look-up waits only while another
+//! batch is on the wire, so one create alone is not delayed, and a busy connection sends few
+//! large requests. The
 //! answer is matched here, never trusted to be filtered: a target that ignores the filter or
 //! returns a partial page makes these creates look up one by one instead, and a target that
 //! refuses `or` (400) is asked one key at a time from then on.

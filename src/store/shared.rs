@@ -40,15 +40,22 @@ pub(crate) fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// `WHERE` clause for INSERT ... SELECT: the organization (`$2`) exists and, when given, the
-/// source connection (`$n`) belongs to it. Checks references without the row locks a foreign key
-/// would take on PostgreSQL (see migrations/postgres/0002).
+/// `WHERE` clause for INSERT ... SELECT: the organization (`$org`, `$2` unless given) exists
+/// and, when given, the source connection (`$conn`) belongs to it. Checks references without
+/// the row locks a foreign key would take on PostgreSQL (see migrations/postgres/0002).
 macro_rules! parents_exist {
     ($conn:literal) => {
+        parents_exist!("$2", $conn)
+    };
+    ($org:literal, $conn:literal) => {
         concat!(
-            " WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $2) AND (",
+            " WHERE EXISTS (SELECT 1 FROM organizations WHERE id = ",
+            $org,
+            ") AND (",
             $conn,
-            " IS NULL OR EXISTS (SELECT 1 FROM connections WHERE organization_id = $2 AND id = ",
+            " IS NULL OR EXISTS (SELECT 1 FROM connections WHERE organization_id = ",
+            $org,
+            " AND id = ",
             $conn,
             "))"
         )
@@ -154,17 +161,14 @@ macro_rules! coalescible {
     };
 }
 
-/// A new user's row from `$1`–`$14` (bound by [`bind_new_user!`]), written only when the
-/// organization and the source connection exist: shared by `create_user`'s transaction and
-/// PostgreSQL's one-statement create.
-macro_rules! insert_new_user {
+/// The start of every insert of users, up to the values: one column list for the create
+/// transaction, both backends' batched creates and the benchmark's bulk load.
+macro_rules! insert_users {
     () => {
         concat!(
             "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
             "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
-            "version, created_at, updated_at) ",
-            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
-            parents_exist!("$12")
+            "version, created_at, updated_at) "
         )
     };
 }
@@ -180,27 +184,6 @@ macro_rules! push_in_list {
         }
         $q.push(")");
     }};
-}
-
-/// Binds a new user's `$1`–`$14` (the columns of `users` in the order `create_user` inserts
-/// them) onto a query: shared by the one-statement create and the transaction.
-macro_rules! bind_new_user {
-    ($q:expr, $user:expr, $now:expr) => {
-        $q.bind($user.id)
-            .bind($user.organization_id)
-            .bind(&$user.user_name)
-            .bind($crate::domain::validate::user_name_key(&$user.user_name))
-            .bind(&$user.external_id)
-            .bind(&$user.display_name)
-            .bind(&$user.given_name)
-            .bind(&$user.family_name)
-            .bind(&$user.emails)
-            .bind($user.active)
-            .bind($user.lifecycle_state.as_str())
-            .bind($user.source_connection_id)
-            .bind(&$user.attributes)
-            .bind($now)
-    };
 }
 
 /// Binds translated SCIM filter values onto a query, in placeholder order.
@@ -1174,7 +1157,26 @@ macro_rules! impl_store {
                     return Ok(user);
                 }
                 let mut tx = self.begin_write().await?;
-                let inserted = bind_new_user!(sqlx::query(insert_new_user!()), user, now)
+                // Written only when the organization and the source connection exist.
+                let inserted = sqlx::query(concat!(
+                    insert_users!(),
+                    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
+                    parents_exist!("$12")
+                ))
+                    .bind(user.id)
+                    .bind(user.organization_id)
+                    .bind(&user.user_name)
+                    .bind(validate::user_name_key(&user.user_name))
+                    .bind(&user.external_id)
+                    .bind(&user.display_name)
+                    .bind(&user.given_name)
+                    .bind(&user.family_name)
+                    .bind(&user.emails)
+                    .bind(user.active)
+                    .bind(user.lifecycle_state.as_str())
+                    .bind(user.source_connection_id)
+                    .bind(&user.attributes)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(conflict(format!("a user with userName {:?}", draft.user_name)))?;
@@ -2566,9 +2568,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 for chunk in rows.users.chunks(1000) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
-                        "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
-                        "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
-                        "version, created_at, updated_at) "
+                        insert_users!()
                     ));
                     q.push_values(chunk, |mut b, u| {
                         b.push_bind(u.id).push_bind(org).push_bind(&u.user_name)

@@ -6,7 +6,8 @@ use super::shared::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, UserId,
+    Attempt, ConnectionId, OperationAction, OperationId, OrganizationId, ResourceType, TargetLink,
+    Timestamp, UserId,
 };
 use sqlx::QueryBuilder;
 use sqlx::Transaction;
@@ -210,11 +211,7 @@ async fn create_users_together(
     batch: &[Pending],
 ) -> StoreResult<std::collections::HashSet<uuid::Uuid>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut q = QueryBuilder::<Sqlite>::new(concat!(
-        "INSERT INTO users (id, organization_id, user_name, user_name_key, external_id, display_name, ",
-        "given_name, family_name, emails, active, lifecycle_state, source_connection_id, attributes, ",
-        "version, created_at, updated_at) SELECT * FROM ("
-    ));
+    let mut q = QueryBuilder::<Sqlite>::new(concat!(insert_users!(), "SELECT * FROM ("));
     q.push_values(batch, |mut row, w| {
         let u = &w.item.user;
         row.push_bind(u.id)
@@ -236,10 +233,9 @@ async fn create_users_together(
     });
     // A VALUES list's columns are column1, column2, ... (2: organization, 12: source).
     q.push(concat!(
-        ") AS v WHERE EXISTS (SELECT 1 FROM organizations o WHERE o.id = v.column2) ",
-        "AND (v.column12 IS NULL OR EXISTS (SELECT 1 FROM connections c ",
-        "WHERE c.organization_id = v.column2 AND c.id = v.column12)) ",
-        "ON CONFLICT DO NOTHING RETURNING id"
+        ") AS v",
+        parents_exist!("v.column2", "v.column12"),
+        " ON CONFLICT DO NOTHING RETURNING id"
     ));
     let written: std::collections::HashSet<uuid::Uuid> = q
         .build_query_scalar::<uuid::Uuid>()
@@ -283,7 +279,7 @@ async fn create_users_together(
                 .push_bind(*target)
                 .push_bind(ResourceType::User.as_str())
                 .push_bind(n.user.id.0)
-                .push_bind("create")
+                .push_bind(OperationAction::Create.as_str())
                 .push_bind(Json(serde_json::json!({})))
                 .push("'pending'")
                 .push("0")
