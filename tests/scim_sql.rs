@@ -5,10 +5,10 @@ mod support;
 
 use scimdesk::domain::{Actor, GroupDraft, UserId};
 use scimdesk::scim::convert::{doc_to_user_draft, user_to_doc};
-use scimdesk::scim::filter::{AttrPath, matches, parse, validate};
-use scimdesk::scim::resource::canonicalize;
-use scimdesk::scim::schema::USER;
 use scimdesk::store::{ScimQuery, StoreError};
+use scimdesk_scim::filter::{AttrPath, matches, parse, validate};
+use scimdesk_scim::resource::canonicalize;
+use scimdesk_scim::schema::USER;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use support::Harness;

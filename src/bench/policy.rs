@@ -151,7 +151,7 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
             local_id: u.id.0,
             remote_id: remote.id.to_string(),
             remote_etag: None,
-            content_hash: crate::engine::render::content_hash(&doc),
+            content_hash: crate::scim::render::content_hash(&doc),
             synced_at: now,
             last_sent: Some(Json(doc)),
         });

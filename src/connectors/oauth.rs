@@ -4,22 +4,12 @@
 
 use super::scim_client::{TargetError, error_from};
 use crate::crypto::Secret;
+use crate::domain::ClientAuth;
 use reqwest::header;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-
-/// How the client secret is presented to the token endpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// HTTP Basic with the client id and secret (`client_secret_basic`).
-    #[default]
-    Basic,
-    /// Both in the form body (`client_secret_post`).
-    Post,
-}
 
 /// Where the token endpoint is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ mod operation;
 mod organization;
 mod role;
 mod target_link;
+mod target_settings;
 pub(crate) mod text_enum;
 mod timestamp;
 mod token;
@@ -40,7 +41,15 @@ pub use operation::{
 pub use organization::Organization;
 pub use role::{GroupSelector, MatchMode, Role, RoleMapping, RoleMappingDraft};
 pub use target_link::{ResourceType, TargetLink};
+pub use target_settings::{
+    AttributeRule, ClientAuth, CreateLookup, DeleteMode, RoleDelivery, TargetSettings,
+    UnknownResources, UpdateMode, UserScope,
+};
 pub use timestamp::Timestamp;
 pub use token::{ApiToken, NewApiToken, TokenScope};
 pub use user::{Email, LifecycleState, User, UserDraft};
 pub use validate::InvalidInput;
+
+/// JSON columns of domain rows (sqlx's wrapper, which both stores encode and decode), so that
+/// layers that must not name the database can still build those rows.
+pub use sqlx::types::Json;

@@ -1,5 +1,5 @@
 //! Engine tuning that applies to every connection (the `[engine]` section of `config.toml`).
-//! Per-connection delivery settings live in the connection's settings ([`super::TargetSettings`]).
+//! Per-connection delivery settings live in the connection's settings ([`crate::domain::TargetSettings`]).
 
 use serde::Deserialize;
 use std::time::Duration;

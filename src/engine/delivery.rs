@@ -3,13 +3,13 @@
 //! match, classifying every failure for the worker (done, wait, retry, or hand to a person).
 
 use super::lookup::{LookupBatcher, LookupKeys};
-use super::render::{self, excerpt};
-use super::settings::{CreateLookup, DeleteMode, TargetSettings, UpdateMode};
 use crate::connectors::oauth::{ClientCredentialsConfig, TokenEndpoint};
 use crate::connectors::scim_client::{ScimClient, TargetAuth, TargetError, TargetResponse};
 use crate::domain::*;
+use crate::domain::{CreateLookup, DeleteMode, TargetSettings, UpdateMode};
 use crate::policy::roles::RoleResolver;
 use crate::policy::target::TargetPolicy;
+use crate::scim::render::{self, excerpt};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use serde_json::{Value, json};

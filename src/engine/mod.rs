@@ -15,8 +15,7 @@ mod leases;
 pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;
-pub mod render;
-pub mod settings;
+
 mod worker;
 
 pub use config::{EngineConfig, HealthThresholds};
@@ -24,9 +23,8 @@ pub use delivery::{Deliver, Delivery, DeliveryResult, NoopDelivery};
 pub use events::{EngineEvent, EventBus};
 pub use health::{HealthReport, HealthState};
 pub use metrics::Metrics;
-pub use settings::TargetSettings;
 
-use crate::domain::{ConnectionId, Timestamp};
+use crate::domain::{ConnectionId, TargetSettings, Timestamp};
 use crate::store::Store;
 use events::{EVENTS_CHANNEL, QUEUE_CHANNEL};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 //! Paths are dotted (`name.givenName`); an extension attribute is written with its schema URN,
 //! `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`.
 
-use crate::engine::settings::AttributeRule;
+use crate::domain::AttributeRule;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

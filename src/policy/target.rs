@@ -4,11 +4,11 @@
 
 use super::attributes;
 use crate::domain::{Connection, ConnectionId, Group, OperationAction, Role, RoleId, User};
-use crate::engine::render;
-use crate::engine::settings::{DeleteMode, RoleDelivery, TargetSettings, UserScope};
+use crate::domain::{DeleteMode, RoleDelivery, TargetSettings, UserScope};
 use crate::scim::convert::user_to_doc;
-use crate::scim::filter::{self, Filter};
-use crate::scim::schema::{self, USER_SCHEMA};
+use crate::scim::render;
+use scimdesk_scim::filter::{self, Filter};
+use scimdesk_scim::schema::{self, USER_SCHEMA};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 

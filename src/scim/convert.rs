@@ -5,9 +5,9 @@
 //! `name.familyName` as copies for search); everything else, extension objects included, stays in
 //! the `attributes` JSON. On the way out the two are joined again with `id`, `groups` and `meta`.
 
-use super::error::{ScimError, ScimResult};
-use super::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use crate::domain::{ConnectionId, Email, Group, GroupDraft, User, UserDraft, UserId};
+use scimdesk_scim::error::{ScimError, ScimResult};
+use scimdesk_scim::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use serde_json::{Map, Value, json};
 
 /// Keys that live in columns or are computed, never in `attributes`.

@@ -1,13 +1,8 @@
-//! SCIM 2.0 (RFC 7643 resources and schemas, RFC 7644 protocol pieces) without any I/O:
-//! schemas, filters, PATCH, errors. The HTTP server and client use this; nothing here touches a
-//! socket or a database.
+//! Local users and groups as SCIM documents. The protocol itself (schemas, filters, PATCH,
+//! errors) is the `scimdesk-scim` crate, which knows nothing of scimdesk's domain; this module
+//! joins the two: the documents the inbound server answers with and stores ([`convert`]), and
+//! the documents targets are sent, with their hashes and PATCH operations ([`render`]). Pure,
+//! like the crate.
 
 pub mod convert;
-pub mod error;
-pub mod filter;
-pub mod patch;
-pub mod projection;
-pub mod resource;
-pub mod schema;
-
-pub use error::{ScimError, ScimResult, ScimType};
+pub mod render;

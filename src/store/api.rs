@@ -61,9 +61,9 @@ pub struct StateChange<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScimQuery {
     /// Only resources matching this (validated) filter.
-    pub filter: Option<crate::scim::filter::Filter>,
+    pub filter: Option<scimdesk_scim::filter::Filter>,
     /// Order by this attribute (then by id); default: creation order.
-    pub sort_by: Option<crate::scim::filter::AttrPath>,
+    pub sort_by: Option<scimdesk_scim::filter::AttrPath>,
     /// Descending order.
     pub descending: bool,
     /// Rows to pass over (SCIM `startIndex` - 1).

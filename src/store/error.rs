@@ -47,7 +47,7 @@ pub enum StoreError {
     Migration(String),
     /// A SCIM filter or sort order that cannot be run (carries its `scimType`).
     #[error("{}", .0.detail)]
-    Scim(crate::scim::ScimError),
+    Scim(scimdesk_scim::ScimError),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),

@@ -14,9 +14,9 @@
 //! can differ from the evaluator on SQLite. PostgreSQL folds Unicode.
 
 use crate::domain::Timestamp;
-use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::schema::{AttrDef, AttrType, GROUP, ResourceSchema, USER};
+use scimdesk_scim::error::{ScimError, ScimResult};
+use scimdesk_scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use scimdesk_scim::schema::{AttrDef, AttrType, GROUP, ResourceSchema, USER};
 use uuid::Uuid;
 
 /// A value bound to a placeholder.

@@ -221,7 +221,7 @@ macro_rules! impl_store {
         use $crate::crypto::{self as crypto, DataKey, MasterKey, Secret};
         use $crate::domain::validate;
         use $crate::domain::*;
-        use $crate::engine::settings::{RoleDelivery, TargetSettings};
+        use $crate::domain::{RoleDelivery, TargetSettings};
         use $crate::policy::{self, roles::RoleResolver};
         use $crate::store::api::{BulkLoad, IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit, ScimQuery, StateChange, Store};
         use $crate::store::scim_query::{ScimTable, Translator};

@@ -11,15 +11,15 @@
 
 use crate::api::scim::list::list_response;
 use crate::api::scim::response::{ApiError, ApiResult, ScimResponse};
-use crate::scim::filter::{CompValue, CompareOp, Filter, matches, parse, validate};
-use crate::scim::resource::canonicalize;
-use crate::scim::schema::{GROUP, ResourceSchema, USER};
-use crate::scim::{ScimError, patch};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
+use scimdesk_scim::filter::{CompValue, CompareOp, Filter, matches, parse, validate};
+use scimdesk_scim::resource::canonicalize;
+use scimdesk_scim::schema::{GROUP, ResourceSchema, USER};
+use scimdesk_scim::{ScimError, patch};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};

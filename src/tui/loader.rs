@@ -460,7 +460,7 @@ impl Loader {
             });
         }
         let quoted = serde_json::Value::String(search.to_string()).to_string();
-        let filter = crate::scim::filter::parse(&format!(
+        let filter = scimdesk_scim::filter::parse(&format!(
             "userName co {quoted} or emails.value co {quoted} or externalId eq {quoted}"
         ))
         .map_err(|e| format!("search: {}", e.detail))?;

@@ -4,11 +4,11 @@
 use super::list::{LIST_RESPONSE, MAX_PAGE};
 use super::request::MAX_BODY_BYTES;
 use super::response::{ApiError, ApiResult, ScimResponse};
-use crate::scim::ScimError;
-use crate::scim::schema::{
+use axum::extract::Path;
+use scimdesk_scim::ScimError;
+use scimdesk_scim::schema::{
     AttrDef, GROUP, Mutability, ResourceSchema, Returned, SchemaDef, USER, Uniqueness,
 };
-use axum::extract::Path;
 use serde_json::{Value, json};
 
 /// `GET /ServiceProviderConfig`

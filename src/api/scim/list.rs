@@ -2,11 +2,11 @@
 //! run as one SQL query per page.
 
 use super::response::{ApiError, ApiResult, ScimResponse};
-use crate::scim::ScimError;
-use crate::scim::filter::{AttrPath, parse, parse_path, validate};
-use crate::scim::projection::Projection;
-use crate::scim::schema::ResourceSchema;
 use crate::store::ScimQuery;
+use scimdesk_scim::ScimError;
+use scimdesk_scim::filter::{AttrPath, parse, parse_path, validate};
+use scimdesk_scim::projection::Projection;
+use scimdesk_scim::schema::ResourceSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

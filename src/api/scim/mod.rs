@@ -14,12 +14,12 @@ mod search;
 mod users;
 
 use crate::api::changes::ChangeFeed;
-use crate::scim::ScimError;
 use crate::store::Store;
 use axum::Router;
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 use response::ApiError;
+use scimdesk_scim::ScimError;
 use std::sync::Arc;
 
 /// Where the SCIM API is mounted.

@@ -4,10 +4,10 @@
 use super::ScimState;
 use super::response::{ApiError, malformed};
 use crate::domain::{Actor, ActorKind, Connection, ConnectionKind, OrganizationId};
-use crate::scim::ScimError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, header, request::Parts};
+use scimdesk_scim::ScimError;
 use serde_json::Value;
 
 /// The largest request body accepted (RFC 7644 §3.12 413 past it); advertised in

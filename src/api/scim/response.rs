@@ -1,9 +1,9 @@
 //! SCIM responses: `application/scim+json` bodies, ETag and Location headers, error bodies.
 
-use crate::scim::{ScimError, ScimType};
 use crate::store::StoreError;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use scimdesk_scim::{ScimError, ScimType};
 use serde_json::Value;
 
 /// The SCIM media type.

@@ -8,10 +8,10 @@ use super::list::{ListRequest, list_response};
 use super::request::{ScimBody, Tenant};
 use super::response::ApiResult;
 use crate::scim::convert::user_to_doc;
-use crate::scim::schema::{GROUP, USER};
 use crate::store::ScimQuery;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use scimdesk_scim::schema::{GROUP, USER};
 
 /// `POST /.search`
 pub async fn search(

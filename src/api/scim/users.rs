@@ -7,14 +7,14 @@ use super::response::{ApiError, ApiResult, ScimResponse};
 use crate::api::changes::{Change, ChangeKind};
 use crate::domain::{LifecycleState, ResourceType, User, UserId};
 use crate::scim::convert::{doc_to_user_draft, etag, user_to_doc};
-use crate::scim::projection::Projection;
-use crate::scim::resource::canonicalize;
-use crate::scim::schema::USER;
-use crate::scim::{ScimError, patch};
 use crate::store::StoreError;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use scimdesk_scim::projection::Projection;
+use scimdesk_scim::resource::canonicalize;
+use scimdesk_scim::schema::USER;
+use scimdesk_scim::{ScimError, patch};
 
 fn not_found(id: &str) -> ApiError {
     ApiError(ScimError::status(404, format!("no user {id}")))

@@ -226,5 +226,5 @@ fn due(o: &Operation) -> String {
 }
 
 fn short(s: &str, max: usize) -> String {
-    crate::engine::render::truncate(s.replace('\n', " "), max)
+    crate::scim::render::truncate(s.replace('\n', " "), max)
 }

@@ -1,9 +1,9 @@
 //! SCIM filter parsing, printing, validation and in-memory evaluation (RFC 7644 §3.4.2.2).
 
 use proptest::prelude::*;
-use scimdesk::scim::ScimType;
-use scimdesk::scim::filter::{AttrPath, CompValue, CompareOp, Filter, matches, parse, validate};
-use scimdesk::scim::schema::{GROUP, USER};
+use scimdesk_scim::ScimType;
+use scimdesk_scim::filter::{AttrPath, CompValue, CompareOp, Filter, matches, parse, validate};
+use scimdesk_scim::schema::{GROUP, USER};
 use serde_json::json;
 
 /// (filter as written, its canonical printing). Includes every example of RFC 7644 §3.4.2.2.

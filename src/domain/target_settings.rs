@@ -1,7 +1,8 @@
-//! Delivery settings of one SCIM target, read from the connection's `settings` JSON, so each
-//! downstream application is tuned to what it tolerates.
+//! The settings of one SCIM target, read from the connection's `settings` JSON: how it is
+//! delivered to (so each downstream application is tuned to what it tolerates) and its policy
+//! (bound roles, scope, attribute mapping, unknown resources). Plain data: the engine, policy
+//! and the store all read it, and none of them owns it.
 
-pub use crate::connectors::oauth::ClientAuth;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +18,17 @@ pub enum RoleDelivery {
     Roles,
     /// The User's `entitlements` attribute.
     Entitlements,
+}
+
+/// How the client secret is presented to an OAuth 2.0 token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret (`client_secret_basic`).
+    #[default]
+    Basic,
+    /// Both in the form body (`client_secret_post`).
+    Post,
 }
 
 /// What a full reconciliation does with a resource at the target that scimdesk does not know.

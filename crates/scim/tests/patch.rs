@@ -1,10 +1,10 @@
 //! SCIM PATCH: every example of RFC 7644 §3.5.2, and the request shapes Entra ID and Okta send
 //! (from tests/fixtures, copied from their public documentation).
 
-use scimdesk::scim::ScimType;
-use scimdesk::scim::patch::apply;
-use scimdesk::scim::resource::canonicalize;
-use scimdesk::scim::schema::{GROUP, USER};
+use scimdesk_scim::ScimType;
+use scimdesk_scim::patch::apply;
+use scimdesk_scim::resource::canonicalize;
+use scimdesk_scim::schema::{GROUP, USER};
 use serde_json::{Value, json};
 
 fn ops(ops: Value) -> Value {
@@ -365,7 +365,7 @@ fn errors_carry_the_right_scim_type() {
 
 fn fixture(name: &str) -> Value {
     let path = format!(
-        "{}/tests/fixtures/{name}.request.json",
+        "{}/../../tests/fixtures/{name}.request.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -10,7 +10,7 @@
 //! Keywords, operators and the literals true/false/null are case-insensitive.
 
 use super::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
-use crate::scim::error::{ScimError, ScimResult};
+use crate::error::{ScimError, ScimResult};
 
 /// Filters longer than this are refused (`invalidFilter`), before any work is done.
 pub const MAX_FILTER_LEN: usize = 8 * 1024;

@@ -1,10 +1,10 @@
 //! Micro-benchmarks of the SCIM core: filter parsing, validation and evaluation, and PATCH.
 //! Run with `cargo bench --bench scim_core`.
 
-use scimdesk::scim::filter::{matches, parse, validate};
-use scimdesk::scim::patch::apply;
-use scimdesk::scim::resource::canonicalize;
-use scimdesk::scim::schema::{GROUP, USER};
+use scimdesk_scim::filter::{matches, parse, validate};
+use scimdesk_scim::patch::apply;
+use scimdesk_scim::resource::canonicalize;
+use scimdesk_scim::schema::{GROUP, USER};
 use serde_json::{Value, json};
 
 fn main() {
@@ -34,7 +34,7 @@ fn user() -> Value {
 }
 
 #[divan::bench(args = [SIMPLE, COMPLEX])]
-fn filter_parse(text: &str) -> scimdesk::scim::filter::Filter {
+fn filter_parse(text: &str) -> scimdesk_scim::filter::Filter {
     parse(divan::black_box(text)).unwrap()
 }
 

@@ -1,8 +1,8 @@
 //! Checking a filter against a schema, and evaluating it on a resource's JSON.
 
 use super::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::schema::{AttrDef, AttrType, ResourceSchema};
+use crate::error::{ScimError, ScimResult};
+use crate::schema::{AttrDef, AttrType, ResourceSchema};
 use serde_json::Value;
 use std::cmp::Ordering;
 use time::OffsetDateTime;
