@@ -18,7 +18,10 @@ pub mod workbench;
 use crate::crypto::{MasterKey, Secret};
 use crate::domain::*;
 use crate::engine::{Deliver, Engine, EngineConfig, NoopDelivery};
-use crate::store::{OperationFilter, PgStore, SqliteStore, Store, StoreError, StoreResult};
+use crate::policy::fanout;
+use crate::store::{
+    LoadableStore, OperationFilter, PgStore, SqliteStore, Store, StoreError, StoreResult,
+};
 use crate::target_double::{FaultyServer, MemoryTarget, TargetDouble};
 use serde::Serialize;
 use serde_json::json;
@@ -28,8 +31,8 @@ use std::time::{Duration, Instant};
 
 /// A store for one benchmark run, removed when dropped.
 pub struct BenchStore {
-    /// The store.
-    pub store: Arc<dyn Store>,
+    /// The store (which benchmarks may also load in bulk).
+    pub store: Arc<dyn LoadableStore>,
     cleanup: Cleanup,
 }
 
@@ -60,8 +63,13 @@ impl BenchStore {
                     .await?;
                 let _ = admin.close().await;
                 let options = base.options([("search_path", name.as_str())]);
-                let store =
-                    PgStore::open_with(options, format!("bench schema {name}"), key).await?;
+                let store = PgStore::open_with(
+                    options,
+                    format!("bench schema {name}"),
+                    key,
+                    fanout::decide,
+                )
+                .await?;
                 Ok(Self {
                     store: Arc::new(store),
                     cleanup: Cleanup::Schema {
@@ -75,7 +83,9 @@ impl BenchStore {
                     "scimdesk-bench-{}.db",
                     uuid::Uuid::new_v4().simple()
                 ));
-                let store = SqliteStore::open(&format!("sqlite://{}", path.display()), key).await?;
+                let store =
+                    SqliteStore::open(&format!("sqlite://{}", path.display()), key, fanout::decide)
+                        .await?;
                 Ok(Self {
                     store: Arc::new(store),
                     cleanup: Cleanup::File(path),
@@ -139,11 +149,20 @@ impl StoreLocation {
             StoreLocation::Schema { url, schema } => {
                 let base = crate::store::postgres_connect_options(url)?;
                 let options = base.options([("search_path", schema.as_str())]);
-                Arc::new(PgStore::open_with(options, format!("bench schema {schema}"), key).await?)
+                Arc::new(
+                    PgStore::open_with(
+                        options,
+                        format!("bench schema {schema}"),
+                        key,
+                        fanout::decide,
+                    )
+                    .await?,
+                )
             }
-            StoreLocation::File(path) => {
-                Arc::new(SqliteStore::open(&format!("sqlite://{}", path.display()), key).await?)
-            }
+            StoreLocation::File(path) => Arc::new(
+                SqliteStore::open(&format!("sqlite://{}", path.display()), key, fanout::decide)
+                    .await?,
+            ),
         })
     }
 }
@@ -714,7 +733,7 @@ pub async fn wave(o: WaveOptions) -> Result<WaveReport, String> {
     let bench = BenchStore::open(o.postgres.as_deref())
         .await
         .map_err(|e| e.to_string())?;
-    let store = bench.store.clone();
+    let store: Arc<dyn Store> = bench.store.clone();
     let result = async {
         let http = reqwest::Client::new();
         // Straight to a target.
@@ -871,7 +890,7 @@ pub struct DrainReport {
 /// A new organization `name` with a SCIM target connection (with `settings`) that has
 /// `operations` queued updates, each of a resource of its own: work for a no-op delivery.
 async fn queue_for_noop(
-    store: &dyn Store,
+    store: &dyn LoadableStore,
     name: &str,
     operations: u64,
     settings: serde_json::Value,
@@ -897,7 +916,7 @@ async fn queue_for_noop(
         .await
         .map_err(|e| e.to_string())?;
     store
-        .bulk_enqueue_for_benchmark(org.id, conn.id, operations)
+        .bulk_enqueue(org.id, conn.id, operations)
         .await
         .map_err(|e| e.to_string())?;
     Ok((org.id, conn))
@@ -908,7 +927,7 @@ async fn queue_for_noop(
 /// a delivery that acknowledges at once. Nothing the engine does for a real operation can
 /// take less, so the engine's time is at least this plus the requests' own.
 async fn queue_floor(
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn LoadableStore>,
     operations: u64,
     settings: serde_json::Value,
     config: EngineConfig,

@@ -10,11 +10,11 @@ use super::BenchStore;
 use crate::crypto::Secret;
 use crate::domain::*;
 use crate::engine::commands::MappingChange;
-use crate::policy::impact;
+
 use crate::policy::roles::RoleResolver;
 use crate::policy::target::TargetPolicy;
 use crate::scim::convert::doc_to_user_draft;
-use crate::store::{BulkLoad, Store};
+use crate::store::{BulkRows, LoadableStore};
 use crate::target_double::TargetDouble;
 use serde::Serialize;
 use serde_json::json;
@@ -74,7 +74,11 @@ pub async fn policy(
     result
 }
 
-async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<PolicyReport, String> {
+async fn run(
+    store: Arc<dyn LoadableStore>,
+    users: usize,
+    groups: usize,
+) -> Result<PolicyReport, String> {
     let actor = Actor::system("bench");
     let target = TargetDouble::start(store.clone(), "bench app")
         .await
@@ -158,9 +162,9 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
         remote_users.push(remote);
     }
     store
-        .bulk_load_for_benchmark(
+        .bulk_load(
             org,
-            &BulkLoad {
+            &BulkRows {
                 users: &local_users,
                 groups: &wards,
                 memberships: &memberships,
@@ -170,9 +174,9 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
         .await
         .map_err(a)?;
     store
-        .bulk_load_for_benchmark(
+        .bulk_load(
             target.organization_id,
-            &BulkLoad {
+            &BulkRows {
                 users: &remote_users,
                 ..Default::default()
             },
@@ -190,7 +194,7 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
     let mut last = None;
     for _ in 0..3 {
         let t = Instant::now();
-        let i = impact::preview(store.as_ref(), org, &change)
+        let i = crate::engine::commands::preview(store.as_ref(), org, &change)
             .await
             .map_err(a)?;
         impact_secs = impact_secs.min(t.elapsed().as_secs_f64());
@@ -207,7 +211,7 @@ async fn run(store: Arc<dyn Store>, users: usize, groups: usize) -> Result<Polic
     };
     let before = writes(&target);
     let t = Instant::now();
-    let report = crate::policy::reconcile::reconcile(store.as_ref(), &actor, org, conn.id, false)
+    let report = crate::engine::commands::reconcile(store.as_ref(), &actor, org, conn.id, false)
         .await
         .map_err(a)?;
     let reconcile_secs = t.elapsed().as_secs_f64();

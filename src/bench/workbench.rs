@@ -10,7 +10,7 @@
 use super::{BenchStore, Percentiles, StoreLocation, peak_rss_mb, percentiles};
 use crate::crypto::MasterKey;
 use crate::domain::*;
-use crate::store::{BulkLoad, Store};
+use crate::store::{BulkRows, LoadableStore};
 use crate::tui::keymap::Keymap;
 use crate::tui::loader::Loader;
 use crate::tui::state::{App, Effect, Workers};
@@ -126,7 +126,7 @@ pub async fn workbench(
     })
 }
 
-async fn load(store: Arc<dyn Store>, users: usize, operations: u64) -> Result<(), String> {
+async fn load(store: Arc<dyn LoadableStore>, users: usize, operations: u64) -> Result<(), String> {
     let actor = Actor::system("bench");
     let org = store
         .create_organization(&actor, "Bench Health")
@@ -184,9 +184,9 @@ async fn load(store: Arc<dyn Store>, users: usize, operations: u64) -> Result<()
         .map(|(i, u)| (groups[i % groups.len()].id, u.id))
         .collect();
     store
-        .bulk_load_for_benchmark(
+        .bulk_load(
             org,
-            &BulkLoad {
+            &BulkRows {
                 users: &people,
                 groups: &groups,
                 memberships: &memberships,
@@ -197,10 +197,7 @@ async fn load(store: Arc<dyn Store>, users: usize, operations: u64) -> Result<()
         .map_err(a)?;
     let per_target = operations / targets.len() as u64;
     for t in &targets {
-        store
-            .bulk_enqueue_for_benchmark(org, *t, per_target)
-            .await
-            .map_err(a)?;
+        store.bulk_enqueue(org, *t, per_target).await.map_err(a)?;
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ impl Context {
         let (key, key_source) =
             crypto::load_or_create(env_key.as_deref(), &config.master_key_file)?;
         let key_id = key.id();
-        let store = store::open(&config.database_url, key)
+        let store = store::open(&config.database_url, key, crate::policy::fanout::decide)
             .await
             .map_err(|e| match e {
                 StoreError::Unavailable(msg) => CliError::new(

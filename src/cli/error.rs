@@ -73,13 +73,13 @@ impl From<StoreError> for CliError {
     }
 }
 
-impl From<crate::policy::impact::PolicyError> for CliError {
-    fn from(e: crate::policy::impact::PolicyError) -> Self {
-        use crate::policy::impact::PolicyError;
+impl From<crate::engine::commands::PolicyError> for CliError {
+    fn from(e: crate::engine::commands::PolicyError) -> Self {
+        use crate::engine::commands::PolicyError;
         match e {
             PolicyError::Store(s) => s.into(),
             PolicyError::Invalid(m) => Self::invalid(m),
-            g @ PolicyError::Guarded { .. } => Self::new(Exit::Refused, g.to_string()),
+            PolicyError::Guarded(g) => Self::new(Exit::Refused, g.to_string()),
         }
     }
 }

@@ -27,6 +27,31 @@ pub struct Group {
     pub updated_at: Timestamp,
 }
 
+impl Group {
+    /// The group's hierarchical path: its `path` attribute when the source gave one
+    /// (Keycloak's `/hospital/icu`), else `/` and its display name.
+    pub fn path(&self) -> String {
+        self.attributes
+            .0
+            .get("path")
+            .and_then(|p| p.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("/{}", self.display_name))
+    }
+
+    /// Whether `before` differs from this group in what a mapping can select a group by
+    /// (display name, external id, path, source): if so, which mappings cover it may have
+    /// changed, and with them every member's roles. Compares the stored values, so a change
+    /// that leaves the path the same in effect (a `path` attribute added that says what the
+    /// display name implied) still counts: looking at every member once too often is safe.
+    pub fn selectors_differ(&self, before: &Group) -> bool {
+        self.display_name != before.display_name
+            || self.external_id != before.external_id
+            || self.source_connection_id != before.source_connection_id
+            || self.attributes.0.get("path") != before.attributes.0.get("path")
+    }
+}
+
 /// The writable content of a group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupDraft {

@@ -7,10 +7,12 @@ mod audit;
 mod connection;
 mod connection_stats;
 mod exception;
+pub mod fanout;
 mod group;
 mod ids;
 mod operation;
 mod organization;
+mod repairs;
 mod role;
 mod target_link;
 mod target_settings;
@@ -29,6 +31,7 @@ pub use exception::{
     ExceptionFilter, ExceptionKind, ExceptionState, NewException, PolicyException, ReconcileRun,
     unmapped_group_key,
 };
+pub use fanout::{DirectoryChange, Fanout, FanoutRule, PolicyFacts, UnmappedGroup, Work};
 pub use group::{Group, GroupDraft};
 pub use ids::{
     ApiTokenId, AuditEventId, ConnectionId, ExceptionId, GroupId, OperationId, OrganizationId,
@@ -39,7 +42,10 @@ pub use operation::{
     Outcome, QueueCounts,
 };
 pub use organization::Organization;
-pub use role::{GroupSelector, MatchMode, Role, RoleMapping, RoleMappingDraft};
+pub use repairs::Repairs;
+pub use role::{
+    GroupSelector, MappingCommit, MappingWrite, MatchMode, Role, RoleMapping, RoleMappingDraft,
+};
 pub use target_link::{ResourceType, TargetLink};
 pub use target_settings::{
     AttributeRule, ClientAuth, CreateLookup, DeleteMode, RoleDelivery, TargetSettings,

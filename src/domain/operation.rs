@@ -110,7 +110,16 @@ impl Operation {
         }
         self
     }
+
+    /// For the deletion of a resource at the target that nothing here knows (queued by a
+    /// reconciliation): its id there.
+    pub fn unknown_remote_id(&self) -> Option<&str> {
+        self.payload.0.get(UNKNOWN_REMOTE_ID)?.as_str()
+    }
 }
+
+/// The payload key that names the target's id of a resource nothing here knows.
+const UNKNOWN_REMOTE_ID: &str = "unknown_remote_id";
 
 /// What is needed to enqueue an operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +134,37 @@ pub struct NewOperation {
     pub action: OperationAction,
     /// Action-specific data.
     pub payload: serde_json::Value,
+}
+
+impl NewOperation {
+    /// Deletes, at `connection`, the resource `remote_id` that nothing here knows (found by a
+    /// reconciliation whose policy is to remove such resources). Like every repair it is
+    /// queued, so it has attempts, retries and a place in the failed inbox. Its resource id is
+    /// derived from the connection and the target's id, so two reconciliations that find the
+    /// same resource queue the deletion for the same resource, one after the other.
+    pub fn delete_unknown(
+        connection: ConnectionId,
+        resource_type: ResourceType,
+        remote_id: &str,
+        subject: &str,
+    ) -> Self {
+        use sha2::{Digest as _, Sha256};
+        let digest = Sha256::new()
+            .chain_update(connection.0.as_bytes())
+            .chain_update(resource_type.as_str())
+            .chain_update([0])
+            .chain_update(remote_id)
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self {
+            connection_id: connection,
+            resource_type,
+            resource_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+            action: OperationAction::Delete,
+            payload: serde_json::json!({ UNKNOWN_REMOTE_ID: remote_id, "subject": subject, "reconcile": true }),
+        }
+    }
 }
 
 /// One try of an operation against its target.

@@ -95,3 +95,43 @@ impl RoleMappingDraft {
         }
     }
 }
+
+/// The mapping write of a mapping change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingWrite {
+    /// Add a mapping.
+    Create(RoleMappingDraft),
+    /// Change a mapping.
+    Replace(RoleMappingId, RoleMappingDraft),
+    /// Remove a mapping.
+    Delete(RoleMappingId),
+}
+
+/// Everything one mapping change commits together: the mapping, the operations its impact
+/// causes, and the unmapped-group exceptions it raises or settles (see `policy::impact`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingCommit {
+    /// The mapping write.
+    pub write: MappingWrite,
+    /// The operations to enqueue (waiting updates absorb repeated ones).
+    pub operations: Vec<super::NewOperation>,
+    /// Unmapped-group exceptions to raise.
+    pub raise: Vec<super::NewException>,
+    /// Open unmapped-group exceptions to resolve, by subject key, with the resolution.
+    pub resolve: Vec<(String, String)>,
+    /// What the audit event says about the impact (`null`: the event says nothing of it).
+    pub summary: serde_json::Value,
+}
+
+impl MappingCommit {
+    /// A mapping write that causes no work (tools and tests; surfaces preview and guard).
+    pub fn plain(write: MappingWrite) -> Self {
+        Self {
+            write,
+            operations: Vec::new(),
+            raise: Vec::new(),
+            resolve: Vec::new(),
+            summary: serde_json::json!({}),
+        }
+    }
+}

@@ -1179,8 +1179,31 @@ impl ScimDelivery {
         }
     }
 
+    /// Deletes a resource at the target that nothing here knows (a reconciliation's repair):
+    /// gone already counts as done, and there is no link to keep.
+    async fn delete_unknown(
+        &self,
+        rt: ResourceType,
+        remote_id: &str,
+        log: &mut Log,
+    ) -> Result<LinkUpdate, Stop> {
+        log.sent(format!("DELETE {}/{remote_id}", endpoint(rt)));
+        match self.client.delete(rt, remote_id).await {
+            Ok(existed) => {
+                log.status = Some(if existed { 204 } else { 404 });
+                Ok(LinkUpdate::Keep)
+            }
+            Err(e) => Err(log.fail(e)),
+        }
+    }
+
     async fn attempt(&self, op: &Operation, log: &mut Log) -> Result<LinkUpdate, Stop> {
         use OperationAction as A;
+        if op.action == A::Delete
+            && let Some(remote_id) = op.unknown_remote_id()
+        {
+            return self.delete_unknown(op.resource_type, remote_id, log).await;
+        }
         match (op.resource_type, op.action) {
             (ResourceType::User, A::Create | A::Update | A::Suspend | A::Delete) => {
                 self.converge_user(op, log).await

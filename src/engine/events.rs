@@ -9,9 +9,9 @@ use tokio::sync::{broadcast, mpsc};
 
 /// The PostgreSQL channel that says "there is new queue work" (payload: who queued it and for
 /// which organizations, as JSON; empty wakes every worker).
-pub const QUEUE_CHANNEL: &str = "scimdesk_queue";
+pub const QUEUE_CHANNEL: &str = crate::store::Channel::Queue.name();
 /// The PostgreSQL channel that carries [`EngineEvent`]s as JSON (health and state changes).
-pub const EVENTS_CHANNEL: &str = "scimdesk_events";
+pub const EVENTS_CHANNEL: &str = crate::store::Channel::Events.name();
 
 /// Something a live view may want to redraw for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

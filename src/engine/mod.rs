@@ -15,6 +15,7 @@ mod leases;
 pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;
+pub mod reconcile;
 
 mod worker;
 
@@ -25,8 +26,7 @@ pub use health::{HealthReport, HealthState};
 pub use metrics::Metrics;
 
 use crate::domain::{ConnectionId, TargetSettings, Timestamp};
-use crate::store::Store;
-use events::{EVENTS_CHANNEL, QUEUE_CHANNEL};
+use crate::store::{Channel, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -182,11 +182,10 @@ impl Engine {
             self.health.clone(),
             self.stop.subscribe(),
         )));
-        if let Some(pool) = self.store.postgres_pool() {
+        if self.store.is_shared() {
             let (out_tx, out_rx) = mpsc::unbounded_channel();
             self.events.forward_to(out_tx);
             tasks.push(tokio::spawn(listen(
-                pool.clone(),
                 self.process_id,
                 self.store.clone(),
                 self.remote_wake.clone(),
@@ -194,7 +193,6 @@ impl Engine {
                 self.stop.subscribe(),
             )));
             tasks.push(tokio::spawn(notify(
-                pool,
                 self.process_id,
                 self.store.clone(),
                 out_rx,
@@ -206,10 +204,9 @@ impl Engine {
     /// Only watches, for a view that does not deliver (`scimdesk --no-workers`): on PostgreSQL,
     /// listens for other processes' events and queue changes; nothing is sent to targets.
     pub fn start_watching(&self) {
-        if let Some(pool) = self.store.postgres_pool() {
+        if self.store.is_shared() {
             let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
             tasks.push(tokio::spawn(listen(
-                pool,
                 self.process_id,
                 self.store.clone(),
                 self.remote_wake.clone(),
@@ -345,14 +342,7 @@ async fn reconcile_on_schedule(
                 continue;
             }
             tried.insert(c.id, tokio::time::Instant::now());
-            match crate::policy::reconcile::reconcile(
-                store.as_ref(),
-                &actor,
-                c.organization_id,
-                c.id,
-                false,
-            )
-            .await
+            match reconcile::reconcile(store.as_ref(), &actor, c.organization_id, c.id, false).await
             {
                 Ok(r) => {
                     tracing::info!(connection = %c.name, counts = ?r.counts, "scheduled reconciliation")
@@ -377,24 +367,16 @@ async fn housekeep(
     let mut last_prune: Option<tokio::time::Instant> = None;
     let mut last_vacuum = tokio::time::Instant::now();
     let vacuum_every = Duration::from_secs(config.queue_vacuum_secs);
-    let mut analyzed: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
-        if let Some(pool) = store.postgres_pool()
-            && !vacuum_every.is_zero()
-        {
-            analyze_changed_tables(&pool, &mut analyzed).await;
-        }
-        if let Some(pool) = store.postgres_pool()
-            && !vacuum_every.is_zero()
-            && last_vacuum.elapsed() >= vacuum_every
-        {
-            last_vacuum = tokio::time::Instant::now();
-            // SKIP_LOCKED: when another process is vacuuming it, that is enough.
-            if let Err(e) = sqlx::query("VACUUM (SKIP_LOCKED) operation_queue")
-                .execute(&pool)
-                .await
-            {
-                tracing::debug!("vacuuming the queue failed: {e}");
+        // Upkeep of the database's planner (statistics, and the queue's dead rows), which only
+        // a shared store needs; `queue_vacuum_secs = 0` turns it off.
+        if !vacuum_every.is_zero() {
+            let vacuum = last_vacuum.elapsed() >= vacuum_every;
+            if vacuum {
+                last_vacuum = tokio::time::Instant::now();
+            }
+            if let Err(e) = store.maintain(vacuum).await {
+                tracing::debug!("database upkeep failed: {e}");
             }
         }
         if let Err(e) = stats.flush(store.as_ref()).await {
@@ -425,56 +407,6 @@ async fn housekeep(
         tokio::select! {
             _ = stopped(&mut stop) => break,
             _ = tokio::time::sleep(flush_every) => {}
-        }
-    }
-}
-
-/// Rows changed since a table's last ANALYZE past which the engine analyzes it (also at least
-/// a fifth of its rows).
-const ANALYZE_AFTER_CHANGES: i64 = 1_000;
-/// The engine analyzes one table at most this often.
-const ANALYZE_AT_MOST_EVERY: Duration = Duration::from_secs(5);
-
-/// Brings the planner statistics of fast-changing tables up to date. Autovacuum looks once a
-/// minute; in the first minute of a wave on a new database the tables grow from nothing while
-/// the planner still believes they are empty, and picks plans that scan every row of an
-/// organization (links, users) for each batch, which makes a wave quadratic. Every process
-/// may do this; `SKIP_LOCKED` leaves a table another process is analyzing.
-async fn analyze_changed_tables(
-    pool: &sqlx::PgPool,
-    last: &mut HashMap<String, tokio::time::Instant>,
-) {
-    let stale: Vec<String> = match sqlx::query_scalar(
-        "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
-         AND n_mod_since_analyze > $1 AND n_mod_since_analyze > n_live_tup / 5",
-    )
-    .bind(ANALYZE_AFTER_CHANGES)
-    .fetch_all(pool)
-    .await
-    {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::debug!("reading table statistics failed: {e}");
-            return;
-        }
-    };
-    for table in stale {
-        // Our own tables' names; anything else is not ours to touch.
-        let plain = !table.is_empty()
-            && table
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !plain
-            || last
-                .get(&table)
-                .is_some_and(|t| t.elapsed() < ANALYZE_AT_MOST_EVERY)
-        {
-            continue;
-        }
-        last.insert(table.clone(), tokio::time::Instant::now());
-        let sql = format!("ANALYZE (SKIP_LOCKED) {table}");
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await {
-            tracing::debug!("analyzing {table} failed: {e}");
         }
     }
 }
@@ -526,18 +458,19 @@ async fn assess_health(
     }
 }
 
-/// Listens for other processes' notifications (reconnecting after a database restart).
+/// Listens for other processes' notices (listening again after a database restart).
 async fn listen(
-    pool: sqlx::PgPool,
     me: Uuid,
     store: Arc<dyn Store>,
     wake: watch::Sender<u64>,
     events: EventBus,
     mut stop: watch::Receiver<bool>,
 ) {
+    let woken = |wake: &watch::Sender<u64>| wake.send_modify(|n| *n = n.wrapping_add(1));
     loop {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(l) => l,
+        let mut listener = match store.listen().await {
+            Ok(Some(l)) => l,
+            Ok(None) => return, // one process uses this store: nobody else speaks
             Err(e) => {
                 tracing::warn!("LISTEN unavailable (polling meanwhile): {e}");
                 tokio::select! {
@@ -546,20 +479,15 @@ async fn listen(
                 }
             }
         };
-        if let Err(e) = listener.listen_all([QUEUE_CHANNEL, EVENTS_CHANNEL]).await {
-            tracing::warn!("LISTEN failed (polling meanwhile): {e}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
         // Anything may have happened while not listening.
         store.queue_signal().wake_all();
-        wake.send_modify(|n| *n = n.wrapping_add(1));
+        woken(&wake);
         loop {
             tokio::select! {
                 _ = stopped(&mut stop) => return,
-                n = listener.try_recv() => match n {
-                    Ok(Some(n)) if n.channel() == QUEUE_CHANNEL => {
-                        match serde_json::from_str::<QueueNotice>(n.payload()) {
+                n = listener.next() => match n {
+                    Ok(Some(n)) if n.channel == Channel::Queue => {
+                        match serde_json::from_str::<QueueNotice>(&n.payload) {
                             Ok(notice) if notice.from == me => continue,
                             Ok(notice) => {
                                 for org in notice.orgs {
@@ -568,19 +496,19 @@ async fn listen(
                             }
                             Err(_) => store.queue_signal().wake_all(),
                         }
-                        wake.send_modify(|n| *n = n.wrapping_add(1));
+                        woken(&wake);
                     }
                     Ok(Some(n)) => {
-                        if let Ok(env) = serde_json::from_str::<Envelope>(n.payload())
+                        if let Ok(env) = serde_json::from_str::<Envelope>(&n.payload)
                             && env.from != me
                         {
                             events.publish_remote(env.event);
                         }
                     }
-                    // The connection was lost; PgListener reconnects on the next call.
+                    // The connection was lost; the listener connects again on the next call.
                     Ok(None) => {
                         store.queue_signal().wake_all();
-                        wake.send_modify(|n| *n = n.wrapping_add(1));
+                        woken(&wake);
                     }
                     Err(e) => {
                         tracing::warn!("LISTEN connection failed (reconnecting): {e}");
@@ -597,7 +525,6 @@ async fn listen(
 /// outside the writing transactions so commits never wait on the notification queue) and
 /// forwards this process's state and health events.
 async fn notify(
-    pool: sqlx::PgPool,
     me: Uuid,
     store: Arc<dyn Store>,
     mut outbox: mpsc::UnboundedReceiver<EngineEvent>,
@@ -613,23 +540,19 @@ async fn notify(
                 }
                 let orgs = store.queue_signal().take_unannounced();
                 for orgs in orgs.chunks(ORGS_PER_NOTICE) {
-                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(QUEUE_CHANNEL)
-                        .bind(QueueNotice::payload(me, orgs.to_vec()))
-                        .execute(&pool)
-                        .await;
+                    let payload = QueueNotice::payload(me, orgs.to_vec());
+                    if let Err(e) = store.announce(Channel::Queue, &payload).await {
+                        tracing::debug!("announcing new work failed (other processes poll): {e}");
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Some(event) = outbox.recv() => {
                 if let Ok(payload) = serde_json::to_string(&Envelope { from: me, event })
                     && payload.len() < 7_900
+                    && let Err(e) = store.announce(Channel::Events, &payload).await
                 {
-                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(EVENTS_CHANNEL)
-                        .bind(payload)
-                        .execute(&pool)
-                        .await;
+                    tracing::debug!("announcing an event failed: {e}");
                 }
             }
         }

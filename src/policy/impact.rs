@@ -1,12 +1,13 @@
-//! Mapping changes: what they do before they are made. [`preview`] is the dry run — who gains
-//! and who loses which role, and which target operations follow — and [`apply`] commits exactly
-//! the operations [`preview`] computed, so a preview and its result cannot disagree. A
-//! [`Guard`] refuses a change that would take access from too many people unless forced.
+//! Mapping changes: what they do before they are made. A [`Preview`] is the dry run — who
+//! gains and who loses which role, and which target operations follow — computed from the
+//! store's rows in three steps, so that its reader (`engine::commands`) reads only what the
+//! change can touch; [`Impact::commit`] turns the result into exactly the work the change
+//! commits, so a preview and its result cannot disagree. A [`Guard`] refuses a change that
+//! would take access from too many people unless forced. Pure: rows in, decisions out.
 
 use super::roles::RoleResolver;
 use super::target::TargetPolicy;
 use crate::domain::*;
-use crate::store::{MappingWrite, PolicyCommit, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
@@ -131,38 +132,40 @@ impl Default for Guard {
     }
 }
 
-/// Why a mapping change was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// The store failed or refused.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// Why policy cannot preview a mapping change as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A mapping it names does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
     /// The change itself is wrong.
     #[error("{0}")]
     Invalid(String),
-    /// The guard refused it.
-    #[error(
-        "refused: this change removes access from {losing} of {total} users ({percent:.1}%), over the guard's limit of {max_users} users or {max_percent}%; they include {sample}. Use --force to apply it anyway"
-    )]
-    Guarded {
-        /// Users who would lose a role.
-        losing: usize,
-        /// Users of the organization.
-        total: u64,
-        /// `losing` as a share of `total`.
-        percent: f64,
-        /// The guard's user limit.
-        max_users: u64,
-        /// The guard's percentage limit.
-        max_percent: u32,
-        /// The first few who would lose access, with what.
-        sample: String,
-    },
+}
+
+/// The guard's refusal: a change that removes access from too many people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "refused: this change removes access from {losing} of {total} users ({percent:.1}%), over the guard's limit of {max_users} users or {max_percent}%; they include {sample}. Use --force to apply it anyway"
+)]
+pub struct Guarded {
+    /// Users who would lose a role.
+    pub losing: usize,
+    /// Users of the organization.
+    pub total: u64,
+    /// `losing` as a share of `total`.
+    pub percent: f64,
+    /// The guard's user limit.
+    pub max_users: u64,
+    /// The guard's percentage limit.
+    pub max_percent: u32,
+    /// The first few who would lose access, with what.
+    pub sample: String,
 }
 
 impl Guard {
     /// Refuses `impact` when it removes access from more users than allowed.
-    pub fn check(&self, impact: &Impact) -> Result<(), PolicyError> {
+    pub fn check(&self, impact: &Impact) -> Result<(), Guarded> {
         let losing = impact.losing_access();
         let total = impact.organization_users.max(1);
         let percent = losing.len() as f64 * 100.0 / total as f64;
@@ -177,7 +180,7 @@ impl Guard {
         if losing.len() > 5 {
             sample.push(format!("and {} more", losing.len() - 5));
         }
-        Err(PolicyError::Guarded {
+        Err(Guarded {
             losing: losing.len(),
             total: impact.organization_users,
             percent,
@@ -194,14 +197,14 @@ fn changed_mappings(
     mut mappings: Vec<RoleMapping>,
     change: &MappingChange,
     roles: &[Role],
-) -> Result<Vec<RoleMapping>, PolicyError> {
+) -> Result<Vec<RoleMapping>, Refusal> {
     match change {
         MappingChange::Set { id, draft } => {
             if draft.pattern.trim().is_empty() {
-                return Err(PolicyError::Invalid("the pattern must not be empty".into()));
+                return Err(Refusal::Invalid("the pattern must not be empty".into()));
             }
             if !roles.iter().any(|r| r.id == draft.role_id) {
-                return Err(PolicyError::Invalid(format!(
+                return Err(Refusal::Invalid(format!(
                     "role {} does not exist",
                     draft.role_id
                 )));
@@ -218,9 +221,10 @@ fn changed_mappings(
             };
             match id {
                 Some(id) => {
-                    let slot = mappings.iter_mut().find(|m| m.id == *id).ok_or_else(|| {
-                        PolicyError::Store(StoreError::NotFound(format!("mapping {id}")))
-                    })?;
+                    let slot = mappings
+                        .iter_mut()
+                        .find(|m| m.id == *id)
+                        .ok_or_else(|| Refusal::NotFound(format!("mapping {id}")))?;
                     *slot = mapping;
                 }
                 None => mappings.push(mapping),
@@ -230,291 +234,298 @@ fn changed_mappings(
             let before = mappings.len();
             mappings.retain(|m| m.id != *id);
             if mappings.len() == before {
-                return Err(StoreError::NotFound(format!("mapping {id}")).into());
+                return Err(Refusal::NotFound(format!("mapping {id}")));
             }
         }
     }
     Ok(mappings)
 }
 
-/// Computes what `change` would do, without changing anything.
-pub async fn preview(
-    store: &dyn Store,
-    org: OrganizationId,
-    change: &MappingChange,
-) -> Result<Impact, PolicyError> {
-    preview_with(store, org, change, None).await
+/// A preview in progress. Step one ([`Preview::new`]) compares every group's roles before and
+/// after the change; step two ([`Preview::affected`]) finds, from the memberships, the users
+/// whose roles may change; step three ([`Preview::finish`]) compares those users' roles and
+/// decides what each target sees of it. A change that touches no group's roles needs neither
+/// the memberships nor any user.
+pub struct Preview<'a> {
+    roles: &'a [Role],
+    groups: HashMap<GroupId, &'a Group>,
+    old_roles_of_group: HashMap<GroupId, BTreeSet<RoleId>>,
+    new_roles_of_group: HashMap<GroupId, BTreeSet<RoleId>>,
+    changed: BTreeSet<GroupId>,
+    groups_of: HashMap<UserId, Vec<&'a Group>>,
+    newly_unmapped: Vec<GroupRef>,
+    newly_covered: Vec<GroupRef>,
 }
 
-/// [`preview`] of a change whose role `new_role` does not exist yet (it is created when the
-/// change is applied).
-pub async fn preview_with(
-    store: &dyn Store,
-    org: OrganizationId,
-    change: &MappingChange,
-    new_role: Option<&Role>,
-) -> Result<Impact, PolicyError> {
-    let mut roles = store.list_roles(org).await?;
-    roles.extend(new_role.cloned());
-    let before = store.list_role_mappings(org).await?;
-    let after = changed_mappings(org, before.clone(), change, &roles)?;
-    let (old, new) = (RoleResolver::new(&before), RoleResolver::new(&after));
-    let groups = store
-        .list_groups(org, crate::store::ListRange::first(u32::MAX))
-        .await?;
-    let group_by_id: HashMap<GroupId, &Group> = groups.iter().map(|g| (g.id, g)).collect();
-    let mut old_roles_of_group = HashMap::new();
-    let mut new_roles_of_group = HashMap::new();
-    let mut changed: BTreeSet<GroupId> = BTreeSet::new();
-    for g in &groups {
-        let (o, n) = (old.group_roles(g), new.group_roles(g));
-        if o != n {
-            changed.insert(g.id);
-        }
-        old_roles_of_group.insert(g.id, o);
-        new_roles_of_group.insert(g.id, n);
-    }
-    let mut impact = Impact {
-        role_changes: Vec::new(),
-        operations: Vec::new(),
-        organization_users: store.count_users(org).await?,
-        newly_unmapped: Vec::new(),
-        newly_covered: Vec::new(),
-        skipped_targets: Vec::new(),
-    };
-    if changed.is_empty() {
-        return Ok(impact);
-    }
-
-    // Who is affected: members of the groups whose roles change; and all their groups.
-    let memberships = store.organization_memberships(org).await?;
-    let affected: BTreeSet<UserId> = memberships
-        .iter()
-        .filter(|(g, _)| changed.contains(g))
-        .map(|(_, u)| *u)
-        .collect();
-    let mut groups_of: HashMap<UserId, Vec<&Group>> = HashMap::new();
-    let mut populated: BTreeSet<GroupId> = BTreeSet::new();
-    for (g, u) in &memberships {
-        populated.insert(*g);
-        if affected.contains(u)
-            && let Some(group) = group_by_id.get(g)
-        {
-            groups_of.entry(*u).or_default().push(group);
-        }
-    }
-    for id in &changed {
-        let (o, n) = (&old_roles_of_group[id], &new_roles_of_group[id]);
-        if !populated.contains(id) {
-            continue;
-        }
-        let r = GroupRef {
-            id: *id,
-            display_name: group_by_id[id].display_name.clone(),
+impl<'a> Preview<'a> {
+    /// Compares every group's roles under `mappings` and under them changed by `change`
+    /// (`roles` includes a role the change would create).
+    pub fn new(
+        org: OrganizationId,
+        roles: &'a [Role],
+        mappings: Vec<RoleMapping>,
+        groups: &'a [Group],
+        change: &MappingChange,
+    ) -> Result<Self, Refusal> {
+        let after = changed_mappings(org, mappings.clone(), change, roles)?;
+        let (old, new) = (RoleResolver::new(&mappings), RoleResolver::new(&after));
+        let mut p = Preview {
+            roles,
+            groups: groups.iter().map(|g| (g.id, g)).collect(),
+            old_roles_of_group: HashMap::new(),
+            new_roles_of_group: HashMap::new(),
+            changed: BTreeSet::new(),
+            groups_of: HashMap::new(),
+            newly_unmapped: Vec::new(),
+            newly_covered: Vec::new(),
         };
-        match (o.is_empty(), n.is_empty()) {
-            (false, true) => impact.newly_unmapped.push(r),
-            (true, false) => impact.newly_covered.push(r),
-            _ => {}
+        for g in groups {
+            let (o, n) = (old.group_roles(g), new.group_roles(g));
+            if o != n {
+                p.changed.insert(g.id);
+            }
+            p.old_roles_of_group.insert(g.id, o);
+            p.new_roles_of_group.insert(g.id, n);
         }
+        Ok(p)
     }
 
-    let role_name: HashMap<RoleId, &str> = roles.iter().map(|r| (r.id, r.name.as_str())).collect();
-    let names = |set: &BTreeSet<RoleId>| -> Vec<String> {
-        let mut v: Vec<String> = set
-            .iter()
-            .map(|r| {
-                role_name
-                    .get(r)
-                    .map_or_else(|| r.to_string(), |n| n.to_string())
-            })
-            .collect();
-        v.sort();
-        v
-    };
-    let ids: Vec<UserId> = affected.iter().copied().collect();
-    let users = store.users_by_ids(org, &ids).await?;
-    struct Delta<'a> {
-        user: &'a User,
-        groups: Vec<&'a Group>,
-        old: BTreeSet<RoleId>,
-        new: BTreeSet<RoleId>,
+    /// Whether the change gives or takes no role through any group (nothing else to read).
+    pub fn changes_nothing(&self) -> bool {
+        self.changed.is_empty()
     }
-    let mut deltas = Vec::new();
-    for user in &users {
-        let groups = groups_of.remove(&user.id).unwrap_or_default();
-        let o: BTreeSet<RoleId> = groups
-            .iter()
-            .flat_map(|g| old_roles_of_group[&g.id].iter().copied())
-            .collect();
-        let n: BTreeSet<RoleId> = groups
-            .iter()
-            .flat_map(|g| new_roles_of_group[&g.id].iter().copied())
-            .collect();
-        if o == n {
-            continue;
-        }
-        impact.role_changes.push(RoleChange {
-            user_id: user.id,
-            user_name: user.user_name.clone(),
-            gained: names(&n.difference(&o).copied().collect()),
-            lost: names(&o.difference(&n).copied().collect()),
-        });
-        deltas.push(Delta {
-            user,
-            groups,
-            old: o,
-            new: n,
-        });
-    }
-    impact
-        .role_changes
-        .sort_by(|a, b| a.user_name.cmp(&b.user_name));
 
-    // What each target sees of it.
-    for conn in store.list_connections(org).await? {
-        if conn.kind != ConnectionKind::ScimTarget {
-            continue;
+    /// The users whose roles may change: members of the groups whose roles change. Notes, from
+    /// `memberships` (every membership of the organization), those users' groups and the
+    /// groups with members that the change uncovers or covers.
+    pub fn affected(&mut self, memberships: &[(GroupId, UserId)]) -> Vec<UserId> {
+        let affected: BTreeSet<UserId> = memberships
+            .iter()
+            .filter(|(g, _)| self.changed.contains(g))
+            .map(|(_, u)| *u)
+            .collect();
+        let mut populated: BTreeSet<GroupId> = BTreeSet::new();
+        for (g, u) in memberships {
+            populated.insert(*g);
+            if affected.contains(u)
+                && let Some(group) = self.groups.get(g)
+            {
+                self.groups_of.entry(*u).or_default().push(group);
+            }
         }
-        let policy = match TargetPolicy::new(&conn, &roles) {
-            Ok(p) => p,
-            Err(e) => {
-                impact.skipped_targets.push(format!("{}: {e}", conn.name));
+        for id in self.changed.iter().filter(|id| populated.contains(id)) {
+            let (o, n) = (&self.old_roles_of_group[id], &self.new_roles_of_group[id]);
+            let r = GroupRef {
+                id: *id,
+                display_name: self.groups[id].display_name.clone(),
+            };
+            match (o.is_empty(), n.is_empty()) {
+                (false, true) => self.newly_unmapped.push(r),
+                (true, false) => self.newly_covered.push(r),
+                _ => {}
+            }
+        }
+        affected.into_iter().collect()
+    }
+
+    /// The impact: `users` are the affected users' rows, `organization_users` how many users
+    /// the organization has (the guard's base), `connections` its connections (the SCIM
+    /// targets among them are previewed).
+    pub fn finish(
+        mut self,
+        organization_users: u64,
+        users: &[User],
+        connections: &[Connection],
+    ) -> Impact {
+        let mut impact = Impact {
+            role_changes: Vec::new(),
+            operations: Vec::new(),
+            organization_users,
+            newly_unmapped: std::mem::take(&mut self.newly_unmapped),
+            newly_covered: std::mem::take(&mut self.newly_covered),
+            skipped_targets: Vec::new(),
+        };
+        if self.changed.is_empty() {
+            return impact;
+        }
+        let role_name: HashMap<RoleId, &str> =
+            self.roles.iter().map(|r| (r.id, r.name.as_str())).collect();
+        let names = |set: &BTreeSet<RoleId>| -> Vec<String> {
+            let mut v: Vec<String> = set
+                .iter()
+                .map(|r| {
+                    role_name
+                        .get(r)
+                        .map_or_else(|| r.to_string(), |n| n.to_string())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        struct Delta<'u, 'g> {
+            user: &'u User,
+            groups: Vec<&'g Group>,
+            old: BTreeSet<RoleId>,
+            new: BTreeSet<RoleId>,
+        }
+        let mut deltas = Vec::new();
+        for user in users {
+            let groups = self.groups_of.remove(&user.id).unwrap_or_default();
+            let o: BTreeSet<RoleId> = groups
+                .iter()
+                .flat_map(|g| self.old_roles_of_group[&g.id].iter().copied())
+                .collect();
+            let n: BTreeSet<RoleId> = groups
+                .iter()
+                .flat_map(|g| self.new_roles_of_group[&g.id].iter().copied())
+                .collect();
+            if o == n {
                 continue;
             }
-        };
-        let mut role_groups: BTreeMap<RoleId, (Vec<String>, Vec<String>)> = BTreeMap::new();
-        for d in &deltas {
-            let was = policy.in_scope(d.user, &d.old, &d.groups);
-            let is = policy.in_scope(d.user, &d.new, &d.groups);
-            let action = match (was, is) {
-                (false, true) => Some(OperationAction::Create),
-                (true, false) => Some(policy.leave_action()),
-                (true, true)
-                    if !policy.roles_as_groups()
-                        && policy.delivered_roles(&d.old) != policy.delivered_roles(&d.new) =>
-                {
-                    Some(OperationAction::Update)
-                }
-                _ => None,
-            };
-            if let Some(action) = action {
-                impact.operations.push(PlannedOperation {
-                    connection: conn.name.clone(),
-                    connection_id: conn.id,
-                    resource_type: ResourceType::User,
-                    resource_id: d.user.id.0,
-                    action,
-                    subject: d.user.user_name.clone(),
-                    joining: Vec::new(),
-                    leaving: Vec::new(),
-                });
+            impact.role_changes.push(RoleChange {
+                user_id: user.id,
+                user_name: user.user_name.clone(),
+                gained: names(&n.difference(&o).copied().collect()),
+                lost: names(&o.difference(&n).copied().collect()),
+            });
+            deltas.push(Delta {
+                user,
+                groups,
+                old: o,
+                new: n,
+            });
+        }
+        impact
+            .role_changes
+            .sort_by(|a, b| a.user_name.cmp(&b.user_name));
+
+        // What each target sees of it.
+        for conn in connections {
+            if conn.kind != ConnectionKind::ScimTarget {
+                continue;
             }
-            if policy.roles_as_groups() {
-                for r in policy.bound_roles() {
-                    let member_before = was && d.old.contains(r);
-                    let member_after = is && d.new.contains(r);
-                    if member_before != member_after {
-                        let entry = role_groups.entry(*r).or_default();
-                        if member_after {
-                            entry.0.push(d.user.user_name.clone());
-                        } else {
-                            entry.1.push(d.user.user_name.clone());
+            let policy = match TargetPolicy::new(conn, self.roles) {
+                Ok(p) => p,
+                Err(e) => {
+                    impact.skipped_targets.push(format!("{}: {e}", conn.name));
+                    continue;
+                }
+            };
+            let mut role_groups: BTreeMap<RoleId, (Vec<String>, Vec<String>)> = BTreeMap::new();
+            for d in &deltas {
+                let was = policy.in_scope(d.user, &d.old, &d.groups);
+                let is = policy.in_scope(d.user, &d.new, &d.groups);
+                let action = match (was, is) {
+                    (false, true) => Some(OperationAction::Create),
+                    (true, false) => Some(policy.leave_action()),
+                    (true, true)
+                        if !policy.roles_as_groups()
+                            && policy.delivered_roles(&d.old) != policy.delivered_roles(&d.new) =>
+                    {
+                        Some(OperationAction::Update)
+                    }
+                    _ => None,
+                };
+                if let Some(action) = action {
+                    impact.operations.push(PlannedOperation {
+                        connection: conn.name.clone(),
+                        connection_id: conn.id,
+                        resource_type: ResourceType::User,
+                        resource_id: d.user.id.0,
+                        action,
+                        subject: d.user.user_name.clone(),
+                        joining: Vec::new(),
+                        leaving: Vec::new(),
+                    });
+                }
+                if policy.roles_as_groups() {
+                    for r in policy.bound_roles() {
+                        let member_before = was && d.old.contains(r);
+                        let member_after = is && d.new.contains(r);
+                        if member_before != member_after {
+                            let entry = role_groups.entry(*r).or_default();
+                            if member_after {
+                                entry.0.push(d.user.user_name.clone());
+                            } else {
+                                entry.1.push(d.user.user_name.clone());
+                            }
                         }
                     }
                 }
             }
+            for (role, (mut joining, mut leaving)) in role_groups {
+                joining.sort();
+                leaving.sort();
+                impact.operations.push(PlannedOperation {
+                    connection: conn.name.clone(),
+                    connection_id: conn.id,
+                    resource_type: ResourceType::Group,
+                    resource_id: role.0,
+                    action: OperationAction::Update,
+                    subject: policy.role_name(role),
+                    joining,
+                    leaving,
+                });
+            }
         }
-        for (role, (mut joining, mut leaving)) in role_groups {
-            joining.sort();
-            leaving.sort();
-            impact.operations.push(PlannedOperation {
-                connection: conn.name.clone(),
-                connection_id: conn.id,
-                resource_type: ResourceType::Group,
-                resource_id: role.0,
-                action: OperationAction::Update,
-                subject: policy.role_name(role),
-                joining,
-                leaving,
-            });
-        }
+        impact.operations.sort();
+        impact
     }
-    impact.operations.sort();
-    Ok(impact)
 }
 
-/// Makes `change` with the operations its [`preview`] computes, in one transaction, unless the
-/// guard refuses (and `force` is not set). Returns the impact applied and the mapping written.
-pub async fn apply(
-    store: &dyn Store,
-    actor: &Actor,
-    org: OrganizationId,
-    change: &MappingChange,
-    guard: &Guard,
-    force: bool,
-) -> Result<(Impact, Option<RoleMapping>), PolicyError> {
-    let impact = preview(store, org, change).await?;
-    if !force {
-        guard.check(&impact)?;
+impl Impact {
+    /// What the change commits with its mapping write: exactly the operations this impact
+    /// lists, the unmapped-group exceptions it raises and settles, and a summary for the audit
+    /// event.
+    pub fn commit(&self, change: &MappingChange, force: bool) -> MappingCommit {
+        let write = match change {
+            MappingChange::Set { id: None, draft } => MappingWrite::Create(draft.clone()),
+            MappingChange::Set {
+                id: Some(id),
+                draft,
+            } => MappingWrite::Replace(*id, draft.clone()),
+            MappingChange::Remove(id) => MappingWrite::Delete(*id),
+        };
+        let raise = self
+            .newly_unmapped
+            .iter()
+            .map(|g| NewException {
+                kind: ExceptionKind::UnmappedGroup,
+                subject_key: unmapped_group_key(g.id),
+                connection_id: None,
+                subject: g.display_name.clone(),
+                summary: format!(
+                    "no mapping covers group {:?} any more; its members get no role from it",
+                    g.display_name
+                ),
+                details: serde_json::json!({ "group_id": g.id, "display_name": g.display_name }),
+            })
+            .collect();
+        let resolve = self
+            .newly_covered
+            .iter()
+            .map(|g| {
+                (
+                    unmapped_group_key(g.id),
+                    "a mapping now covers the group".to_string(),
+                )
+            })
+            .collect();
+        MappingCommit {
+            write,
+            operations: self
+                .operations
+                .iter()
+                .map(PlannedOperation::new_operation)
+                .collect(),
+            raise,
+            resolve,
+            summary: serde_json::json!({
+                "users_gaining": self.role_changes.iter().filter(|c| !c.gained.is_empty()).count(),
+                "users_losing": self.losing_access().len(),
+                "operations": self.operations.len(),
+                "forced": force,
+            }),
+        }
     }
-    let write = match change {
-        MappingChange::Set { id: None, draft } => MappingWrite::Create(draft.clone()),
-        MappingChange::Set {
-            id: Some(id),
-            draft,
-        } => MappingWrite::Replace(*id, draft.clone()),
-        MappingChange::Remove(id) => MappingWrite::Delete(*id),
-    };
-    let operations: Vec<NewOperation> = impact
-        .operations
-        .iter()
-        .map(PlannedOperation::new_operation)
-        .collect();
-    let raise: Vec<NewException> = impact
-        .newly_unmapped
-        .iter()
-        .map(|g| NewException {
-            kind: ExceptionKind::UnmappedGroup,
-            subject_key: unmapped_group_key(g.id),
-            connection_id: None,
-            subject: g.display_name.clone(),
-            summary: format!(
-                "no mapping covers group {:?} any more; its members get no role from it",
-                g.display_name
-            ),
-            details: serde_json::json!({ "group_id": g.id, "display_name": g.display_name }),
-        })
-        .collect();
-    let resolve: Vec<(String, String)> = impact
-        .newly_covered
-        .iter()
-        .map(|g| {
-            (
-                unmapped_group_key(g.id),
-                "a mapping now covers the group".to_string(),
-            )
-        })
-        .collect();
-    let summary = serde_json::json!({
-        "users_gaining": impact.role_changes.iter().filter(|c| !c.gained.is_empty()).count(),
-        "users_losing": impact.losing_access().len(),
-        "operations": impact.operations.len(),
-        "forced": force,
-    });
-    let mapping = store
-        .commit_mapping_change(
-            actor,
-            org,
-            &PolicyCommit {
-                write: &write,
-                operations: &operations,
-                raise: &raise,
-                resolve: &resolve,
-                summary: &summary,
-            },
-        )
-        .await?;
-    crate::engine::commands::wake_other_processes(store, org).await;
-    Ok((impact, mapping))
 }

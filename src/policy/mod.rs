@@ -1,10 +1,14 @@
-//! Provisioning policy: who gets what where. External groups become local roles through
-//! mappings ([`roles`]); each target receives the users in its scope with their roles and its
-//! attribute mapping ([`target`], [`attributes`]); a mapping change is previewed and applied
-//! by the same code ([`impact`]); full reconciliation repairs drift at a target
-//! ([`reconcile`]).
+//! Provisioning policy: who gets what where, decided without I/O — rows in, decisions out.
+//! External groups become local roles through mappings ([`roles`]); each target receives the
+//! users in its scope with their roles and its attribute mapping ([`target`], [`attributes`]);
+//! a directory change causes work at targets ([`fanout`], which the store runs inside the
+//! change's transaction); a mapping change is previewed and committed from the same
+//! computation ([`impact`]); and a full reconciliation plans the repairs of drift at a target
+//! ([`reconcile`]). Nothing here reads the store or calls a target: the engine does, and hands
+//! the rows over.
 
 pub mod attributes;
+pub mod fanout;
 pub mod impact;
 pub mod reconcile;
 pub mod roles;

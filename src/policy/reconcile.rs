@@ -1,29 +1,30 @@
-//! Full reconciliation of one target: desired state (the users and role groups its policy
-//! gives it) against what the target really holds, paged from its `/Users` and `/Groups`.
+//! Full reconciliation of one target, as a pure plan: desired state (the users and role
+//! groups its policy gives it, from the store's rows) against what the target really holds,
+//! one page of its `/Users` and `/Groups` at a time. The engine's driver
+//! (`engine::reconcile`) reads the rows, pages through the target, and commits each page's
+//! [`Repairs`] in one store transaction; nothing here does I/O.
 //!
-//! Repairs go through the queue, like every other change, so they keep its order, rate limits
-//! and retries: a resource changed out of band has its link set to what the target really holds
-//! and gets an update (which then sends exactly the difference); a missing one loses its link
-//! and gets a create; one nobody here knows is flagged, adopted or removed per the connection's
-//! `unknown_resources` policy. A resource whose `externalId` is a local id is ours and is
-//! always re-linked. A run is recorded with its counts and audited.
+//! Repairs go through the queue, like every other change, so they keep its order, rate limits,
+//! retries and failed inbox: a resource changed out of band has its link set to what the
+//! target really holds and gets an update (which then sends exactly the difference); a missing
+//! one loses its link and gets a create; one nobody here knows is flagged, adopted, or deleted
+//! by a queued operation, per the connection's `unknown_resources` policy. A resource whose
+//! `externalId` is a local id is ours and is always re-linked.
+//!
+//! What can only be known once the whole target has been read — that a linked resource is
+//! gone there, and which resources it should hold and does not — is decided by
+//! [`Reconciler::finish`], after a complete walk; a walk that fails midway repairs what its
+//! pages found and nothing more.
 
-use super::impact::PolicyError;
 use super::roles::RoleResolver;
 use super::target::TargetPolicy;
-use crate::connectors::scim_client::ScimClient;
-use crate::domain::UnknownResources;
 use crate::domain::*;
-use crate::engine::delivery::target_client;
 use crate::scim::render;
-use crate::store::{ListRange, Store};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
-/// Resources fetched per request.
-const PAGE: u32 = 1000;
 /// Findings kept in a report for people (counts cover all of them).
 const FINDINGS_KEPT: usize = 200;
 
@@ -48,7 +49,7 @@ pub struct ReconcileCounts {
     pub adopted: u64,
     /// Unknown here; raised as exceptions.
     pub flagged: u64,
-    /// Unknown here; deleted at the target.
+    /// Unknown here; deleted at the target (by a queued operation).
     pub deleted_unknown: u64,
     /// Skipped because an operation for them is still in the queue.
     pub in_queue: u64,
@@ -88,6 +89,25 @@ pub struct ReconcileReport {
     pub counts: ReconcileCounts,
     /// The first findings (all are counted).
     pub findings: Vec<Finding>,
+}
+
+/// What the store holds that a reconciliation compares with the target.
+#[derive(Debug, Clone, Default)]
+pub struct LocalState {
+    /// Every user of the organization.
+    pub users: Vec<User>,
+    /// Every group.
+    pub groups: Vec<Group>,
+    /// Every (group, user) membership.
+    pub memberships: Vec<(GroupId, UserId)>,
+    /// Every mapping.
+    pub mappings: Vec<RoleMapping>,
+    /// Every role.
+    pub roles: Vec<Role>,
+    /// The target's links.
+    pub links: Vec<TargetLink>,
+    /// The local resources with work queued at this target (left to that work).
+    pub queued: BTreeSet<Uuid>,
 }
 
 /// Case-insensitive attribute lookup (SCIM attribute names ignore case).
@@ -150,74 +170,6 @@ pub fn observed(remote: &Value, desired: &Value, last_sent: Option<&Value>) -> V
     Value::Object(out)
 }
 
-/// Every resource of one type at the target, page by page.
-async fn fetch_all(client: &ScimClient, rt: ResourceType) -> Result<Vec<Value>, String> {
-    let mut all = Vec::new();
-    let mut start = 1u64;
-    loop {
-        let (page, total) = client
-            .list_page(rt, start, PAGE)
-            .await
-            .map_err(|e| format!("listing {rt}s at the target: {e}"))?;
-        if page.is_empty() {
-            break;
-        }
-        start += page.len() as u64;
-        all.extend(page);
-        if all.len() as u64 >= total {
-            break;
-        }
-    }
-    Ok(all)
-}
-
-fn remote_id(v: &Value) -> Option<String> {
-    v.get("id").and_then(Value::as_str).map(str::to_string)
-}
-
-struct Run {
-    connection_id: ConnectionId,
-    counts: ReconcileCounts,
-    findings: Vec<Finding>,
-    ops: Vec<NewOperation>,
-    /// Role groups already in `ops`.
-    role_groups_queued: BTreeSet<RoleId>,
-    links: Vec<TargetLink>,
-    unlink: Vec<(ResourceType, Uuid)>,
-    raise: Vec<NewException>,
-    delete_remote: Vec<(ResourceType, String)>,
-}
-
-impl Run {
-    /// Re-renders the role groups of `roles` at the target (a user arriving there joins them).
-    fn join_role_groups(&mut self, policy: &TargetPolicy, roles: &BTreeSet<RoleId>) {
-        if !policy.roles_as_groups() {
-            return;
-        }
-        for r in roles.iter().filter(|r| policy.bound_roles().contains(r)) {
-            if self.role_groups_queued.insert(*r) {
-                self.ops.push(NewOperation {
-                    connection_id: self.connection_id,
-                    resource_type: ResourceType::Group,
-                    resource_id: r.0,
-                    action: OperationAction::Update,
-                    payload: serde_json::json!({ "reconcile": true }),
-                });
-            }
-        }
-    }
-
-    fn found(&mut self, kind: &'static str, subject: &str, detail: String) {
-        if self.findings.len() < FINDINGS_KEPT {
-            self.findings.push(Finding {
-                kind,
-                subject: subject.to_string(),
-                detail,
-            });
-        }
-    }
-}
-
 /// What differs between two documents, for people (attribute names only; no values).
 fn differing(observed: &Value, desired: &Value) -> String {
     let empty = Map::new();
@@ -240,411 +192,381 @@ fn differing(observed: &Value, desired: &Value) -> String {
     )
 }
 
-/// Reconciles one target in full. With `dry_run`, only reports.
-pub async fn reconcile(
-    store: &dyn Store,
-    actor: &Actor,
-    org: OrganizationId,
+fn remote_id(v: &Value) -> Option<String> {
+    v.get("id").and_then(Value::as_str).map(str::to_string)
+}
+
+/// What should become of a linked local resource, once the target's copy is seen (or not).
+#[derive(Debug, Clone)]
+enum Expected {
+    /// It should be there, like this.
+    There {
+        /// The document it should hold.
+        desired: Value,
+    },
+    /// It should not be there (out of scope): removed if still active there.
+    Gone,
+}
+
+/// A local resource that is linked at the target, waiting for its remote copy to be read.
+#[derive(Debug, Clone)]
+struct Linked {
+    link: TargetLink,
+    subject: String,
+    expected: Expected,
+}
+
+/// A reconciliation of one target in progress: built from the store's rows, fed the target's
+/// pages, and finished once the target has been read whole.
+pub struct Reconciler {
+    policy: TargetPolicy,
+    organization_id: OrganizationId,
     connection_id: ConnectionId,
-    dry_run: bool,
-) -> Result<ReconcileReport, PolicyError> {
-    let started_at = Timestamp::now();
-    let connection = store
-        .connection(org, connection_id)
-        .await?
-        .ok_or_else(|| crate::store::StoreError::NotFound(format!("connection {connection_id}")))?;
-    if connection.kind != ConnectionKind::ScimTarget {
-        return Err(PolicyError::Invalid(format!(
-            "{} is a {} connection; only SCIM targets are reconciled",
-            connection.name, connection.kind
-        )));
-    }
-    let roles = store.list_roles(org).await?;
-    let policy = TargetPolicy::new(&connection, &roles).map_err(PolicyError::Invalid)?;
-    let mut run = Run {
-        connection_id,
-        counts: ReconcileCounts::default(),
-        findings: Vec::new(),
-        ops: Vec::new(),
-        role_groups_queued: BTreeSet::new(),
-        links: Vec::new(),
-        unlink: Vec::new(),
-        raise: Vec::new(),
-        delete_remote: Vec::new(),
-    };
-    let outcome = match target_client(store, &connection, &policy.settings).await {
-        Ok(client) => compare(store, org, &connection, &policy, &roles, &client, &mut run)
-            .await
-            .map(|()| client),
-        Err(e) => Err(e),
-    };
-    let error = match outcome {
-        Ok(client) if !dry_run => apply(store, org, &client, &mut run).await.err(),
-        Ok(_) => None,
-        Err(e) => Some(e),
-    };
-    let record = ReconcileRun {
-        id: ReconcileRunId::new(),
-        organization_id: org,
-        connection_id,
-        started_at,
-        finished_at: Timestamp::now(),
-        dry_run,
-        actor: actor.name.clone(),
-        counts: sqlx::types::Json(serde_json::to_value(&run.counts).unwrap_or(Value::Null)),
-        error,
-    };
-    store.record_reconcile_run(&record).await?;
-    if !dry_run {
-        crate::engine::commands::wake_other_processes(store, org).await;
-    }
-    Ok(ReconcileReport {
-        run: record,
-        counts: run.counts,
-        findings: run.findings,
-    })
+    connection_name: String,
+    counts: ReconcileCounts,
+    findings: Vec<Finding>,
+    /// Linked resources by (type, remote id), until their remote copy is seen.
+    linked: HashMap<(ResourceType, String), Linked>,
+    /// Remote ids that a link names (seen or not), which are therefore not unknown.
+    linked_remote: HashSet<(ResourceType, String)>,
+    /// In scope, active, never provisioned: created at the end unless the target turns out to
+    /// hold them already (adoption).
+    unplaced_users: BTreeMap<Uuid, (User, BTreeSet<RoleId>)>,
+    /// Groups that should be at the target and have no link.
+    unplaced_groups: BTreeSet<Uuid>,
+    /// The groups the target should hold: (name, document).
+    desired_groups: BTreeMap<Uuid, (String, Value)>,
+    /// Ids of the local resources the target should hold (an `externalId` naming one is ours).
+    local_ids: BTreeSet<String>,
+    /// In-scope users by lower-cased userName, and desired groups by lower-cased name, for
+    /// adoption.
+    by_user_name: HashMap<String, UserId>,
+    group_names: HashMap<String, Uuid>,
+    /// Local resources with work queued at the target.
+    queued: BTreeSet<Uuid>,
+    /// Role groups already re-rendered by this run.
+    role_groups_queued: BTreeSet<RoleId>,
 }
 
-/// Carries out what [`compare`] decided.
-async fn apply(
-    store: &dyn Store,
-    org: OrganizationId,
-    client: &ScimClient,
-    run: &mut Run,
-) -> Result<(), String> {
-    for link in &run.links {
-        store
-            .upsert_target_link(link)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    for (rt, local) in &run.unlink {
-        store
-            .delete_target_link(org, run.connection_id, *rt, *local)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    for e in &run.raise {
-        store
-            .raise_exception(org, e)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    for (rt, id) in &run.delete_remote {
-        client
-            .delete(*rt, id)
-            .await
-            .map_err(|e| format!("deleting an unknown {rt} at the target: {e}"))?;
-        // An exception raised about it earlier is settled by the deletion.
-        let key = format!("unknown:{}:{rt}:{id}", run.connection_id);
-        let open = store
-            .list_exceptions(
-                org,
-                &ExceptionFilter {
-                    state: Some(ExceptionState::Open),
-                    kind: Some(ExceptionKind::UnknownAtTarget),
-                    connection_id: Some(run.connection_id),
-                    offset: 0,
-                    limit: 10_000,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        for e in open.iter().filter(|e| e.subject_key == key) {
-            store
-                .settle_exception(
-                    &Actor::system("reconcile"),
-                    org,
-                    e.id,
-                    ExceptionState::Resolved,
-                    "deleted at the target by reconciliation (unknown_resources = remove)",
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    store
-        .enqueue_operations(org, &run.ops)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-/// Compares desired and actual state and decides the repairs (nothing is changed here).
-async fn compare(
-    store: &dyn Store,
-    org: OrganizationId,
-    connection: &Connection,
-    policy: &TargetPolicy,
-    roles: &[Role],
-    client: &ScimClient,
-    run: &mut Run,
-) -> Result<(), String> {
-    let e = |e: crate::store::StoreError| e.to_string();
-    let remote_users = fetch_all(client, ResourceType::User).await?;
-    let remote_groups = if policy.roles_as_groups() || policy.settings.source_groups {
-        fetch_all(client, ResourceType::Group).await?
-    } else {
-        Vec::new()
-    };
-    run.counts.remote = (remote_users.len() + remote_groups.len()) as u64;
-    let links = store
-        .list_target_links(org, connection.id)
-        .await
-        .map_err(e)?;
-    let mut user_links: HashMap<Uuid, &TargetLink> = HashMap::new();
-    let mut group_links: HashMap<Uuid, &TargetLink> = HashMap::new();
-    let mut linked_remote: BTreeSet<(ResourceType, &str)> = BTreeSet::new();
-    for l in &links {
-        linked_remote.insert((l.resource_type, l.remote_id.as_str()));
-        match l.resource_type {
-            ResourceType::User => user_links.insert(l.local_id, l),
-            ResourceType::Group => group_links.insert(l.local_id, l),
+impl Reconciler {
+    /// Compares the store's rows with what `policy` says the target should hold; what is
+    /// compared and what can be decided without the target is counted already.
+    pub fn new(
+        connection: &Connection,
+        policy: TargetPolicy,
+        local: LocalState,
+    ) -> Result<Self, String> {
+        let mut r = Reconciler {
+            organization_id: connection.organization_id,
+            connection_id: connection.id,
+            connection_name: connection.name.clone(),
+            counts: ReconcileCounts::default(),
+            findings: Vec::new(),
+            linked: HashMap::new(),
+            linked_remote: local
+                .links
+                .iter()
+                .map(|l| (l.resource_type, l.remote_id.clone()))
+                .collect(),
+            unplaced_users: BTreeMap::new(),
+            unplaced_groups: BTreeSet::new(),
+            desired_groups: BTreeMap::new(),
+            local_ids: BTreeSet::new(),
+            by_user_name: HashMap::new(),
+            group_names: HashMap::new(),
+            queued: local.queued.clone(),
+            role_groups_queued: BTreeSet::new(),
+            policy,
         };
+        r.compare_local(&local)?;
+        Ok(r)
     }
-    let remote_user_by_id: HashMap<String, &Value> = remote_users
-        .iter()
-        .filter_map(|v| remote_id(v).map(|id| (id, v)))
-        .collect();
-    let remote_group_by_id: HashMap<String, &Value> = remote_groups
-        .iter()
-        .filter_map(|v| remote_id(v).map(|id| (id, v)))
-        .collect();
 
-    // Local state: groups, memberships, roles.
-    let mappings = store.list_role_mappings(org).await.map_err(e)?;
-    let resolver = RoleResolver::new(&mappings);
-    let groups = store
-        .list_groups(org, ListRange::first(u32::MAX))
-        .await
-        .map_err(e)?;
-    let group_by_id: HashMap<GroupId, &Group> = groups.iter().map(|g| (g.id, g)).collect();
-    let roles_of_group: HashMap<GroupId, BTreeSet<RoleId>> = groups
-        .iter()
-        .map(|g| (g.id, resolver.group_roles(g)))
-        .collect();
-    let mut groups_of: HashMap<UserId, Vec<&Group>> = HashMap::new();
-    let mut members_of: HashMap<GroupId, Vec<UserId>> = HashMap::new();
-    for (g, u) in store.organization_memberships(org).await.map_err(e)? {
-        if let Some(group) = group_by_id.get(&g) {
-            groups_of.entry(u).or_default().push(group);
-            members_of.entry(g).or_default().push(u);
+    /// Whether the target's groups need reading (it holds role groups or mirrored groups).
+    pub fn needs_groups(&self) -> bool {
+        self.policy.roles_as_groups() || self.policy.settings.source_groups
+    }
+
+    /// What has been found so far.
+    pub fn counts(&self) -> &ReconcileCounts {
+        &self.counts
+    }
+
+    /// The first findings so far.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The run's counts and findings.
+    pub fn into_report(self) -> (ReconcileCounts, Vec<Finding>) {
+        (self.counts, self.findings)
+    }
+
+    fn found(&mut self, kind: &'static str, subject: &str, detail: String) {
+        if self.findings.len() < FINDINGS_KEPT {
+            self.findings.push(Finding {
+                kind,
+                subject: subject.to_string(),
+                detail,
+            });
         }
     }
-    let pending: BTreeSet<Uuid> = {
-        let mut ids: Vec<Uuid> = Vec::new();
-        let mut offset = 0;
-        loop {
-            let page = store
-                .list_operations(
-                    org,
-                    &crate::store::OperationFilter {
-                        connection_id: Some(connection.id),
-                        offset,
-                        limit: 10_000,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(e)?;
-            let n = page.len();
-            ids.extend(page.into_iter().map(|o| o.resource_id));
-            if n < 10_000 {
-                break;
+
+    fn update(&self, resource_type: ResourceType, local: Uuid) -> NewOperation {
+        NewOperation {
+            connection_id: self.connection_id,
+            resource_type,
+            resource_id: local,
+            action: OperationAction::Update,
+            payload: serde_json::json!({ "reconcile": true }),
+        }
+    }
+
+    /// Re-renders the role groups of `roles` at the target (a user arriving there joins them).
+    fn join_role_groups(&mut self, roles: &BTreeSet<RoleId>, repairs: &mut Repairs) {
+        if !self.policy.roles_as_groups() {
+            return;
+        }
+        let bound: Vec<RoleId> = roles
+            .iter()
+            .filter(|r| self.policy.bound_roles().contains(r))
+            .copied()
+            .collect();
+        for r in bound {
+            if self.role_groups_queued.insert(r) {
+                repairs
+                    .operations
+                    .push(self.update(ResourceType::Group, r.0));
             }
-            offset += n as u64;
         }
-        ids.into_iter().collect()
-    };
+    }
 
-    // Users.
-    let mut in_scope: HashMap<UserId, BTreeSet<RoleId>> = HashMap::new();
-    let mut by_user_name: HashMap<String, UserId> = HashMap::new();
-    // In scope, active, never provisioned: created at the end unless the target turns out to
-    // hold them already (adoption, below).
-    let mut unplaced_users: BTreeMap<Uuid, (User, BTreeSet<RoleId>)> = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = store.users_after(org, after, PAGE).await.map_err(e)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for user in &page {
+    /// Decides, from the store's rows alone, what each local user and desired group expects
+    /// of the target.
+    fn compare_local(&mut self, local: &LocalState) -> Result<(), String> {
+        let resolver = RoleResolver::new(&local.mappings);
+        let group_by_id: HashMap<GroupId, &Group> =
+            local.groups.iter().map(|g| (g.id, g)).collect();
+        let roles_of_group: HashMap<GroupId, BTreeSet<RoleId>> = local
+            .groups
+            .iter()
+            .map(|g| (g.id, resolver.group_roles(g)))
+            .collect();
+        let mut groups_of: HashMap<UserId, Vec<&Group>> = HashMap::new();
+        let mut members_of: HashMap<GroupId, Vec<UserId>> = HashMap::new();
+        for (g, u) in &local.memberships {
+            if let Some(group) = group_by_id.get(g) {
+                groups_of.entry(*u).or_default().push(group);
+                members_of.entry(*g).or_default().push(*u);
+            }
+        }
+        let mut user_links: HashMap<Uuid, &TargetLink> = HashMap::new();
+        let mut group_links: HashMap<Uuid, &TargetLink> = HashMap::new();
+        for l in &local.links {
+            match l.resource_type {
+                ResourceType::User => user_links.insert(l.local_id, l),
+                ResourceType::Group => group_links.insert(l.local_id, l),
+            };
+        }
+
+        // Users.
+        let mut in_scope: HashMap<UserId, BTreeSet<RoleId>> = HashMap::new();
+        for user in &local.users {
             let gs = groups_of.get(&user.id).cloned().unwrap_or_default();
             let user_roles: BTreeSet<RoleId> = gs
                 .iter()
                 .flat_map(|g| roles_of_group[&g.id].iter().copied())
                 .collect();
             let wanted = user.lifecycle_state != LifecycleState::Deprovisioned
-                && policy.in_scope(user, &user_roles, &gs);
-            let link = user_links.get(&user.id.0).copied();
-            let queued = pending.contains(&user.id.0);
+                && self.policy.in_scope(user, &user_roles, &gs);
             if wanted {
-                by_user_name.insert(user.user_name.to_lowercase(), user.id);
+                self.by_user_name
+                    .insert(user.user_name.to_lowercase(), user.id);
                 in_scope.insert(user.id, user_roles.clone());
             }
-            run.counts.checked += 1;
-            if queued {
-                run.counts.in_queue += 1;
+            self.counts.checked += 1;
+            if self.queued.contains(&user.id.0) {
+                self.counts.in_queue += 1;
                 continue;
             }
-            let update = NewOperation {
-                connection_id: connection.id,
-                resource_type: ResourceType::User,
-                resource_id: user.id.0,
-                action: OperationAction::Update,
-                payload: serde_json::json!({ "reconcile": true }),
-            };
-            match (wanted, link) {
+            match (wanted, user_links.get(&user.id.0)) {
                 (true, Some(link)) => {
-                    let desired = policy.user_document(user, &user_roles)?;
-                    check_linked(
-                        run,
-                        link,
-                        remote_user_by_id.get(&link.remote_id).copied(),
-                        &desired,
-                        &user.user_name,
-                        update,
-                    );
+                    let desired = self.policy.user_document(user, &user_roles)?;
+                    self.expect(link, &user.user_name, Expected::There { desired });
                 }
                 (true, None) => {
                     // An inactive user that never reached the target needs nothing there.
                     if render::is_active(user) {
-                        unplaced_users.insert(user.id.0, (user.clone(), user_roles));
+                        self.unplaced_users
+                            .insert(user.id.0, (user.clone(), user_roles));
                     } else {
-                        run.counts.unchanged += 1;
+                        self.counts.unchanged += 1;
                     }
                 }
-                (false, Some(link)) => {
-                    let remote = remote_user_by_id.get(&link.remote_id);
-                    let still_active = remote
-                        .and_then(|r| r.get("active"))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
-                    if remote.is_some() && still_active {
-                        run.counts.removed += 1;
-                        run.found(
-                            "removed",
-                            &user.user_name,
-                            "out of scope but active at the target".into(),
-                        );
-                        run.ops.push(NewOperation {
-                            action: policy.leave_action(),
-                            ..update
-                        });
-                    } else if remote.is_none() {
-                        // Gone there already, as it should be: forget the link.
-                        run.unlink.push((ResourceType::User, user.id.0));
-                        run.counts.unchanged += 1;
-                    } else {
-                        run.counts.unchanged += 1;
-                    }
-                }
+                (false, Some(link)) => self.expect(link, &user.user_name, Expected::Gone),
                 (false, None) => {}
             }
         }
-    }
 
-    // Role groups (and mirrored source groups): desired members are in-scope holders that
-    // are at the target.
-    let remote_of_user = |u: &UserId| user_links.get(&u.0).map(|l| l.remote_id.clone());
-    let mut desired_groups: BTreeMap<Uuid, (String, Value)> = BTreeMap::new();
-    if policy.roles_as_groups() {
-        for role in roles
-            .iter()
-            .filter(|r| policy.bound_roles().contains(&r.id))
-        {
-            let mut members: Vec<String> = in_scope
+        // Role groups (and mirrored source groups): desired members are in-scope holders that
+        // are at the target.
+        let remote_of_user = |u: &UserId| user_links.get(&u.0).map(|l| l.remote_id.clone());
+        if self.policy.roles_as_groups() {
+            for role in local
+                .roles
                 .iter()
-                .filter(|(_, rs)| rs.contains(&role.id))
-                .filter_map(|(u, _)| remote_of_user(u))
-                .collect();
-            members.sort();
-            let has_link = group_links.contains_key(&role.id.0);
-            if members.is_empty() && !has_link {
-                continue;
+                .filter(|r| self.policy.bound_roles().contains(&r.id))
+            {
+                let mut members: Vec<String> = in_scope
+                    .iter()
+                    .filter(|(_, rs)| rs.contains(&role.id))
+                    .filter_map(|(u, _)| remote_of_user(u))
+                    .collect();
+                members.sort();
+                if members.is_empty() && !group_links.contains_key(&role.id.0) {
+                    continue;
+                }
+                let doc = self.policy.role_group_document(role.id, &members);
+                self.desired_groups
+                    .insert(role.id.0, (role.name.clone(), doc));
             }
-            desired_groups.insert(
-                role.id.0,
-                (
-                    role.name.clone(),
-                    policy.role_group_document(role.id, &members),
-                ),
-            );
         }
-    }
-    if policy.settings.source_groups {
-        for g in &groups {
-            let members: Vec<String> = members_of
-                .get(&g.id)
-                .map(|ms| {
-                    ms.iter()
-                        .filter(|u| in_scope.contains_key(u))
-                        .filter_map(remote_of_user)
-                        .collect()
-                })
-                .unwrap_or_default();
-            desired_groups.insert(
-                g.id.0,
-                (g.display_name.clone(), render::group_document(g, &members)),
-            );
-        }
-    }
-    let mut unplaced_groups: BTreeSet<Uuid> = BTreeSet::new();
-    for (local, (name, desired)) in &desired_groups {
-        run.counts.checked += 1;
-        if pending.contains(local) {
-            run.counts.in_queue += 1;
-            continue;
-        }
-        let update = NewOperation {
-            connection_id: connection.id,
-            resource_type: ResourceType::Group,
-            resource_id: *local,
-            action: OperationAction::Update,
-            payload: serde_json::json!({ "reconcile": true }),
-        };
-        match group_links.get(local) {
-            Some(link) => {
-                check_linked(
-                    run,
-                    link,
-                    remote_group_by_id.get(&link.remote_id).copied(),
-                    desired,
-                    name,
-                    update,
+        if self.policy.settings.source_groups {
+            for g in &local.groups {
+                let members: Vec<String> = members_of
+                    .get(&g.id)
+                    .map(|ms| {
+                        ms.iter()
+                            .filter(|u| in_scope.contains_key(u))
+                            .filter_map(remote_of_user)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.desired_groups.insert(
+                    g.id.0,
+                    (g.display_name.clone(), render::group_document(g, &members)),
                 );
             }
-            None => {
-                unplaced_groups.insert(*local);
+        }
+        let desired: Vec<(Uuid, String, Value)> = self
+            .desired_groups
+            .iter()
+            .map(|(id, (name, doc))| (*id, name.clone(), doc.clone()))
+            .collect();
+        for (local_id, name, desired) in desired {
+            self.counts.checked += 1;
+            if self.queued.contains(&local_id) {
+                self.counts.in_queue += 1;
+                continue;
+            }
+            match group_links.get(&local_id) {
+                Some(link) => self.expect(link, &name, Expected::There { desired }),
+                None => {
+                    self.unplaced_groups.insert(local_id);
+                }
+            }
+        }
+
+        self.local_ids = in_scope
+            .keys()
+            .map(|u| u.to_string())
+            .chain(self.desired_groups.keys().map(|g| g.to_string()))
+            .collect();
+        self.group_names = self
+            .desired_groups
+            .iter()
+            .map(|(id, (name, _))| (name.to_lowercase(), *id))
+            .collect();
+        Ok(())
+    }
+
+    fn expect(&mut self, link: &TargetLink, subject: &str, expected: Expected) {
+        self.linked.insert(
+            (link.resource_type, link.remote_id.clone()),
+            Linked {
+                link: link.clone(),
+                subject: subject.to_string(),
+                expected,
+            },
+        );
+    }
+
+    /// The repairs that one page of the target's resources of type `rt` calls for.
+    pub fn page(&mut self, rt: ResourceType, resources: &[Value]) -> Result<Repairs, String> {
+        let mut repairs = Repairs::default();
+        self.counts.remote += resources.len() as u64;
+        for remote in resources {
+            let Some(rid) = remote_id(remote) else {
+                continue;
+            };
+            if let Some(linked) = self.linked.remove(&(rt, rid.clone())) {
+                self.check_linked(linked, remote, &mut repairs);
+            } else if !self.linked_remote.contains(&(rt, rid.clone())) {
+                self.unknown(rt, rid, remote, &mut repairs)?;
+            }
+        }
+        Ok(repairs)
+    }
+
+    /// Compares a linked resource with what the target holds and decides its repair.
+    fn check_linked(&mut self, linked: Linked, remote: &Value, repairs: &mut Repairs) {
+        let Linked {
+            link,
+            subject,
+            expected,
+        } = linked;
+        let update = self.update(link.resource_type, link.local_id);
+        match expected {
+            Expected::There { desired } => {
+                let seen = observed(remote, &desired, link.last_sent.as_ref().map(|j| &j.0));
+                if render::content_hash(&seen) == render::content_hash(&desired) {
+                    self.counts.unchanged += 1;
+                    return;
+                }
+                self.counts.corrected += 1;
+                self.found("corrected", &subject, differing(&seen, &desired));
+                repairs.links.push(TargetLink {
+                    content_hash: render::content_hash(&seen),
+                    last_sent: Some(Json(seen)),
+                    synced_at: Timestamp::now(),
+                    ..link
+                });
+                repairs.operations.push(update);
+            }
+            Expected::Gone => {
+                let still_active = remote
+                    .get("active")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if still_active {
+                    self.counts.removed += 1;
+                    self.found(
+                        "removed",
+                        &subject,
+                        "out of scope but active at the target".into(),
+                    );
+                    repairs.operations.push(NewOperation {
+                        action: self.policy.leave_action(),
+                        ..update
+                    });
+                } else {
+                    self.counts.unchanged += 1;
+                }
             }
         }
     }
 
-    // Resources at the target that nothing here is linked to.
-    let local_ids: BTreeSet<String> = in_scope
-        .keys()
-        .map(|u| u.to_string())
-        .chain(desired_groups.keys().map(|g| g.to_string()))
-        .collect();
-    let group_names: HashMap<String, Uuid> = desired_groups
-        .iter()
-        .map(|(id, (name, _))| (name.to_lowercase(), *id))
-        .collect();
-    for (rt, remote) in remote_users
-        .iter()
-        .map(|r| (ResourceType::User, r))
-        .chain(remote_groups.iter().map(|r| (ResourceType::Group, r)))
-    {
-        let Some(rid) = remote_id(remote) else {
-            continue;
-        };
-        if linked_remote.contains(&(rt, rid.as_str())) {
-            continue;
-        }
-        let name_attr = if rt == ResourceType::User {
-            "userName"
-        } else {
-            "displayName"
+    /// A resource at the target that nothing here is linked to: adopted, deleted or flagged.
+    fn unknown(
+        &mut self,
+        rt: ResourceType,
+        rid: String,
+        remote: &Value,
+        repairs: &mut Repairs,
+    ) -> Result<(), String> {
+        let name_attr = match rt {
+            ResourceType::User => "userName",
+            ResourceType::Group => "displayName",
         };
         let name = remote
             .get(name_attr)
@@ -652,89 +574,72 @@ async fn compare(
             .unwrap_or("")
             .to_string();
         let external = remote.get("externalId").and_then(Value::as_str);
+        // Ours, with work on its way there (a create in flight, before its link is written):
+        // that work settles it.
+        if external
+            .and_then(|x| x.parse::<Uuid>().ok())
+            .is_some_and(|id| self.queued.contains(&id))
+        {
+            self.counts.in_queue += 1;
+            return Ok(());
+        }
         // Only a local resource the target should hold and does not yet can be adopted.
         let unplaced = |id: &Uuid| match rt {
-            ResourceType::User => unplaced_users.contains_key(id),
-            ResourceType::Group => unplaced_groups.contains(id),
+            ResourceType::User => self.unplaced_users.contains_key(id),
+            ResourceType::Group => self.unplaced_groups.contains(id),
         };
         // Ours for certain: its externalId is a local id this target should hold.
         let ours = external
-            .filter(|x| local_ids.contains(*x))
+            .filter(|x| self.local_ids.contains(*x))
             .and_then(|x| x.parse::<Uuid>().ok())
             .filter(unplaced);
         let by_name = match rt {
-            ResourceType::User => by_user_name.get(&name.to_lowercase()).map(|u| u.0),
-            ResourceType::Group => group_names.get(&name.to_lowercase()).copied(),
+            ResourceType::User => self.by_user_name.get(&name.to_lowercase()).map(|u| u.0),
+            ResourceType::Group => self.group_names.get(&name.to_lowercase()).copied(),
         }
         .filter(unplaced);
-        let policy_choice = policy.settings.unknown_resources;
-        let adopt_as = match (ours, policy_choice) {
+        let choice = self.policy.settings.unknown_resources;
+        let adopt_as = match (ours, choice) {
             (Some(id), _) => Some(id),
             (None, UnknownResources::Adopt) if external.is_none() => by_name,
             _ => None,
         };
         if let Some(local) = adopt_as {
-            run.counts.adopted += 1;
-            run.found(
-                "adopted",
-                &name,
-                format!("linked to the local {rt} {local}"),
-            );
-            // Link with what it holds, so the update sends only what differs.
-            let (desired, roles_held) = match rt {
-                ResourceType::User => match unplaced_users.remove(&local) {
-                    Some((user, rs)) => (policy.user_document(&user, &rs)?, Some(rs)),
-                    None => (Value::Null, None),
-                },
-                ResourceType::Group => {
-                    unplaced_groups.remove(&local);
-                    let d = desired_groups.get(&local).map(|(_, d)| d.clone());
-                    (d.unwrap_or(Value::Null), None)
-                }
-            };
-            let seen = observed(remote, &desired, None);
-            run.links.push(TargetLink {
-                organization_id: org,
-                connection_id: connection.id,
-                resource_type: rt,
-                local_id: local,
-                remote_id: rid.clone(),
-                remote_etag: None,
-                content_hash: render::content_hash(&seen),
-                synced_at: Timestamp::now(),
-                last_sent: Some(sqlx::types::Json(seen)),
-            });
-            run.ops.push(NewOperation {
-                connection_id: connection.id,
-                resource_type: rt,
-                resource_id: local,
-                action: OperationAction::Update,
-                payload: serde_json::json!({ "reconcile": true }),
-            });
-            if let Some(rs) = roles_held {
-                run.join_role_groups(policy, &rs);
-            }
-            continue;
+            return self.adopt(rt, local, rid, &name, remote, repairs);
         }
-        match policy_choice {
+        let key = format!("unknown:{}:{rt}:{rid}", self.connection_id);
+        match choice {
             UnknownResources::Remove => {
-                run.counts.deleted_unknown += 1;
-                run.found(
+                self.counts.deleted_unknown += 1;
+                self.found(
                     "deleted_unknown",
                     &name,
                     format!("{rt} {rid} is unknown here; deleted"),
                 );
-                run.delete_remote.push((rt, rid));
+                repairs.operations.push(NewOperation::delete_unknown(
+                    self.connection_id,
+                    rt,
+                    &rid,
+                    &name,
+                ));
+                // An exception raised about it earlier is settled by the deletion.
+                repairs.settle.push((
+                    key,
+                    "deleted at the target by reconciliation (unknown_resources = remove)".into(),
+                ));
             }
             UnknownResources::Flag | UnknownResources::Adopt => {
-                run.counts.flagged += 1;
-                run.found("flagged", &name, format!("{rt} {rid} is unknown here"));
-                run.raise.push(NewException {
+                self.counts.flagged += 1;
+                self.found("flagged", &name, format!("{rt} {rid} is unknown here"));
+                repairs.raise.push(NewException {
                     kind: ExceptionKind::UnknownAtTarget,
-                    subject_key: format!("unknown:{}:{rt}:{rid}", connection.id),
-                    connection_id: Some(connection.id),
+                    subject_key: key,
+                    connection_id: Some(self.connection_id),
                     subject: name.clone(),
-                    summary: format!("{} holds {rt} {name:?} ({rid}), which nothing here knows", connection.name),
+                    summary: format!(
+                        "{} holds {rt} {name:?} ({rid}), which nothing here knows",
+                        self.connection_name
+                    ),
                     details: serde_json::json!({
                         "remote_id": rid,
                         "theirs": serde_json::from_str::<Value>(&render::excerpt(remote, 4096)).unwrap_or(Value::Null),
@@ -742,80 +647,113 @@ async fn compare(
                 });
             }
         }
+        Ok(())
     }
 
-    // What should be there, is not, and was not adopted: created. A user create looks the
-    // user up first, so an account made meanwhile is linked rather than duplicated.
-    for (id, (user, rs)) in unplaced_users {
-        run.counts.created += 1;
-        run.found(
-            "created",
-            &user.user_name,
-            "in scope but not at the target".into(),
-        );
-        run.ops.push(NewOperation {
-            connection_id: connection.id,
-            resource_type: ResourceType::User,
-            resource_id: id,
-            action: OperationAction::Create,
-            payload: serde_json::json!({ "reconcile": true }),
-        });
-        run.join_role_groups(policy, &rs);
-    }
-    for id in unplaced_groups {
-        let name = desired_groups
-            .get(&id)
-            .map(|(n, _)| n.as_str())
-            .unwrap_or("");
-        run.counts.created += 1;
-        run.found("created", name, "should be at the target and is not".into());
-        run.ops.push(NewOperation {
-            connection_id: connection.id,
-            resource_type: ResourceType::Group,
-            resource_id: id,
-            action: OperationAction::Update,
-            payload: serde_json::json!({ "reconcile": true }),
-        });
-    }
-    Ok(())
-}
-
-/// Compares a linked resource with what the target holds and decides its repair.
-fn check_linked(
-    run: &mut Run,
-    link: &TargetLink,
-    remote: Option<&Value>,
-    desired: &Value,
-    subject: &str,
-    update: NewOperation,
-) {
-    match remote {
-        None => {
-            run.counts.recreated += 1;
-            run.found(
-                "recreated",
-                subject,
-                format!("{} is gone at the target", link.remote_id),
-            );
-            run.unlink.push((link.resource_type, link.local_id));
-            run.ops.push(update);
-        }
-        Some(remote) => {
-            let seen = observed(remote, desired, link.last_sent.as_ref().map(|j| &j.0));
-            if render::content_hash(&seen) == render::content_hash(desired) {
-                run.counts.unchanged += 1;
-                return;
+    /// Links the unknown `remote` to the local resource `local` with what it holds, so the
+    /// update that follows sends only what differs.
+    fn adopt(
+        &mut self,
+        rt: ResourceType,
+        local: Uuid,
+        rid: String,
+        name: &str,
+        remote: &Value,
+        repairs: &mut Repairs,
+    ) -> Result<(), String> {
+        self.counts.adopted += 1;
+        self.found("adopted", name, format!("linked to the local {rt} {local}"));
+        let (desired, roles_held) = match rt {
+            ResourceType::User => match self.unplaced_users.remove(&local) {
+                Some((user, rs)) => (self.policy.user_document(&user, &rs)?, Some(rs)),
+                None => (Value::Null, None),
+            },
+            ResourceType::Group => {
+                self.unplaced_groups.remove(&local);
+                let d = self.desired_groups.get(&local).map(|(_, d)| d.clone());
+                (d.unwrap_or(Value::Null), None)
             }
-            run.counts.corrected += 1;
-            run.found("corrected", subject, differing(&seen, desired));
-            run.links.push(TargetLink {
-                content_hash: render::content_hash(&seen),
-                last_sent: Some(sqlx::types::Json(seen)),
-                synced_at: Timestamp::now(),
-                ..link.clone()
-            });
-            run.ops.push(update);
+        };
+        let seen = observed(remote, &desired, None);
+        repairs.links.push(TargetLink {
+            organization_id: self.organization_id,
+            connection_id: self.connection_id,
+            resource_type: rt,
+            local_id: local,
+            remote_id: rid,
+            remote_etag: None,
+            content_hash: render::content_hash(&seen),
+            synced_at: Timestamp::now(),
+            last_sent: Some(Json(seen)),
+        });
+        repairs.operations.push(self.update(rt, local));
+        if let Some(rs) = roles_held {
+            self.join_role_groups(&rs, repairs);
         }
+        Ok(())
+    }
+
+    /// After the whole target has been read: what is linked and was not there is gone there
+    /// (created again if it should be there, forgotten if not), and what should be there, is
+    /// not, and was not adopted is created. A user create looks the user up first, so an
+    /// account made meanwhile is linked rather than duplicated.
+    pub fn finish(&mut self) -> Repairs {
+        let mut repairs = Repairs::default();
+        let mut missing: Vec<Linked> = self.linked.drain().map(|(_, l)| l).collect();
+        missing.sort_by(|a, b| a.subject.cmp(&b.subject));
+        for Linked {
+            link,
+            subject,
+            expected,
+        } in missing
+        {
+            repairs.unlink.push((link.resource_type, link.local_id));
+            match expected {
+                Expected::There { .. } => {
+                    self.counts.recreated += 1;
+                    self.found(
+                        "recreated",
+                        &subject,
+                        format!("{} is gone at the target", link.remote_id),
+                    );
+                    repairs
+                        .operations
+                        .push(self.update(link.resource_type, link.local_id));
+                }
+                // Gone there already, as it should be: only the link is forgotten.
+                Expected::Gone => self.counts.unchanged += 1,
+            }
+        }
+        for (id, (user, rs)) in std::mem::take(&mut self.unplaced_users) {
+            self.counts.created += 1;
+            self.found(
+                "created",
+                &user.user_name,
+                "in scope but not at the target".into(),
+            );
+            repairs.operations.push(NewOperation {
+                action: OperationAction::Create,
+                ..self.update(ResourceType::User, id)
+            });
+            self.join_role_groups(&rs, &mut repairs);
+        }
+        for id in std::mem::take(&mut self.unplaced_groups) {
+            let name = self
+                .desired_groups
+                .get(&id)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default();
+            self.counts.created += 1;
+            self.found(
+                "created",
+                &name,
+                "should be at the target and is not".into(),
+            );
+            repairs
+                .operations
+                .push(self.update(ResourceType::Group, id));
+        }
+        repairs
     }
 }
 

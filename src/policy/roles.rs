@@ -6,18 +6,6 @@ use crate::domain::{Group, GroupSelector, MatchMode, RoleId, RoleMapping};
 use std::collections::BTreeSet;
 use wildmatch::WildMatch;
 
-/// The hierarchical path of a group: its `path` attribute when the source gave one (Keycloak),
-/// else `/` and its display name.
-pub fn group_path(group: &Group) -> String {
-    group
-        .attributes
-        .0
-        .get("path")
-        .and_then(|p| p.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("/{}", group.display_name))
-}
-
 enum Matcher {
     /// Lower-cased pattern.
     Exact(String),
@@ -55,7 +43,7 @@ impl Rule {
                     || self.matcher.matches(&group.id.to_string())
             }
             GroupSelector::DisplayName => self.matcher.matches(&group.display_name),
-            GroupSelector::Path => self.matcher.matches(&group_path(group)),
+            GroupSelector::Path => self.matcher.matches(&group.path()),
         }
     }
 }
@@ -116,8 +104,8 @@ impl RoleResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Json;
     use crate::domain::{GroupId, OrganizationId, RoleMappingId, Timestamp};
-    use sqlx::types::Json;
 
     fn group(name: &str, external: Option<&str>, path: Option<&str>) -> Group {
         Group {

@@ -20,7 +20,7 @@ const MAX_USERS_PER_BATCH: usize = 64;
 const BATCHES_AT_ONCE: usize = 2;
 
 /// A user to create with its audit event, waiting to share a write with others.
-pub(super) struct NewUser {
+pub(crate) struct NewUser {
     pub user: User,
     pub audit_id: AuditEventId,
     pub audit_at: Timestamp,
@@ -30,10 +30,10 @@ pub(super) struct NewUser {
 }
 
 /// One create waiting in a batch; answered `true` once written.
-pub(super) type Pending = Waiting<NewUser, bool>;
+pub(crate) type Pending = Waiting<NewUser, bool>;
 
 /// The creates of one store.
-pub(super) struct CreateBatches {
+pub(crate) struct CreateBatches {
     commit: GroupCommit<NewUser, bool>,
 }
 
@@ -106,7 +106,7 @@ impl NewUser {
 /// Answers each create of `batch`: written when the batch's write succeeded and its id is
 /// among the ids written. A write that failed as a whole answers every create `false`, and
 /// each is then created alone, with its own error.
-pub(super) fn answer_all(
+pub(crate) fn answer_all(
     batch: Vec<Pending>,
     written: super::StoreResult<std::collections::HashSet<uuid::Uuid>>,
 ) {

@@ -1,22 +1,29 @@
-//! Persistent state: the [`Store`] trait and its PostgreSQL and SQLite implementations.
+//! Persistent state: the [`Store`] contract (one role trait per aggregate, `api/`), its SQL
+//! written once for both backends (`sql/`), and what PostgreSQL and SQLite each do their own
+//! way (`postgres/`, `sqlite/`).
 //!
-//! `open` picks the backend from the URL: `postgres://` or `postgresql://` for PostgreSQL,
-//! `sqlite:` for SQLite. Migrations are applied on open.
+//! The store knows no engine and no policy: a change and the work it causes commit in one
+//! transaction, and what a directory change causes is decided by the
+//! [`FanoutRule`](crate::domain::FanoutRule) it is opened with (policy's, handed in by whoever
+//! opens it). `open` picks the backend from the URL: `postgres://` or `postgresql://` for
+//! PostgreSQL, `sqlite:` for SQLite. Migrations are applied on open.
 
+#[macro_use]
+mod columns;
 mod api;
 mod codec;
 mod create_batch;
 mod error;
-#[macro_use]
-mod shared;
+mod key_ring;
 mod postgres;
 mod queue_signal;
 pub mod scim_query;
 mod sqlite;
 
 pub use api::{
-    BulkLoad, IssuedApiToken, ListRange, MappingWrite, MemberRef, OperationFilter, PolicyCommit,
-    ScimQuery, StateChange, Store,
+    Audit, BulkLoad, BulkRows, Channel, Connections, Exceptions, Groups, IssuedApiToken, Keys,
+    Links, ListRange, Listener, LoadableStore, Mappings, MemberRef, Notice, Notices,
+    OperationFilter, Queue, ScimQuery, StateChange, Statistics, Store, Tenants, Tokens, Users,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgStore, connect_options as postgres_connect_options};
@@ -24,6 +31,7 @@ pub use queue_signal::QueueSignal;
 pub use sqlite::SqliteStore;
 
 use crate::crypto::MasterKey;
+use crate::domain::FanoutRule;
 use std::sync::Arc;
 
 /// Which database a URL names.
@@ -57,11 +65,22 @@ impl Backend {
     }
 }
 
-/// Opens the store a URL names, migrating it, with `master` as the master key.
-pub async fn open(url: &str, master: MasterKey) -> StoreResult<Arc<dyn Store>> {
+/// Opens the store a URL names, migrating it, with `master` as the master key and `fanout`
+/// deciding what directory changes cause at targets.
+pub async fn open(url: &str, master: MasterKey, fanout: FanoutRule) -> StoreResult<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = open_loadable(url, master, fanout).await?;
+    Ok(store)
+}
+
+/// [`open`], keeping the bulk loading that benchmarks need.
+pub async fn open_loadable(
+    url: &str,
+    master: MasterKey,
+    fanout: FanoutRule,
+) -> StoreResult<Arc<dyn LoadableStore>> {
     Ok(match Backend::of_url(url)? {
-        Backend::Postgres => Arc::new(PgStore::open(url, master).await?),
-        Backend::Sqlite => Arc::new(SqliteStore::open(url, master).await?),
+        Backend::Postgres => Arc::new(PgStore::open(url, master, fanout).await?),
+        Backend::Sqlite => Arc::new(SqliteStore::open(url, master, fanout).await?),
     })
 }
 

@@ -5,9 +5,10 @@
 use super::data::*;
 use super::state::{Command, DetailRequest, LoadRequest, Pane, Reply};
 use crate::domain::*;
+use crate::engine::commands::PolicyError;
 use crate::engine::commands::{self, MappingChange, MappingRule, Resolution};
 use crate::engine::{Engine, HealthThresholds, health};
-use crate::policy::impact::{Guard, PolicyError};
+use crate::policy::impact::Guard;
 use crate::policy::roles::RoleResolver;
 use crate::store::{ListRange, OperationFilter, ScimQuery, Store};
 use std::collections::{BTreeMap, HashMap};
@@ -769,7 +770,7 @@ impl Loader {
             Command::Preview(form) => {
                 let impact = if form.remove {
                     let id = form.id.ok_or("no mapping to delete")?;
-                    crate::policy::impact::preview(store, org, &MappingChange::Remove(id)).await
+                    commands::preview(store, org, &MappingChange::Remove(id)).await
                 } else {
                     commands::preview_rule(store, org, &rule(form)).await
                 }

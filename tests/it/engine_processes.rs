@@ -35,9 +35,14 @@ impl Deployment {
         let master = MasterKey::generate().unwrap();
         let key = master.to_base64().expose().to_string();
         let store: Arc<dyn Store> = Arc::new(
-            PgStore::open_with(schema.options(), "test".into(), master)
-                .await
-                .unwrap(),
+            PgStore::open_with(
+                schema.options(),
+                "test".into(),
+                master,
+                scimdesk::policy::fanout::decide,
+            )
+            .await
+            .unwrap(),
         );
         let (org, idp_token) = support::inbound_tenant(&*store, "Hospital").await;
         let target_store = support::Harness::sqlite().await;
@@ -83,9 +88,14 @@ impl Deployment {
     async fn engine_polling_once_a_minute(&self) -> Engine {
         let master = MasterKey::from_base64(&self.key).unwrap();
         let engine_store: Arc<dyn Store> = Arc::new(
-            PgStore::open_with(self.schema.options(), "engine".into(), master)
-                .await
-                .unwrap(),
+            PgStore::open_with(
+                self.schema.options(),
+                "engine".into(),
+                master,
+                scimdesk::policy::fanout::decide,
+            )
+            .await
+            .unwrap(),
         );
         Engine::new(
             engine_store,
@@ -394,6 +404,7 @@ async fn database_connections_dropped_mid_wave_lose_nothing() {
             d.schema.options().application_name(&app_name),
             "test".into(),
             master,
+            scimdesk::policy::fanout::decide,
         )
         .await
         .unwrap(),
@@ -577,9 +588,14 @@ async fn state_changes_reach_other_processes_as_notifications() {
     d.target.set_down(true);
     let master = MasterKey::from_base64(&d.key).unwrap();
     let engine_store: Arc<dyn Store> = Arc::new(
-        PgStore::open_with(d.schema.options(), "engine".into(), master)
-            .await
-            .unwrap(),
+        PgStore::open_with(
+            d.schema.options(),
+            "engine".into(),
+            master,
+            scimdesk::policy::fanout::decide,
+        )
+        .await
+        .unwrap(),
     );
     let engine = Engine::new(
         engine_store,

@@ -146,7 +146,11 @@ struct Generated {
     member_of: Vec<BTreeSet<usize>>,
 }
 
-async fn generate(s: &dyn Store, users: usize, groups: usize) -> Generated {
+async fn generate(
+    s: &dyn scimdesk::store::LoadableStore,
+    users: usize,
+    groups: usize,
+) -> Generated {
     let org = s
         .create_organization(&op(), "Generated Health")
         .await
@@ -194,9 +198,9 @@ async fn generate(s: &dyn Store, users: usize, groups: usize) -> Generated {
         .map(|(i, w)| (wards[w].id, made[i].id))
         .collect();
     // Loaded in bulk: the change path is not what these tests are about.
-    s.bulk_load_for_benchmark(
+    s.bulk_load(
         org.id,
-        &scimdesk::store::BulkLoad {
+        &scimdesk::store::BulkRows {
             users: &made,
             groups: &wards,
             memberships: &memberships,
@@ -296,7 +300,7 @@ async fn mapping_changes_queue_exactly_their_impact(h: &Harness) {
         id: None,
         draft: rule("ward-2*", true, pharmacy.id),
     };
-    let preview = impact::preview(s, g.org, &change).await.unwrap();
+    let preview = commands::preview(s, g.org, &change).await.unwrap();
     let with_pharmacy = |w: usize| {
         let mut r = initial(w);
         if (20..30).contains(&w) && w != 25 {
@@ -333,7 +337,7 @@ async fn mapping_changes_queue_exactly_their_impact(h: &Harness) {
         id: Some(icu_rule.id),
         draft: rule("ward-05", false, icu.id),
     };
-    let preview = impact::preview(s, g.org, &change).await.unwrap();
+    let preview = commands::preview(s, g.org, &change).await.unwrap();
     let narrowed = |w: usize| {
         let mut r = with_pharmacy(w);
         if w < 10 && w != 5 {
@@ -971,6 +975,8 @@ async fn full_reconcile_repairs_drift_per_policy(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(run.counts.deleted_unknown, 1, "{:?}", run.findings);
+    // The deletion is a queued repair: the workers carry it out.
+    settled(&*s, src.org).await;
     assert!(
         !target_users(&*s, &target)
             .await

@@ -437,9 +437,7 @@ async fn failed_work_blocks_its_resource_until_an_operator_acts(h: &Harness) {
 async fn a_claim_on_stale_statistics_leases_only_what_it_asked_for(h: &Harness) {
     let s = &*h.store;
     let (org, old) = setup(s).await;
-    s.bulk_enqueue_for_benchmark(org, old.id, 10_000)
-        .await
-        .unwrap();
+    s.bulk_enqueue(org, old.id, 10_000).await.unwrap();
     // Drained, then analyzed: the statistics now say the table's pages hold no rows at all,
     // which is what a queue's statistics usually say (autovacuum looks when it is empty).
     h.raw.exec("DELETE FROM operation_queue").await.unwrap();

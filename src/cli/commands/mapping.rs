@@ -6,7 +6,7 @@ use crate::cli::error::{CliError, CliResult};
 use crate::cli::{MappingCommand, MappingRule, output};
 use crate::domain::*;
 use crate::engine::commands::{self, MappingChange};
-use crate::policy::impact::{self, Impact};
+use crate::policy::impact::Impact;
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: MappingCommand, json: bool) -> CliResult {
     let org = ctx.organization(org).await?;
@@ -207,7 +207,7 @@ async fn preview(
         _ => return Err(CliError::invalid("nothing to preview")),
     };
     let impact =
-        impact::preview_with(ctx.store.as_ref(), org.id, &change, new_role.as_ref()).await?;
+        commands::preview_with(ctx.store.as_ref(), org.id, &change, new_role.as_ref()).await?;
     if json {
         return output::json(&impact);
     }

@@ -121,7 +121,7 @@ pub async fn demo(config: Config, options: DemoOptions, view: View) -> CliResult
     let (store, temp, label) = if config.database_is_default {
         let temp = crate::bench::BenchStore::open(None).await?;
         (
-            temp.store.clone(),
+            temp.store.clone() as Arc<dyn crate::store::Store>,
             Some(temp),
             "sqlite (temporary demo)".to_string(),
         )

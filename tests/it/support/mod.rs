@@ -9,7 +9,8 @@ pub mod idp;
 
 use scimdesk::crypto::MasterKey;
 use scimdesk::domain::OrganizationId;
-use scimdesk::store::{PgStore, SqliteStore, Store};
+use scimdesk::policy::fanout;
+use scimdesk::store::{LoadableStore, PgStore, SqliteStore, Store};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqlitePool;
 use sqlx::{AssertSqlSafe, Connection as _};
@@ -150,9 +151,10 @@ impl Raw {
     }
 }
 
-/// One test's store and raw access to its database.
+/// One test's store (opened with scimdesk's policy, and loadable in bulk) and raw access to
+/// its database.
 pub struct Harness {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn LoadableStore>,
     pub raw: Raw,
     pub backend: &'static str,
     key_text: scimdesk::crypto::Secret,
@@ -174,7 +176,7 @@ impl Harness {
         let url = format!("sqlite://{}", path.display());
         let key = MasterKey::generate().unwrap();
         let key_text = key.to_base64();
-        let store = SqliteStore::open(&url, key)
+        let store = SqliteStore::open(&url, key, fanout::decide)
             .await
             .expect("open sqlite store");
         let raw = Raw::Sqlite(store.pool().clone(), path);
@@ -195,10 +197,14 @@ impl Harness {
         let options = schema.options();
         let key = MasterKey::generate().unwrap();
         let key_text = key.to_base64();
-        let store =
-            PgStore::open_with(options.clone(), format!("test schema {}", schema.name), key)
-                .await
-                .expect("open postgres store");
+        let store = PgStore::open_with(
+            options.clone(),
+            format!("test schema {}", schema.name),
+            key,
+            fanout::decide,
+        )
+        .await
+        .expect("open postgres store");
         let raw = Raw::Pg(
             PgPoolOptions::new()
                 .max_connections(2)
@@ -232,6 +238,7 @@ impl Harness {
                     (**opts).clone().options(settings.iter().copied()),
                     "reopened with settings".into(),
                     self.key(),
+                    fanout::decide,
                 )
                 .await
                 .expect("reopen with settings"),
@@ -242,9 +249,13 @@ impl Harness {
     /// Opens the same database again with `key` (running migrations again).
     pub async fn reopen(&self, key: MasterKey) -> Arc<dyn Store> {
         match &self.reopen {
-            Reopen::Sqlite(url) => Arc::new(SqliteStore::open(url, key).await.expect("reopen")),
+            Reopen::Sqlite(url) => Arc::new(
+                SqliteStore::open(url, key, fanout::decide)
+                    .await
+                    .expect("reopen"),
+            ),
             Reopen::Pg(opts) => Arc::new(
-                PgStore::open_with((**opts).clone(), "reopened".into(), key)
+                PgStore::open_with((**opts).clone(), "reopened".into(), key, fanout::decide)
                     .await
                     .expect("reopen"),
             ),

@@ -1,12 +1,28 @@
 //! The SQLite store: the embedded default, one process, nothing to install.
+//!
+//! The SQL every backend shares is `store/sql/`, compiled here as the module `sql` with `Db`
+//! and `ThisStore` bound to SQLite. What SQLite does its own way is here: opening the file
+//! (WAL, a writer that takes its lock up front), multi-row `VALUES` lists and `IN` lists where
+//! PostgreSQL uses arrays, inbound creates in one transaction (`create_batch`), and nothing to
+//! say to other processes (`notices`: one process uses the file at a time).
+
+mod create_batch;
+mod notices;
+/// The shared SQL (see `store/sql/mod.rs`), compiled for SQLite.
+#[path = "../sql/mod.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend on purpose (store/sql/mod.rs)"
+)]
+mod sql;
 
 use super::QueueSignal;
-use super::create_batch::{CreateBatches, NewUser, Pending, answer_all};
-use super::shared::KeyRing;
+use super::create_batch::CreateBatches;
+use super::key_ring::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationAction, OperationId, OrganizationId, ResourceType, TargetLink,
+    Attempt, ConnectionId, FanoutRule, OperationId, OrganizationId, ResourceType, TargetLink,
     Timestamp, UserId,
 };
 use sqlx::QueryBuilder;
@@ -15,9 +31,13 @@ use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::types::Json;
 use std::str::FromStr as _;
 use std::time::Duration;
+
+/// The database the shared SQL runs on here.
+type Db = Sqlite;
+/// The store the shared SQL implements here.
+type ThisStore = SqliteStore;
 
 /// The store on an SQLite file.
 pub struct SqliteStore {
@@ -27,12 +47,15 @@ pub struct SqliteStore {
     location: String,
     /// Inbound user creates, written together when they arrive at the same time.
     creates: CreateBatches,
+    /// What a change of the directory causes at targets (policy's fan-out, handed in).
+    fanout: FanoutRule,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite:PATH` or `sqlite://PATH`),
-    /// applies pending migrations, and uses `master` for data keys.
-    pub async fn open(url: &str, master: MasterKey) -> StoreResult<Self> {
+    /// applies pending migrations, uses `master` for data keys and `fanout` to decide what
+    /// directory changes cause at targets.
+    pub async fn open(url: &str, master: MasterKey, fanout: FanoutRule) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -58,17 +81,27 @@ impl SqliteStore {
             signal: QueueSignal::default(),
             location: redact_url(url),
             creates: CreateBatches::default(),
+            fanout,
         })
     }
 
-    /// The connection pool, for backend-specific work.
+    /// The connection pool, for what only tests and tools do beside the store.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    fn listen_pool(&self) -> Option<sqlx::PgPool> {
-        None
-    }
+    /// How the claim chooses its rows: a plain `IN (…)`; SQLite's single writer lock already
+    /// serialises claims.
+    const CLAIM_OPEN: &str = "IN (";
+    /// The end of the claim's choice.
+    const CLAIM_CLOSE: &str = ")";
+    /// No row locks: the writer lock keeps a worker from claiming an update that a change is
+    /// about to coalesce into.
+    const ROW_LOCK: &str = "";
+    /// Commits wait as they always do (`synchronous=NORMAL` already spares the disk).
+    const RELAXED_COMMIT: &str = "";
+    /// The rows `bench drain` queues.
+    const BULK_QUEUE_ROWS: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $3) SELECT randomblob(16), $1, $2, 'user', randomblob(16), 'update', '{}', 'pending', 0, $4, $4, $4 FROM n";
 
     /// Moves succeeded operations still leased by `owner` to the history.
     async fn move_to_history(
@@ -181,10 +214,6 @@ impl SqliteStore {
         Ok(q.build_query_as::<T>().fetch_all(ex).await?)
     }
 
-    fn backend_name() -> &'static str {
-        "sqlite"
-    }
-
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Sqlite;
 
     /// Writers take the lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
@@ -194,129 +223,6 @@ impl SqliteStore {
     }
 }
 
-/// Writes a batch of creates in one transaction and answers each.
-async fn write_batch(pool: SqlitePool, batch: Vec<Pending>) {
-    let written = create_users_together(&pool, &batch).await;
-    answer_all(batch, written);
-}
-
-/// Creates users, queues a create for every SCIM target of each active one's organization and
-/// appends their audit events: the work of the transaction in `create_user`, for the whole
-/// batch in one transaction of four statements (plus one per organization to read its
-/// targets). A user whose `userName` is taken (by a row already there or by an earlier one of
-/// the same batch), or whose organization or source connection is missing, is left out rather
-/// than failing the others. Answers the ids written.
-async fn create_users_together(
-    pool: &SqlitePool,
-    batch: &[Pending],
-) -> StoreResult<std::collections::HashSet<uuid::Uuid>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut q = QueryBuilder::<Sqlite>::new(concat!(insert_users!(), "SELECT * FROM ("));
-    q.push_values(batch, |mut row, w| {
-        let u = &w.item.user;
-        row.push_bind(u.id)
-            .push_bind(u.organization_id)
-            .push_bind(&u.user_name)
-            .push_bind(crate::domain::validate::user_name_key(&u.user_name))
-            .push_bind(&u.external_id)
-            .push_bind(&u.display_name)
-            .push_bind(&u.given_name)
-            .push_bind(&u.family_name)
-            .push_bind(&u.emails)
-            .push_bind(u.active)
-            .push_bind(u.lifecycle_state.as_str())
-            .push_bind(u.source_connection_id)
-            .push_bind(&u.attributes)
-            .push_bind(1_i64)
-            .push_bind(u.created_at)
-            .push_bind(u.created_at);
-    });
-    // A VALUES list's columns are column1, column2, ... (2: organization, 12: source).
-    q.push(concat!(
-        ") AS v",
-        parents_exist!("v.column2", "v.column12"),
-        " ON CONFLICT DO NOTHING RETURNING id"
-    ));
-    let written: std::collections::HashSet<uuid::Uuid> = q
-        .build_query_scalar::<uuid::Uuid>()
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-    let made: Vec<&NewUser> = batch
-        .iter()
-        .map(|w| &w.item)
-        .filter(|n| written.contains(&n.user.id.0))
-        .collect();
-    if made.is_empty() {
-        return Ok(written);
-    }
-    let mut queued: Vec<(&NewUser, ConnectionId)> = Vec::new();
-    let orgs: std::collections::BTreeSet<OrganizationId> = made
-        .iter()
-        .filter(|n| n.user.active)
-        .map(|n| n.user.organization_id)
-        .collect();
-    for org in orgs {
-        let targets: Vec<ConnectionId> = sqlx::query_scalar(
-            "SELECT id FROM connections WHERE organization_id = $1 AND kind = 'scim_target' ORDER BY id",
-        )
-        .bind(org)
-        .fetch_all(&mut *tx)
-        .await?;
-        for n in made
-            .iter()
-            .filter(|n| n.user.active && n.user.organization_id == org)
-        {
-            queued.extend(targets.iter().map(|t| (*n, *t)));
-        }
-    }
-    for chunk in queued.chunks(500) {
-        let mut q = QueryBuilder::<Sqlite>::new(insert_operation!());
-        q.push_values(chunk, |mut row, (n, target)| {
-            row.push_bind(OperationId::new())
-                .push_bind(n.user.organization_id)
-                .push_bind(*target)
-                .push_bind(ResourceType::User.as_str())
-                .push_bind(n.user.id.0)
-                .push_bind(OperationAction::Create.as_str())
-                .push_bind(Json(serde_json::json!({})))
-                .push("'pending'")
-                .push("0")
-                .push_bind(n.user.created_at)
-                .push_bind(n.user.created_at)
-                .push_bind(n.user.created_at);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    let mut q =
-        QueryBuilder::<Sqlite>::new(concat!("INSERT INTO audit_events (", audit_cols!(), ") "));
-    q.push_values(&made, |mut row, n| {
-        row.push_bind(n.audit_id)
-            .push_bind(n.user.organization_id)
-            .push_bind(n.audit_at)
-            .push_bind(n.actor_kind)
-            .push_bind(&n.actor)
-            .push_bind("user.create")
-            .push_bind("user")
-            .push_bind(n.user.id.to_string())
-            .push_bind(Json(&n.details));
-    });
-    q.build().execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(written)
-}
-
-impl_store!(
-    SqliteStore,
-    sqlx::sqlite::Sqlite,
-    "IN (",
-    ")",
-    "",
-    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $3) SELECT randomblob(16), $1, $2, 'user', randomblob(16), 'update', '{}', 'pending', 0, $4, $4, $4 FROM n",
-    ""
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,7 +231,9 @@ mod tests {
         UserDraft, UserId,
     };
     use crate::group_commit::Waiting;
-    use crate::store::{OperationFilter, Store};
+    use crate::store::create_batch::NewUser;
+    use crate::store::{Audit, Connections, OperationFilter, Queue, Tenants, Users};
+    use create_batch::create_users_together;
 
     /// The batch writer itself (the conformance suite runs creates concurrently, but a writer
     /// that always failed would pass there through `create_user`'s own transaction): one
@@ -335,9 +243,13 @@ mod tests {
     async fn a_batch_writes_what_it_can_in_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::open(&url, MasterKey::generate().unwrap())
-            .await
-            .unwrap();
+        let store = SqliteStore::open(
+            &url,
+            MasterKey::generate().unwrap(),
+            crate::domain::fanout::no_fanout,
+        )
+        .await
+        .unwrap();
         let actor = Actor::operator("tester");
         let org = store
             .create_organization(&actor, "Riverside")

@@ -1,19 +1,39 @@
 //! The PostgreSQL store: production and scale-out (several processes share one database).
+//!
+//! The SQL every backend shares is `store/sql/`, compiled here as the module `sql` with `Db`
+//! and `ThisStore` bound to PostgreSQL. What PostgreSQL does its own way is here: connecting
+//! (and when not to use TLS), per-id probes that no statistics can turn into scans, arrays that
+//! keep statement texts constant, inbound creates in one statement (`create_batch`), `NOTIFY`
+//! and `LISTEN` between processes and the planner's upkeep (`notices`).
+
+mod create_batch;
+mod notices;
+/// The shared SQL (see `store/sql/mod.rs`), compiled for PostgreSQL.
+#[path = "../sql/mod.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend on purpose (store/sql/mod.rs)"
+)]
+mod sql;
 
 use super::QueueSignal;
-use super::create_batch::{CreateBatches, Pending, answer_all};
-use super::shared::KeyRing;
+use super::create_batch::CreateBatches;
+use super::key_ring::KeyRing;
 use super::{StoreError, StoreResult, redact_url};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    Attempt, ConnectionId, OperationId, OrganizationId, ResourceType, TargetLink, Timestamp, User,
-    UserId,
+    Attempt, ConnectionId, FanoutRule, OperationId, OrganizationId, ResourceType, TargetLink,
+    Timestamp, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
-use sqlx::types::Json;
 use sqlx::{ConnectOptions as _, Connection as _, Transaction};
 use std::str::FromStr as _;
 use std::time::Duration;
+
+/// The database the shared SQL runs on here.
+type Db = Postgres;
+/// The store the shared SQL implements here.
+type ThisStore = PgStore;
 
 /// The store on PostgreSQL.
 pub struct PgStore {
@@ -23,6 +43,10 @@ pub struct PgStore {
     location: String,
     /// Inbound user creates, written together when they arrive at the same time.
     creates: CreateBatches,
+    /// What a change of the directory causes at targets (policy's fan-out, handed in).
+    fanout: FanoutRule,
+    /// When each table was last analyzed by this process (see `maintain`).
+    analyzed: notices::Analyzed,
 }
 
 /// The connect options of a PostgreSQL URL, as every part of scimdesk reads them.
@@ -64,9 +88,10 @@ fn names_ssl_mode(url: &str) -> bool {
 }
 
 impl PgStore {
-    /// Connects to `url`, applies pending migrations, and uses `master` for data keys.
-    pub async fn open(url: &str, master: MasterKey) -> StoreResult<Self> {
-        Self::open_with(connect_options(url)?, redact_url(url), master).await
+    /// Connects to `url`, applies pending migrations, uses `master` for data keys and
+    /// `fanout` to decide what directory changes cause at targets.
+    pub async fn open(url: &str, master: MasterKey, fanout: FanoutRule) -> StoreResult<Self> {
+        Self::open_with(connect_options(url)?, redact_url(url), master, fanout).await
     }
 
     /// Like [`PgStore::open`] with explicit connect options (tests use it to pin a schema).
@@ -74,6 +99,7 @@ impl PgStore {
         options: PgConnectOptions,
         location: String,
         master: MasterKey,
+        fanout: FanoutRule,
     ) -> StoreResult<Self> {
         // One direct connection first: an unreachable server is reported at once, with its
         // real reason, instead of after the pool's acquire timeout.
@@ -103,17 +129,31 @@ impl PgStore {
             signal: QueueSignal::default(),
             location,
             creates: CreateBatches::default(),
+            fanout,
+            analyzed: Default::default(),
         })
     }
 
-    /// The connection pool, for backend-specific work (queue claims, LISTEN/NOTIFY).
+    /// The connection pool, for what only tests and tools do beside the store.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    fn listen_pool(&self) -> Option<sqlx::PgPool> {
-        Some(self.pool.clone())
-    }
+    /// How the claim chooses its rows: `= ANY(ARRAY(` … `FOR UPDATE SKIP LOCKED))` runs the
+    /// locking choice exactly once (as `IN (…)` it became a semi-join that, on stale
+    /// statistics, re-ran the choice for every queued row: 15–70 ms a claim, and more rows
+    /// leased than asked for).
+    const CLAIM_OPEN: &str = "= ANY(ARRAY(";
+    /// The end of the claim's choice (see [`Self::CLAIM_OPEN`]).
+    const CLAIM_CLOSE: &str = " FOR UPDATE SKIP LOCKED))";
+    /// Keeps a worker from claiming an update that a change is about to coalesce into.
+    const ROW_LOCK: &str = " FOR UPDATE";
+    /// Makes a claim's or an outcome's commit not wait for the disk: losing one in a database
+    /// crash only means work is redone (idempotently) after its lease expires, never lost.
+    const RELAXED_COMMIT: &str = "SET LOCAL synchronous_commit TO OFF";
+    /// The rows `bench drain` queues: time-ordered ids, like the UUIDv7 ids real operations
+    /// and users have (random ids would measure random B-tree inserts instead of the queue).
+    const BULK_QUEUE_ROWS: &str = "SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7' || lpad(to_hex(i), 19, '0'))::uuid, $1, $2, 'user', (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '8' || lpad(to_hex(i), 19, '0'))::uuid, 'update', '{}'::jsonb, 'pending', 0, $4, $4, $4 FROM generate_series(1, $3) AS i";
 
     /// Moves succeeded operations still leased by `owner` to the history in one statement
     /// (arrays keep the statement text constant, so it is prepared once).
@@ -231,134 +271,12 @@ impl PgStore {
             .await?)
     }
 
-    fn backend_name() -> &'static str {
-        "postgres"
-    }
-
     const DIALECT: super::scim_query::Dialect = super::scim_query::Dialect::Postgres;
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
 }
-
-/// Writes a batch of creates in one statement and answers each.
-async fn write_batch(pool: PgPool, batch: Vec<Pending>) {
-    let written = create_users_together(&pool, &batch).await;
-    answer_all(batch, written);
-}
-
-/// Creates users, queues a create for every SCIM target of each active one's organization and
-/// appends their audit events: the work of the transaction in `create_user` (users, then
-/// operations, then audit), in one statement of data-modifying CTEs and so one round trip for
-/// the whole batch (a transaction costs seven per user with BEGIN and COMMIT). From arrays, so
-/// the text is the same for every batch size and prepared once. A user whose `userName` is
-/// taken (by a row already there or by an earlier one of the same batch), or whose
-/// organization or source connection is missing, is left out rather than failing the others.
-/// Answers the ids written.
-const CREATE_USERS_TOGETHER: &str = concat!(
-    "WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], ",
-    "$6::text[], $7::text[], $8::text[], $9::jsonb[], $10::bool[], $11::text[], $12::uuid[], $13::jsonb[], ",
-    "$14::timestamptz[], $15::uuid[], $16::timestamptz[], $17::text[], $18::text[], $19::jsonb[]) ",
-    "AS i(id, organization_id, user_name, user_name_key, external_id, display_name, given_name, family_name, ",
-    "emails, active, lifecycle_state, source_connection_id, attributes, at, audit_id, audit_at, actor_kind, ",
-    "actor, details)), ",
-    "new_user AS (",
-    insert_users!(),
-    "SELECT id, organization_id, user_name, user_name_key, external_id, display_name, given_name, family_name, ",
-    "emails, active, lifecycle_state, source_connection_id, attributes, 1, at, at FROM input i",
-    parents_exist!("i.organization_id", "i.source_connection_id"),
-    " ON CONFLICT DO NOTHING RETURNING id, organization_id, active, created_at), ",
-    "queued AS (",
-    insert_operation!(),
-    "SELECT scimdesk_uuid_v7(), u.organization_id, c.id, 'user', u.id, 'create', '{}'::jsonb, 'pending', 0, ",
-    "u.created_at, u.created_at, u.created_at FROM new_user u JOIN connections c ",
-    "ON c.organization_id = u.organization_id AND c.kind = 'scim_target' WHERE u.active ORDER BY u.id, c.id), ",
-    "audited AS (INSERT INTO audit_events (id, organization_id, occurred_at, actor_kind, actor, action, ",
-    "subject_type, subject_id, details) ",
-    "SELECT i.audit_id, i.organization_id, i.audit_at, i.actor_kind, i.actor, 'user.create', 'user', ",
-    "u.id::text, i.details FROM new_user u JOIN input i ON i.id = u.id) ",
-    "SELECT id FROM new_user"
-);
-
-/// Writes `batch` with [`CREATE_USERS_TOGETHER`]; answers the ids of the users written.
-async fn create_users_together(
-    pool: &PgPool,
-    batch: &[Pending],
-) -> StoreResult<std::collections::HashSet<uuid::Uuid>> {
-    let users = || batch.iter().map(|w| &w.item.user);
-    let text = |f: fn(&User) -> &Option<String>| users().map(|u| f(u).clone()).collect::<Vec<_>>();
-    let written: Vec<uuid::Uuid> = sqlx::query_scalar(CREATE_USERS_TOGETHER)
-        .bind(users().map(|u| u.id.0).collect::<Vec<_>>())
-        .bind(users().map(|u| u.organization_id.0).collect::<Vec<_>>())
-        .bind(users().map(|u| u.user_name.clone()).collect::<Vec<_>>())
-        .bind(
-            users()
-                .map(|u| crate::domain::validate::user_name_key(&u.user_name))
-                .collect::<Vec<_>>(),
-        )
-        .bind(text(|u| &u.external_id))
-        .bind(text(|u| &u.display_name))
-        .bind(text(|u| &u.given_name))
-        .bind(text(|u| &u.family_name))
-        .bind(
-            users()
-                .map(|u| Json(u.emails.0.clone()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(users().map(|u| u.active).collect::<Vec<_>>())
-        .bind(
-            users()
-                .map(|u| u.lifecycle_state.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            users()
-                .map(|u| u.source_connection_id.map(|c| c.0))
-                .collect::<Vec<_>>(),
-        )
-        .bind(users().map(|u| u.attributes.clone()).collect::<Vec<_>>())
-        .bind(
-            users()
-                .map(|u| u.created_at.as_datetime())
-                .collect::<Vec<_>>(),
-        )
-        .bind(batch.iter().map(|w| w.item.audit_id.0).collect::<Vec<_>>())
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.item.audit_at.as_datetime())
-                .collect::<Vec<_>>(),
-        )
-        .bind(batch.iter().map(|w| w.item.actor_kind).collect::<Vec<_>>())
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.item.actor.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .iter()
-                .map(|w| Json(w.item.details.clone()))
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(pool)
-        .await?;
-    Ok(written.into_iter().collect())
-}
-
-impl_store!(
-    PgStore,
-    sqlx::postgres::Postgres,
-    "= ANY(ARRAY(",
-    " FOR UPDATE SKIP LOCKED))",
-    " FOR UPDATE",
-    // Time-ordered ids, like the UUIDv7 ids real operations and users have (random ids would
-    // measure random B-tree inserts instead of the queue).
-    "SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7' || lpad(to_hex(i), 19, '0'))::uuid, $1, $2, 'user', (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '8' || lpad(to_hex(i), 19, '0'))::uuid, 'update', '{}'::jsonb, 'pending', 0, $4, $4, $4 FROM generate_series(1, $3) AS i",
-    "SET LOCAL synchronous_commit TO OFF"
-);
 
 #[cfg(test)]
 mod tests {
