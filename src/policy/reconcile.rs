@@ -762,6 +762,218 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn connection(settings: Value) -> Connection {
+        Connection {
+            id: ConnectionId::new(),
+            organization_id: OrganizationId::new(),
+            name: "ehr".into(),
+            kind: ConnectionKind::ScimTarget,
+            base_url: Some("https://ehr.example/scim/v2".into()),
+            auth_method: AuthMethod::None,
+            has_secret: false,
+            settings: Json(settings),
+            state: ConnectionState::Active,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    fn user(conn: &Connection, name: &str) -> User {
+        User::from_draft(
+            UserId::new(),
+            conn.organization_id,
+            &UserDraft::new(name),
+            Timestamp::now(),
+        )
+    }
+
+    /// The link of `user` at `conn` as `remote_id`, last sent what the policy renders now.
+    fn link(conn: &Connection, policy: &TargetPolicy, user: &User, remote_id: &str) -> TargetLink {
+        let doc = policy.user_document(user, &BTreeSet::new()).unwrap();
+        TargetLink {
+            organization_id: conn.organization_id,
+            connection_id: conn.id,
+            resource_type: ResourceType::User,
+            local_id: user.id.0,
+            remote_id: remote_id.into(),
+            remote_etag: None,
+            content_hash: render::content_hash(&doc),
+            synced_at: Timestamp::now(),
+            last_sent: Some(Json(doc)),
+        }
+    }
+
+    /// What the target holds for `user` when nothing drifted.
+    fn remote(policy: &TargetPolicy, user: &User, remote_id: &str) -> Value {
+        let mut doc = policy.user_document(user, &BTreeSet::new()).unwrap();
+        doc["id"] = json!(remote_id);
+        doc
+    }
+
+    fn ops(r: &Repairs) -> Vec<(Uuid, OperationAction)> {
+        r.operations
+            .iter()
+            .map(|o| (o.resource_id, o.action))
+            .collect()
+    }
+
+    /// Every kind of drift, decided page by page: a linked user changed at the target is
+    /// corrected, an unknown account is deleted by a queued operation (and its flag settled),
+    /// one whose externalId names a user with queued work is left to that work; only after the
+    /// whole target was read is a linked user missing there recreated and a never-placed one
+    /// created.
+    #[test]
+    fn pages_then_finish_plan_every_repair() {
+        let conn = connection(json!({"user_scope": "all", "unknown_resources": "remove"}));
+        let policy = TargetPolicy::new(&conn, &[]).unwrap();
+        let (ann, bob, cat, dan) = (
+            user(&conn, "ann@x.example"),
+            user(&conn, "bob@x.example"),
+            user(&conn, "cat@x.example"),
+            user(&conn, "dan@x.example"),
+        );
+        let local = LocalState {
+            users: vec![ann.clone(), bob.clone(), cat.clone(), dan.clone()],
+            links: vec![
+                link(&conn, &policy, &ann, "r-ann"),
+                link(&conn, &policy, &cat, "r-cat"),
+            ],
+            queued: [dan.id.0].into(),
+            ..Default::default()
+        };
+        let mut plan = Reconciler::new(&conn, policy.clone(), local).unwrap();
+        assert!(plan.needs_groups(), "roles travel as groups by default");
+        assert_eq!((plan.counts().checked, plan.counts().in_queue), (4, 1));
+
+        let mut tampered = remote(&policy, &ann, "r-ann");
+        tampered["userName"] = json!("ANN@x.example");
+        let page = plan
+            .page(
+                ResourceType::User,
+                &[
+                    tampered,
+                    json!({"id": "r-x", "userName": "intruder@elsewhere.example"}),
+                    json!({"id": "r-dan", "userName": "dan@x.example", "externalId": dan.id.to_string()}),
+                ],
+            )
+            .unwrap();
+        assert_eq!(plan.counts().corrected, 1);
+        assert_eq!(plan.counts().deleted_unknown, 1);
+        assert_eq!(
+            plan.counts().in_queue,
+            2,
+            "dan's account is left to dan's work"
+        );
+        assert_eq!(
+            page.links.len(),
+            1,
+            "the corrected link records what is there"
+        );
+        assert_eq!(page.links[0].remote_id, "r-ann");
+        let queued = &page.operations;
+        assert_eq!(queued.len(), 2, "{queued:?}");
+        assert_eq!(
+            (queued[0].resource_id, queued[0].action),
+            (ann.id.0, OperationAction::Update)
+        );
+        assert_eq!(queued[1].action, OperationAction::Delete);
+        assert_eq!(queued[1].connection_id, conn.id);
+        let deletion = &queued[1];
+        assert_eq!(
+            deletion.payload["unknown_remote_id"],
+            json!("r-x"),
+            "the deletion names the target's id"
+        );
+        assert_eq!(
+            deletion,
+            &NewOperation::delete_unknown(
+                conn.id,
+                ResourceType::User,
+                "r-x",
+                "intruder@elsewhere.example"
+            ),
+            "the same unknown resource always gets the same resource id"
+        );
+        assert_eq!(page.settle.len(), 1);
+        assert!(page.settle[0].0.ends_with(":user:r-x"), "{:?}", page.settle);
+        assert!(
+            page.unlink.is_empty(),
+            "nothing is gone until the walk is done"
+        );
+
+        let rest = plan.finish();
+        assert_eq!(rest.unlink, vec![(ResourceType::User, cat.id.0)]);
+        assert_eq!(
+            ops(&rest),
+            vec![
+                (cat.id.0, OperationAction::Update),
+                (bob.id.0, OperationAction::Create)
+            ]
+        );
+        let (counts, findings) = plan.into_report();
+        assert_eq!((counts.recreated, counts.created, counts.remote), (1, 1, 3));
+        let kinds: BTreeSet<&str> = findings.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from(["corrected", "deleted_unknown", "recreated", "created"])
+        );
+    }
+
+    /// Under the default policy an unknown account is flagged; with `adopt`, one named like a
+    /// user the target should hold and does not is linked with what it holds and updated, not
+    /// created a second time; an account nothing here knows is never adopted by name when it
+    /// carries another provisioner's externalId.
+    #[test]
+    fn unknown_accounts_are_flagged_or_adopted_per_policy() {
+        let flag = connection(json!({"user_scope": "all"}));
+        let policy = TargetPolicy::new(&flag, &[]).unwrap();
+        let eve = user(&flag, "eve@x.example");
+        let local = LocalState {
+            users: vec![eve.clone()],
+            ..Default::default()
+        };
+        let mut plan = Reconciler::new(&flag, policy, local.clone()).unwrap();
+        let page = plan
+            .page(
+                ResourceType::User,
+                &[json!({"id": "r1", "userName": "EVE@x.example"})],
+            )
+            .unwrap();
+        assert_eq!(page.raise.len(), 1);
+        assert_eq!(page.raise[0].kind, ExceptionKind::UnknownAtTarget);
+        assert!(page.operations.is_empty());
+        assert_eq!(
+            ops(&plan.finish()),
+            vec![(eve.id.0, OperationAction::Create)]
+        );
+
+        let adopt = connection(json!({"user_scope": "all", "unknown_resources": "adopt"}));
+        let policy = TargetPolicy::new(&adopt, &[]).unwrap();
+        let mut plan = Reconciler::new(&adopt, policy, local).unwrap();
+        let page = plan
+            .page(
+                ResourceType::User,
+                &[
+                    json!({"id": "r0", "userName": "eve@x.example", "externalId": "theirs-7"}),
+                    json!({"id": "r1", "userName": "EVE@x.example"}),
+                ],
+            )
+            .unwrap();
+        assert_eq!(plan.counts().adopted, 1);
+        assert_eq!(
+            plan.counts().flagged,
+            1,
+            "another provisioner's account is flagged"
+        );
+        assert_eq!(page.links.len(), 1);
+        assert_eq!(
+            (page.links[0].local_id, page.links[0].remote_id.as_str()),
+            (eve.id.0, "r1")
+        );
+        assert_eq!(ops(&page), vec![(eve.id.0, OperationAction::Update)]);
+        assert!(plan.finish().is_empty(), "adopted, so nothing is created");
+    }
+
     #[test]
     fn targets_may_add_but_not_change() {
         let desired =

@@ -84,6 +84,9 @@ pub struct Faults {
     pub poison: Mutex<Option<String>>,
     /// Answer 400 `invalidFilter` to a filter with `or` in it, as some applications do.
     pub refuse_or_filters: AtomicBool,
+    /// Answer this status to every request with this method (e.g. `DELETE` refused with 403,
+    /// as an application that forbids removing accounts does).
+    pub refused_method: Mutex<Option<(String, u16)>>,
     counter: AtomicU64,
 }
 
@@ -204,6 +207,15 @@ impl FaultyServer {
         self.faults.down.store(down, Ordering::SeqCst);
     }
 
+    /// Answers `status` to every request with `method` (`None` stops it).
+    pub fn refuse_method(&self, method: Option<&str>, status: u16) {
+        *self
+            .faults
+            .refused_method
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = method.map(|m| (m.to_ascii_uppercase(), status));
+    }
+
     /// Answers `status` to requests whose body contains `needle` (`None` stops it).
     pub fn poison(&self, needle: Option<&str>, status: u16) {
         *self.faults.poison.lock().unwrap_or_else(|e| e.into_inner()) = needle.map(str::to_string);
@@ -320,6 +332,13 @@ async fn misbehave(State(shared): State<Shared>, request: Request, next: Next) -
     }
 }
 
+/// The status the double is told to answer to every `method` request, if any.
+fn refused(f: &Faults, method: &str) -> Option<StatusCode> {
+    let refused = f.refused_method.lock().unwrap_or_else(|e| e.into_inner());
+    let (m, status) = refused.as_ref()?;
+    (m == method).then(|| StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN))
+}
+
 async fn handle(shared: Shared, request: Request, next: Next) -> Response {
     let at = Instant::now();
     let f = &shared.faults;
@@ -350,6 +369,18 @@ async fn handle(shared: Shared, request: Request, next: Next) -> Response {
                 "status": "400",
                 "scimType": "invalidFilter",
                 "detail": "this application supports only simple filters"
+            })
+            .to_string(),
+        )
+            .into_response()
+    } else if let Some(status) = refused(f, &method) {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/scim+json")],
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": status.as_u16().to_string(),
+                "detail": format!("this application does not allow {method}")
             })
             .to_string(),
         )

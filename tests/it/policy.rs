@@ -25,6 +25,7 @@ on_both_backends!(
     unmapped_group_raises_an_exception_and_mapping_it_provisions_members,
     users_leave_and_rejoin_a_target_with_their_role,
     full_reconcile_repairs_drift_per_policy,
+    unknown_resources_are_deleted_by_queued_operations,
     attribute_overrides_reach_the_target,
     scheduled_reconciliation_feeds_health,
     conflicts_at_a_target_are_exceptions_resolved_by_linking,
@@ -1068,6 +1069,137 @@ async fn full_reconcile_repairs_drift_per_policy(h: &Harness) {
     let runs = s.reconcile_runs(src.org, conn.id, 100).await.unwrap();
     assert_eq!(runs.len(), 7);
     assert_eq!(runs.iter().filter(|r| r.dry_run).count(), 1);
+    engine.shutdown().await;
+}
+
+/// With `unknown_resources = remove`, a reconcile deletes an account nobody here knows through
+/// a queued operation, never directly: its attempts are recorded (`ops show` shows them), a
+/// target that refuses the deletion puts it in the failed inbox, and an operator's retry
+/// carries it out once the target allows it. The exception flagged about it earlier is
+/// settled by the deletion.
+async fn unknown_resources_are_deleted_by_queued_operations(h: &Harness) {
+    let (s, src, target, conn) = scene(h, "EHR", "ehr", json!({"user_scope": "all"})).await;
+    let engine = running(h).await;
+    let tid = target.organization_id;
+    s.create_user(&op(), tid, &UserDraft::new("intruder@elsewhere.example"))
+        .await
+        .unwrap();
+    let flagged = commands::reconcile(&*s, &op(), src.org, conn.id, false)
+        .await
+        .unwrap();
+    assert_eq!(flagged.counts.flagged, 1, "{:?}", flagged.findings);
+    let open = ExceptionFilter {
+        state: Some(ExceptionState::Open),
+        kind: Some(ExceptionKind::UnknownAtTarget),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(s.list_exceptions(src.org, &open).await.unwrap().len(), 1);
+
+    commands::configure_target(
+        &*s,
+        &op(),
+        src.org,
+        conn.id,
+        &json!({"unknown_resources": "remove"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .await
+    .unwrap();
+    settled(&*s, src.org).await;
+    let dry = commands::reconcile(&*s, &op(), src.org, conn.id, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.counts.deleted_unknown, 1);
+    assert!(
+        queued(&*s, src.org).await.is_empty(),
+        "a dry run queues nothing"
+    );
+
+    // The application forbids deletions: the queued deletion fails, for an operator.
+    target.refuse_method(Some("DELETE"), 403);
+    let run = commands::reconcile(&*s, &op(), src.org, conn.id, false)
+        .await
+        .unwrap();
+    assert_eq!(run.counts.deleted_unknown, 1, "{:?}", run.findings);
+    assert!(
+        s.list_exceptions(src.org, &open).await.unwrap().is_empty(),
+        "the deletion settles the exception"
+    );
+    let failed = OperationFilter {
+        connection_id: Some(conn.id),
+        state: Some(OperationState::Failed),
+        limit: 10,
+        ..Default::default()
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the refused deletion in the failed inbox",
+        || async { s.list_operations(src.org, &failed).await.unwrap().len() == 1 },
+    )
+    .await;
+    let deletion = s.list_operations(src.org, &failed).await.unwrap().remove(0);
+    assert_eq!(deletion.action, OperationAction::Delete);
+    let remote = target_users(&*s, &target)
+        .await
+        .into_iter()
+        .find(|u| u.user_name == "intruder@elsewhere.example")
+        .expect("still at the target");
+    assert_eq!(
+        deletion.unknown_remote_id(),
+        Some(remote.id.to_string().as_str())
+    );
+    assert_eq!(deletion.last_status, Some(403));
+
+    // What an operator sees of it.
+    let config = tempfile::tempdir().unwrap();
+    let org = src.org.to_string();
+    let show = |id: &str| {
+        let out = h
+            .cli(config.path())
+            .args(["--org", org.as_str(), "--json", "ops", "show", id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ops show: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let shown = show(&deletion.id.to_string());
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{shown}");
+    assert_eq!(attempts[0]["http_status"], json!(403), "{shown}");
+    let sent = attempts[0]["request_excerpt"].as_str().unwrap_or("");
+    assert!(
+        sent.contains(&format!("DELETE /Users/{}", remote.id)),
+        "{shown}"
+    );
+
+    // Allowed again and retried: carried out, attempts kept.
+    target.refuse_method(None, 403);
+    commands::retry(&*s, &op(), src.org, deletion.id)
+        .await
+        .unwrap();
+    settled(&*s, src.org).await;
+    assert!(
+        !target_users(&*s, &target)
+            .await
+            .iter()
+            .any(|u| u.user_name.starts_with("intruder"))
+    );
+    let shown = show(&deletion.id.to_string());
+    assert_eq!(shown["operation"]["state"], json!("succeeded"), "{shown}");
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{shown}");
+    assert_eq!(attempts[1]["http_status"], json!(204), "{shown}");
+    let clean = commands::reconcile(&*s, &op(), src.org, conn.id, false)
+        .await
+        .unwrap();
+    assert!(clean.counts.is_clean(), "{:?}", clean.findings);
     engine.shutdown().await;
 }
 

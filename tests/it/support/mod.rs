@@ -157,6 +157,8 @@ pub struct Harness {
     pub store: Arc<dyn LoadableStore>,
     pub raw: Raw,
     pub backend: &'static str,
+    /// The URL the `scimdesk` binary opens this store with.
+    pub database_url: String,
     key_text: scimdesk::crypto::Secret,
     reopen: Reopen,
     _tmp: Option<tempfile::TempDir>,
@@ -184,6 +186,7 @@ impl Harness {
             store: Arc::new(store),
             raw,
             backend: "sqlite",
+            database_url: url.clone(),
             key_text,
             reopen: Reopen::Sqlite(url),
             _tmp: Some(tmp),
@@ -216,11 +219,27 @@ impl Harness {
             store: Arc::new(store),
             raw,
             backend: "postgres",
+            database_url: schema.url(),
             key_text,
             reopen: Reopen::Pg(Box::new(options)),
             _tmp: None,
             _schema: Some(schema),
         })
+    }
+
+    /// The `scimdesk` binary on this store (its master key in the environment, a config
+    /// directory of its own under `config`), as an operator would run it.
+    pub fn cli(&self, config: &std::path::Path) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_scimdesk"));
+        for var in ["DATABASE_URL", "SCIMDESK_ORG", "RUST_LOG"] {
+            c.env_remove(var);
+        }
+        c.env("SCIMDESK_DATABASE_URL", &self.database_url)
+            .env("SCIMDESK_MASTER_KEY", self.key_text.expose())
+            .env("SCIMDESK_CONFIG", config.join("config"))
+            .env("SCIMDESK_DATA_DIR", config.join("data"))
+            .env("SCIMDESK_OPERATOR", "tester");
+        c
     }
 
     /// A copy of the master key the store was opened with.
