@@ -5,18 +5,16 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod crypto;
-pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod group_commit;
 pub mod logging;
 pub mod policy;
 pub mod scim;
+pub mod stand_ins;
 pub mod store;
-pub mod target_double;
 pub mod tui;

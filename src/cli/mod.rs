@@ -399,8 +399,8 @@ pub enum BenchCommand {
         target_latency_ms: u64,
         /// The target application: in memory (fast, so the figures are scimdesk's), or
         /// scimdesk's own inbound server on the same store.
-        #[arg(long, value_enum, default_value_t = crate::bench::WaveTarget::Memory)]
-        target: crate::bench::WaveTarget,
+        #[arg(long, value_enum, default_value_t = crate::stand_ins::bench::WaveTarget::Memory)]
+        target: crate::stand_ins::bench::WaveTarget,
     },
     /// A mapping change's impact preview and a full reconciliation (with nothing to do) over
     /// a large directory.

@@ -350,8 +350,8 @@ impl StatsRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Json;
     use serde_json::json;
-    use sqlx::types::Json;
 
     fn connection(state: ConnectionState) -> Connection {
         Connection {

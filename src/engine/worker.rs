@@ -616,8 +616,8 @@ fn publish_finished(events: &EventBus, batch: &[Outcome]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Json;
     use serde_json::json;
-    use sqlx::types::Json;
 
     fn op(attempts: i32, budget_from: i32) -> Operation {
         let now = Timestamp::now();

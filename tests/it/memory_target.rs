@@ -4,7 +4,7 @@
 use scimdesk::connectors::scim_client::{ScimClient, TargetAuth, TargetError};
 use scimdesk::crypto::Secret;
 use scimdesk::domain::ResourceType;
-use scimdesk::target_double::MemoryTarget;
+use scimdesk::stand_ins::target_double::MemoryTarget;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -21,7 +21,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
         } => {
             let settings: serde_json::Value = serde_json::from_str(&settings)
                 .map_err(|e| CliError::invalid(format!("--settings is not JSON: {e}")))?;
-            let r = crate::bench::wave(crate::bench::WaveOptions {
+            let r = crate::stand_ins::bench::wave(crate::stand_ins::bench::WaveOptions {
                 postgres,
                 users,
                 groups,
@@ -62,7 +62,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
                 "    (the identity provider's push to the inbound server took {:.2} s of it; the target got {:.2} requests per user)",
                 r.source_push_secs, r.requests_per_user
             );
-            let cpu = |c: &crate::bench::CpuPerUser| {
+            let cpu = |c: &crate::stand_ins::bench::CpuPerUser| {
                 format!(
                     "{:.3} ms machine, {:.3} ms scimdesk",
                     c.machine_ms, c.scimdesk_ms
@@ -94,7 +94,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             users,
             groups,
         } => {
-            let r = crate::bench::policy::policy(postgres.as_deref(), users, groups)
+            let r = crate::stand_ins::bench::policy::policy(postgres.as_deref(), users, groups)
                 .await
                 .map_err(fail)?;
             if json {
@@ -125,7 +125,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             concurrency,
             interval,
         } => {
-            let r = crate::bench::drain(
+            let r = crate::stand_ins::bench::drain(
                 postgres.as_deref(),
                 operations,
                 concurrency,
@@ -154,9 +154,13 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             users,
             operations,
         } => {
-            let r = crate::bench::workbench::workbench(postgres.as_deref(), users, operations)
-                .await
-                .map_err(fail)?;
+            let r = crate::stand_ins::bench::workbench::workbench(
+                postgres.as_deref(),
+                users,
+                operations,
+            )
+            .await
+            .map_err(fail)?;
             if json {
                 return output::json(&r);
             }
@@ -200,16 +204,16 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
         } => {
             let location = match (postgres, schema, sqlite) {
                 (Some(url), Some(schema), None) => {
-                    crate::bench::StoreLocation::Schema { url, schema }
+                    crate::stand_ins::bench::StoreLocation::Schema { url, schema }
                 }
-                (None, None, Some(path)) => crate::bench::StoreLocation::File(path),
+                (None, None, Some(path)) => crate::stand_ins::bench::StoreLocation::File(path),
                 _ => {
                     return Err(CliError::invalid(
                         "give --postgres URL --schema NAME, or --sqlite PATH",
                     ));
                 }
             };
-            let r = crate::bench::workbench::probe(location)
+            let r = crate::stand_ins::bench::workbench::probe(location)
                 .await
                 .map_err(fail)?;
             output::json(&r)

@@ -4,7 +4,7 @@ use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::output;
 use crate::config::Config;
-use crate::demo::{self, DemoOptions};
+use crate::stand_ins::demo::{self, DemoOptions};
 use std::time::Duration;
 
 pub async fn run(
@@ -30,7 +30,7 @@ pub async fn run(
     // A temporary store unless a database was named: the demo never writes into the default
     // store of this machine.
     let summary = if config.database_is_default {
-        let temp = crate::bench::BenchStore::open(None).await?;
+        let temp = crate::stand_ins::bench::BenchStore::open(None).await?;
         let result = demo::headless(temp.store.clone(), options).await;
         temp.remove().await;
         result.map_err(fail)?

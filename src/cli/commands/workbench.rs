@@ -4,9 +4,9 @@
 use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::config::Config;
-use crate::demo::{Demo, DemoOptions};
 use crate::domain::Actor;
 use crate::engine::Engine;
+use crate::stand_ins::demo::{Demo, DemoOptions};
 use crate::store::{Backend, redact_url};
 use crate::tui::keymap::Keymap;
 use crate::tui::runner::{self, Session};
@@ -119,7 +119,7 @@ pub async fn demo(config: Config, options: DemoOptions, view: View) -> CliResult
     let (theme, keymap) = look(&config, view.theme.as_deref())?;
     let fail = |e: String| CliError::new(Exit::Internal, format!("the demo failed: {e}"));
     let (store, temp, label) = if config.database_is_default {
-        let temp = crate::bench::BenchStore::open(None).await?;
+        let temp = crate::stand_ins::bench::BenchStore::open(None).await?;
         (
             temp.store.clone() as Arc<dyn crate::store::Store>,
             Some(temp),

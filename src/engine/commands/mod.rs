@@ -265,7 +265,7 @@ pub async fn configure_target(
     }
     let settings = serde_json::Value::Object(settings);
     let mut candidate = conn.clone();
-    candidate.settings = sqlx::types::Json(settings.clone());
+    candidate.settings = Json(settings.clone());
     let roles = store.list_roles(org).await?;
     crate::policy::target::TargetPolicy::new(&candidate, &roles).map_err(PolicyError::Invalid)?;
     let before = crate::policy::target::TargetPolicy::new(&conn, &roles).ok();

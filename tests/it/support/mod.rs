@@ -285,7 +285,7 @@ impl Harness {
 /// A new organization named `name` with an inbound SCIM connection (`"{name} IdP"`) and a
 /// SCIM token for it: what an identity provider is given.
 pub async fn inbound_tenant(store: &dyn Store, name: &str) -> (OrganizationId, String) {
-    scimdesk::target_double::inbound_organization(
+    scimdesk::stand_ins::target_double::inbound_organization(
         store,
         &scimdesk::domain::Actor::operator("tester"),
         name,
@@ -322,7 +322,9 @@ macro_rules! on_both_backends {
 }
 
 /// The `filter` of every look-up (`GET /Users?filter=...`) a target answered, with the status.
-pub fn user_lookups(target: &scimdesk::target_double::FaultyServer) -> Vec<(String, u16)> {
+pub fn user_lookups(
+    target: &scimdesk::stand_ins::target_double::FaultyServer,
+) -> Vec<(String, u16)> {
     target
         .received()
         .iter()

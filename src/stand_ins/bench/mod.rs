@@ -19,10 +19,10 @@ use crate::crypto::{MasterKey, Secret};
 use crate::domain::*;
 use crate::engine::{Deliver, Engine, EngineConfig, NoopDelivery};
 use crate::policy::fanout;
+use crate::stand_ins::target_double::{FaultyServer, MemoryTarget, TargetDouble};
 use crate::store::{
     LoadableStore, OperationFilter, PgStore, SqliteStore, Store, StoreError, StoreResult,
 };
-use crate::target_double::{FaultyServer, MemoryTarget, TargetDouble};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _};
@@ -486,7 +486,7 @@ async fn serve_inbound(
     String,
     tokio::sync::oneshot::Sender<()>,
 )> {
-    let (org, token) = crate::target_double::inbound_organization(
+    let (org, token) = crate::stand_ins::target_double::inbound_organization(
         store.as_ref(),
         &Actor::system("bench"),
         name,
