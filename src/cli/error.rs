@@ -79,6 +79,7 @@ impl From<crate::engine::commands::PolicyError> for CliError {
         match e {
             PolicyError::Store(s) => s.into(),
             PolicyError::Invalid(m) => Self::invalid(m),
+            PolicyError::Target(t) => Self::invalid(t.to_string()),
             PolicyError::Guarded(g) => Self::new(Exit::Refused, g.to_string()),
         }
     }

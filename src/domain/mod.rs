@@ -48,8 +48,8 @@ pub use role::{
 };
 pub use target_link::{ResourceType, TargetLink};
 pub use target_settings::{
-    AttributeRule, ClientAuth, CreateLookup, DeleteMode, RoleDelivery, TargetSettings,
-    UnknownResources, UpdateMode, UserScope,
+    AttributeRule, ClientAuth, CreateLookup, DeleteMode, RoleDelivery, SettingsError,
+    TargetSettings, UnknownResources, UpdateMode, UserScope,
 };
 pub use timestamp::Timestamp;
 pub use token::{ApiToken, NewApiToken, TokenScope};

@@ -206,10 +206,11 @@ impl TargetSettings {
 
     /// Reads the settings of a connection; unknown keys (other features' settings) are
     /// ignored, wrong types are an error that names the key.
-    pub fn from_json(settings: &serde_json::Value) -> Result<Self, String> {
-        let s: Self = serde_json::from_value(settings.clone()).map_err(|e| e.to_string())?;
+    pub fn from_json(settings: &serde_json::Value) -> Result<Self, SettingsError> {
+        let s: Self = serde_json::from_value(settings.clone())
+            .map_err(|e| SettingsError::Malformed(e.to_string()))?;
         if !(s.rate_per_sec.is_finite() && s.rate_per_sec >= 0.0) {
-            return Err("rate_per_sec must be a number >= 0".into());
+            return Err(SettingsError::Rate);
         }
         Ok(s)
     }
@@ -223,6 +224,17 @@ impl TargetSettings {
     pub fn concurrency(&self) -> usize {
         self.concurrency.clamp(1, 256) as usize
     }
+}
+
+/// Why a connection's stored settings cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A key has the wrong type or an unknown value; the text names it.
+    #[error("{0}")]
+    Malformed(String),
+    /// `rate_per_sec` is negative or not a number.
+    #[error("rate_per_sec must be a number >= 0")]
+    Rate,
 }
 
 #[cfg(test)]
@@ -242,7 +254,7 @@ mod tests {
         assert_eq!(s.delete_mode, DeleteMode::Suspend);
         assert_eq!(s.update_mode, UpdateMode::Put);
         let e = TargetSettings::from_json(&json!({"delete_mode": "shred"})).unwrap_err();
-        assert!(e.contains("shred"), "{e}");
+        assert!(e.to_string().contains("shred"), "{e}");
         assert!(TargetSettings::from_json(&json!({"rate_per_sec": -1})).is_err());
     }
 }

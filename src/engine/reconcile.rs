@@ -7,9 +7,10 @@
 //! its counts and audited, also when it stops early.
 
 use super::commands::{PolicyError, wake_other_processes};
-use super::delivery::target_client;
-use crate::connectors::scim_client::ScimClient;
+use super::delivery::{ClientSetupError, target_client};
+use crate::connectors::scim_client::{ScimClient, TargetError};
 use crate::domain::*;
+use crate::policy::attributes::AttributeError;
 use crate::policy::reconcile::{LocalState, ReconcileReport, Reconciler};
 use crate::policy::target::TargetPolicy;
 use crate::store::{ListRange, OperationFilter, Store, StoreError};
@@ -21,6 +22,26 @@ const PAGE: u32 = 1000;
 const USERS_PER_READ: u32 = 1000;
 /// Queued operations read per query.
 const QUEUE_PER_READ: u32 = 10_000;
+
+/// Why a walk stopped early; recorded with the run.
+#[derive(Debug, thiserror::Error)]
+enum WalkError {
+    /// The target's client cannot be made.
+    #[error(transparent)]
+    Client(#[from] ClientSetupError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The target did not list a page.
+    #[error("listing {resource_type}s at the target: {error}")]
+    Listing {
+        resource_type: ResourceType,
+        error: TargetError,
+    },
+    /// A user's document broke an attribute rule.
+    #[error(transparent)]
+    Plan(#[from] AttributeError),
+}
 
 /// Reconciles one target in full. With `dry_run`, only reports (nothing is committed).
 pub async fn reconcile(
@@ -42,7 +63,7 @@ pub async fn reconcile(
         )));
     }
     let roles = store.list_roles(org).await?;
-    let policy = TargetPolicy::new(&connection, &roles).map_err(PolicyError::Invalid)?;
+    let policy = TargetPolicy::new(&connection, &roles)?;
     let mut run = Run {
         store,
         org,
@@ -50,7 +71,11 @@ pub async fn reconcile(
         dry_run,
         plan: None,
     };
-    let error = run.walk(&connection, policy, roles).await.err();
+    let error = run
+        .walk(&connection, policy, roles)
+        .await
+        .err()
+        .map(|e| e.to_string());
     let (counts, findings) = run.plan.map(Reconciler::into_report).unwrap_or_default();
     let record = ReconcileRun {
         id: ReconcileRunId::new(),
@@ -93,9 +118,9 @@ impl Run<'_> {
         connection: &Connection,
         policy: TargetPolicy,
         roles: Vec<Role>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WalkError> {
         let client = target_client(self.store, connection, &policy.settings).await?;
-        let local = self.local_state(roles).await.map_err(|e| e.to_string())?;
+        let local = self.local_state(roles).await?;
         let plan = self
             .plan
             .insert(Reconciler::new(connection, policy, local)?);
@@ -104,31 +129,35 @@ impl Run<'_> {
         if with_groups {
             self.pages(&client, ResourceType::Group).await?;
         }
-        let rest = self.plan_mut()?.finish();
+        let rest = match self.plan.as_mut() {
+            Some(plan) => plan.finish(),
+            None => Repairs::default(),
+        };
         self.commit(&rest).await
     }
 
-    fn plan_mut(&mut self) -> Result<&mut Reconciler, String> {
-        self.plan
-            .as_mut()
-            .ok_or_else(|| "the reconciliation has no plan".to_string())
-    }
-
     /// Every page of one resource type at the target, each planned and committed in turn.
-    async fn pages(&mut self, client: &ScimClient, rt: ResourceType) -> Result<(), String> {
+    async fn pages(&mut self, client: &ScimClient, rt: ResourceType) -> Result<(), WalkError> {
         let mut start = 1u64;
         let mut seen = 0u64;
         loop {
-            let (page, total) = client
-                .list_page(rt, start, PAGE)
-                .await
-                .map_err(|e| format!("listing {rt}s at the target: {e}"))?;
+            let (page, total) =
+                client
+                    .list_page(rt, start, PAGE)
+                    .await
+                    .map_err(|error| WalkError::Listing {
+                        resource_type: rt,
+                        error,
+                    })?;
             if page.is_empty() {
                 return Ok(());
             }
             start += page.len() as u64;
             seen += page.len() as u64;
-            let repairs = self.plan_mut()?.page(rt, &page)?;
+            let Some(plan) = self.plan.as_mut() else {
+                return Ok(());
+            };
+            let repairs = plan.page(rt, &page)?;
             self.commit(&repairs).await?;
             if seen >= total {
                 return Ok(());
@@ -137,7 +166,7 @@ impl Run<'_> {
     }
 
     /// Commits one set of repairs in one transaction (nothing, in a dry run).
-    async fn commit(&self, repairs: &Repairs) -> Result<(), String> {
+    async fn commit(&self, repairs: &Repairs) -> Result<(), WalkError> {
         if self.dry_run || repairs.is_empty() {
             return Ok(());
         }
@@ -145,7 +174,7 @@ impl Run<'_> {
             .commit_reconcile(self.org, self.connection_id, repairs)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(WalkError::from)
     }
 
     /// What the store holds that the target is compared with.

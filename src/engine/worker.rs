@@ -111,12 +111,30 @@ pub(crate) fn decide(
     }
 }
 
+/// Why a worker cannot deliver to its connection yet.
+#[derive(Debug, thiserror::Error)]
+enum DeliverySetupError {
+    /// The stored settings cannot be read.
+    #[error("connection {connection} has invalid settings: {error}")]
+    Settings {
+        connection: String,
+        error: crate::domain::SettingsError,
+    },
+    /// The target's client cannot be made.
+    #[error(transparent)]
+    Client(#[from] super::delivery::ClientSetupError),
+}
+
 async fn build_delivery(
     shared: &Shared,
     conn: &Connection,
-) -> Result<(Arc<dyn Deliver>, TargetSettings), String> {
-    let settings = TargetSettings::from_json(&conn.settings.0)
-        .map_err(|e| format!("connection {} has invalid settings: {e}", conn.name))?;
+) -> Result<(Arc<dyn Deliver>, TargetSettings), DeliverySetupError> {
+    let settings = TargetSettings::from_json(&conn.settings.0).map_err(|error| {
+        DeliverySetupError::Settings {
+            connection: conn.name.clone(),
+            error,
+        }
+    })?;
     if let Some(d) = &shared.delivery_override {
         return Ok((d.clone(), settings));
     }

@@ -83,13 +83,60 @@ fn set_path(doc: &mut Value, path: &str, value: Option<Value>) {
     }
 }
 
+/// Why a template cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template:?} {kind}")]
+pub struct TemplateError {
+    /// The template as configured.
+    pub template: String,
+    /// What is wrong with it.
+    pub kind: TemplateFault,
+}
+
+/// What is wrong with a template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateFault {
+    /// A `}` with no `{` before it.
+    #[error("has an unmatched '}}'")]
+    Unmatched,
+    /// A `{` with no `}` after it.
+    #[error("has an unclosed '{{'")]
+    Unclosed,
+    /// A name with no value in this document.
+    #[error("needs {0:?}, which has no value here")]
+    NoValue(String),
+}
+
+/// Why attribute rules are refused, or could not be applied to a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttributeError {
+    /// A path scimdesk owns (`externalId`, `schemas`) or an empty one.
+    #[error("attribute {0:?} cannot be overridden")]
+    Reserved(String),
+    /// A template whose braces do not match.
+    #[error(transparent)]
+    Template(TemplateError),
+    /// A template that failed for this user, at the attribute it sets.
+    #[error("{path}: {error}")]
+    At {
+        /// The attribute path.
+        path: String,
+        /// Why.
+        error: TemplateError,
+    },
+}
+
 /// Renders a template: `{name}` is a variable, an alias, or an attribute path of the local
 /// document; `{{` and `}}` are literal braces. A name with no value is an error that says so.
 pub fn render_template(
     template: &str,
     doc: &Value,
     variables: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, TemplateError> {
+    let broken = |kind| TemplateError {
+        template: template.to_string(),
+        kind,
+    };
     let mut out = String::new();
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
@@ -101,15 +148,16 @@ pub fn render_template(
             continue;
         }
         if tail.starts_with('}') {
-            return Err(format!("template {template:?} has an unmatched '}}'"));
+            return Err(broken(TemplateFault::Unmatched));
         }
         let end = tail
             .find('}')
-            .ok_or_else(|| format!("template {template:?} has an unclosed '{{'"))?;
+            .ok_or_else(|| broken(TemplateFault::Unclosed))?;
         let name = tail[1..end].trim();
-        out.push_str(&lookup(name, doc, variables).ok_or_else(|| {
-            format!("template {template:?} needs {name:?}, which has no value here")
-        })?);
+        out.push_str(
+            &lookup(name, doc, variables)
+                .ok_or_else(|| broken(TemplateFault::NoValue(name.to_string())))?,
+        );
         rest = &tail[end + 1..];
     }
     out.push_str(rest);
@@ -139,18 +187,18 @@ fn lookup(name: &str, doc: &Value, variables: &BTreeMap<String, String>) -> Opti
 
 /// Checks rules before they are saved, so a typo is refused at `connection set` rather than
 /// found on the first delivery.
-pub fn validate(rules: &BTreeMap<String, AttributeRule>) -> Result<(), String> {
+pub fn validate(rules: &BTreeMap<String, AttributeRule>) -> Result<(), AttributeError> {
     for (path, rule) in rules {
         if path.is_empty() || path == "externalId" || path == "schemas" {
-            return Err(format!("attribute {path:?} cannot be overridden"));
+            return Err(AttributeError::Reserved(path.clone()));
         }
         if let AttributeRule::Template(t) = rule {
             // Checks the braces; names are checked per user.
             let braces = render_template(t, &Value::Null, &BTreeMap::new());
             if let Err(e) = braces
-                && !e.contains("has no value")
+                && !matches!(e.kind, TemplateFault::NoValue(_))
             {
-                return Err(e);
+                return Err(AttributeError::Template(e));
             }
         }
     }
@@ -163,7 +211,7 @@ pub fn apply(
     doc: &mut Value,
     rules: &BTreeMap<String, AttributeRule>,
     variables: &BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), AttributeError> {
     if rules.is_empty() {
         return Ok(());
     }
@@ -174,7 +222,10 @@ pub fn apply(
             AttributeRule::From(from) => get_path(&source, unalias(from)),
             AttributeRule::Const(v) => Some(v.clone()),
             AttributeRule::Template(t) => Some(Value::String(
-                render_template(t, &source, variables).map_err(|e| format!("{path}: {e}"))?,
+                render_template(t, &source, variables).map_err(|e| AttributeError::At {
+                    path: path.clone(),
+                    error: e,
+                })?,
             )),
         };
         set_path(doc, path, value);
@@ -232,7 +283,8 @@ mod tests {
             &rules(json!({"userName": {"template": "{givenName}@x"}})),
             &BTreeMap::new(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("userName") && e.contains("givenName"), "{e}");
         assert!(validate(&rules(json!({"a": {"template": "{x"}}))).is_err());
         assert!(validate(&rules(json!({"a": {"template": "{{literal}} {x}"}}))).is_ok());

@@ -16,6 +16,7 @@
 //! [`Reconciler::finish`], after a complete walk; a walk that fails midway repairs what its
 //! pages found and nothing more.
 
+use super::attributes::AttributeError;
 use super::roles::RoleResolver;
 use super::target::TargetPolicy;
 use crate::domain::*;
@@ -255,7 +256,7 @@ impl Reconciler {
         connection: &Connection,
         policy: TargetPolicy,
         local: LocalState,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AttributeError> {
         let mut r = Reconciler {
             organization_id: connection.organization_id,
             connection_id: connection.id,
@@ -343,7 +344,7 @@ impl Reconciler {
 
     /// Decides, from the store's rows alone, what each local user and desired group expects
     /// of the target.
-    fn compare_local(&mut self, local: &LocalState) -> Result<(), String> {
+    fn compare_local(&mut self, local: &LocalState) -> Result<(), AttributeError> {
         let resolver = RoleResolver::new(&local.mappings);
         let group_by_id: HashMap<GroupId, &Group> =
             local.groups.iter().map(|g| (g.id, g)).collect();
@@ -492,7 +493,11 @@ impl Reconciler {
     }
 
     /// The repairs that one page of the target's resources of type `rt` calls for.
-    pub fn page(&mut self, rt: ResourceType, resources: &[Value]) -> Result<Repairs, String> {
+    pub fn page(
+        &mut self,
+        rt: ResourceType,
+        resources: &[Value],
+    ) -> Result<Repairs, AttributeError> {
         let mut repairs = Repairs::default();
         self.counts.remote += resources.len() as u64;
         for remote in resources {
@@ -563,7 +568,7 @@ impl Reconciler {
         rid: String,
         remote: &Value,
         repairs: &mut Repairs,
-    ) -> Result<(), String> {
+    ) -> Result<(), AttributeError> {
         let name_attr = match rt {
             ResourceType::User => "userName",
             ResourceType::Group => "displayName",
@@ -660,7 +665,7 @@ impl Reconciler {
         name: &str,
         remote: &Value,
         repairs: &mut Repairs,
-    ) -> Result<(), String> {
+    ) -> Result<(), AttributeError> {
         self.counts.adopted += 1;
         self.found("adopted", name, format!("linked to the local {rt} {local}"));
         let (desired, roles_held) = match rt {

@@ -2,9 +2,9 @@
 //! their documents look like there. Compiled once from the connection's settings and the
 //! organization's roles; every decision here is pure.
 
-use super::attributes;
+use super::attributes::{self, AttributeError};
 use crate::domain::{Connection, ConnectionId, Group, OperationAction, Role, RoleId, User};
-use crate::domain::{DeleteMode, RoleDelivery, TargetSettings, UserScope};
+use crate::domain::{DeleteMode, RoleDelivery, SettingsError, TargetSettings, UserScope};
 use crate::scim::convert::user_to_doc;
 use crate::scim::render;
 use scimdesk_scim::filter::{self, Filter};
@@ -39,10 +39,29 @@ pub struct TargetPolicy {
     bound: BTreeSet<RoleId>,
 }
 
+/// Why a target's policy cannot be compiled from its settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetPolicyError {
+    /// The stored settings cannot be read.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// `user_scope` is not a valid filter on users.
+    #[error("user_scope {filter:?}: {detail}")]
+    Scope {
+        /// The filter as configured.
+        filter: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// An attribute rule is refused.
+    #[error(transparent)]
+    Attributes(#[from] AttributeError),
+}
+
 impl TargetPolicy {
     /// Compiles the policy of `connection`; a bad scope filter or attribute rule is an error
     /// that names it.
-    pub fn new(connection: &Connection, roles: &[Role]) -> Result<Self, String> {
+    pub fn new(connection: &Connection, roles: &[Role]) -> Result<Self, TargetPolicyError> {
         let settings = TargetSettings::from_json(&connection.settings.0)?;
         Self::from_settings(connection.id, &connection.name, settings, roles)
     }
@@ -53,14 +72,17 @@ impl TargetPolicy {
         name: &str,
         settings: TargetSettings,
         roles: &[Role],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TargetPolicyError> {
         let scope = match settings.scope() {
             UserScope::BoundRoles => Scope::BoundRoles,
             UserScope::All => Scope::All,
             UserScope::Filter(s) => {
-                let f = filter::parse(s).map_err(|e| format!("user_scope {s:?}: {}", e.detail))?;
-                filter::validate(&f, &schema::USER)
-                    .map_err(|e| format!("user_scope {s:?}: {}", e.detail))?;
+                let refused = |e: scimdesk_scim::ScimError| TargetPolicyError::Scope {
+                    filter: s.to_string(),
+                    detail: e.detail,
+                };
+                let f = filter::parse(s).map_err(refused)?;
+                filter::validate(&f, &schema::USER).map_err(refused)?;
                 Scope::Filter(f)
             }
         };
@@ -156,7 +178,11 @@ impl TargetPolicy {
 
     /// The document the target receives for `user`: the default mapping, its roles (as
     /// `roles` or `entitlements` when delivered that way), then the attribute overrides.
-    pub fn user_document(&self, user: &User, roles: &BTreeSet<RoleId>) -> Result<Value, String> {
+    pub fn user_document(
+        &self,
+        user: &User,
+        roles: &BTreeSet<RoleId>,
+    ) -> Result<Value, AttributeError> {
         let mut doc = render::user_document(user);
         let delivered = self.delivered_roles(roles);
         let key = match self.settings.role_delivery {

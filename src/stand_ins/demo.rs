@@ -22,6 +22,7 @@ use crate::crypto::Secret;
 use crate::domain::*;
 use crate::engine::{Engine, EngineConfig, commands};
 use crate::policy::impact::{Guard, MappingChange};
+use crate::stand_ins::StandInError;
 use crate::stand_ins::target_double::{TargetDouble, inbound_organization};
 use crate::store::{OperationFilter, Store};
 use serde::Serialize;
@@ -110,40 +111,25 @@ pub struct TargetSummary {
     pub failed: usize,
 }
 
-fn err<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
-
 impl Demo {
     /// Sets the scene in `store`: organization, connections, roles and mappings, the two
     /// applications and the inbound server, and starts the engine (`workers: false` only
     /// watches).
-    pub async fn start(store: Arc<dyn Store>, workers: bool) -> Result<Self, String> {
+    pub async fn start(store: Arc<dyn Store>, workers: bool) -> Result<Self, StandInError> {
         crate::connectors::ensure_tls_provider();
-        if store
-            .organization_by_name(ORGANIZATION)
-            .await
-            .map_err(err)?
-            .is_some()
-        {
-            return Err(format!(
+        if store.organization_by_name(ORGANIZATION).await?.is_some() {
+            return Err(StandInError::Refused(format!(
                 "this store already has an organization {ORGANIZATION:?}; run the demo on a fresh store (leave out --database-url for a temporary one)"
-            ));
+            )));
         }
         let actor = Actor::system("demo");
         let (org, token) =
-            inbound_organization(store.as_ref(), &actor, ORGANIZATION, "Workday IdP")
-                .await
-                .map_err(err)?;
-        let rostering = TargetDouble::start(store.clone(), "Rostering app")
-            .await
-            .map_err(err)?;
+            inbound_organization(store.as_ref(), &actor, ORGANIZATION, "Workday IdP").await?;
+        let rostering = TargetDouble::start(store.clone(), "Rostering app").await?;
         rostering.faults.fail_percent.store(15, Ordering::SeqCst);
         rostering.faults.retry_after_secs.store(2, Ordering::SeqCst);
         rostering.faults.delay_ms.store(20, Ordering::SeqCst);
-        let pharmacy = TargetDouble::start(store.clone(), "Pharmacy app")
-            .await
-            .map_err(err)?;
+        let pharmacy = TargetDouble::start(store.clone(), "Pharmacy app").await?;
         *pharmacy
             .faults
             .poison
@@ -175,8 +161,7 @@ impl Demo {
                     },
                     Some(&Secret::new(target.token.clone())),
                 )
-                .await
-                .map_err(err)?;
+                .await?;
         }
         for (pattern, glob, role) in [
             ("Ward *", true, "ward-nurse"),
@@ -184,9 +169,7 @@ impl Demo {
             ("Oncology", false, "ward-nurse"),
             ("ICU Nurses", false, "icu-nurse"),
         ] {
-            let role = commands::ensure_role(store.as_ref(), &actor, org, role)
-                .await
-                .map_err(err)?;
+            let role = commands::ensure_role(store.as_ref(), &actor, org, role).await?;
             let change = MappingChange::Set {
                 id: None,
                 draft: RoleMappingDraft::by_display_name(pattern, glob, role.id),
@@ -199,12 +182,10 @@ impl Demo {
                 &Guard::default(),
                 true,
             )
-            .await
-            .map_err(err)?;
+            .await?;
         }
-        let (addr, tx) = serve::spawn_local(serve::app(store.clone(), ChangeFeed::default(), None))
-            .await
-            .map_err(err)?;
+        let (addr, tx) =
+            serve::spawn_local(serve::app(store.clone(), ChangeFeed::default(), None)).await?;
         let engine = Engine::new(
             store.clone(),
             EngineConfig {
@@ -238,7 +219,7 @@ impl Demo {
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, StandInError> {
         let mut req = http
             .request(method.clone(), format!("{}{path}", self.inbound_url))
             .bearer_auth(&self.token);
@@ -247,18 +228,20 @@ impl Demo {
                 .header("content-type", "application/scim+json")
                 .body(b.to_string());
         }
-        let resp = req.send().await.map_err(err)?;
+        let resp = req.send().await?;
         let status = resp.status();
-        let text = resp.text().await.map_err(err)?;
+        let text = resp.text().await?;
         if !status.is_success() {
-            return Err(format!("{method} {path}: {status}: {text}"));
+            return Err(StandInError::Refused(format!(
+                "{method} {path}: {status}: {text}"
+            )));
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// Plays the story: the onboarding wave, the groups, then the off-boardings. Returns how
     /// many were off-boarded.
-    pub async fn play(&self, options: &DemoOptions) -> Result<usize, String> {
+    pub async fn play(&self, options: &DemoOptions) -> Result<usize, StandInError> {
         use reqwest::Method;
         let http = reqwest::Client::new();
         let pause = Duration::from_secs_f64(1.0 / (20.0 * options.speed.max(0.01)));
@@ -340,7 +323,7 @@ impl Demo {
     }
 
     /// Waits until nothing is left to deliver but failures (or `limit` passes).
-    pub async fn settle(&self, limit: Duration) -> Result<(), String> {
+    pub async fn settle(&self, limit: Duration) -> Result<(), StandInError> {
         let start = Instant::now();
         loop {
             let ops = self
@@ -352,8 +335,7 @@ impl Demo {
                         ..Default::default()
                     },
                 )
-                .await
-                .map_err(err)?;
+                .await?;
             // Failed work waits for an operator, and so does what queues behind it.
             let failed: std::collections::HashSet<(ConnectionId, uuid::Uuid)> = ops
                 .iter()
@@ -367,10 +349,10 @@ impl Demo {
                 return Ok(());
             }
             if start.elapsed() > limit {
-                return Err(format!(
+                return Err(StandInError::Stalled(format!(
                     "{} operations still unfinished after {limit:?}",
                     ops.len()
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -382,31 +364,28 @@ impl Demo {
         nurses: usize,
         offboarded: usize,
         seconds: f64,
-    ) -> Result<DemoSummary, String> {
+    ) -> Result<DemoSummary, StandInError> {
         let org = self.organization;
         let mut targets = Vec::new();
         for (name, double) in [("rostering", &self.rostering), ("pharmacy", &self.pharmacy)] {
             let conn = self
                 .store
                 .connection_by_name(org, name)
-                .await
-                .map_err(err)?
-                .ok_or("a demo connection is missing")?;
+                .await?
+                .ok_or(StandInError::Missing("a demo connection is missing"))?;
             let health = crate::engine::health::connection_health(
                 self.store.as_ref(),
                 &conn,
                 &self.engine.config().health,
             )
-            .await
-            .map_err(err)?;
+            .await?;
             let users = self
                 .store
                 .list_users(
                     double.organization_id,
                     crate::store::ListRange::first(100_000),
                 )
-                .await
-                .map_err(err)?;
+                .await?;
             targets.push(TargetSummary {
                 connection: name.into(),
                 health: format!("{} ({})", health.state, health.reason),
@@ -425,8 +404,7 @@ impl Demo {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(err)?;
+            .await?;
         let unfinished = self
             .store
             .list_operations(
@@ -436,8 +414,7 @@ impl Demo {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(err)?
+            .await?
             .len();
         Ok(DemoSummary {
             organization: ORGANIZATION.into(),
@@ -460,7 +437,10 @@ impl Demo {
 }
 
 /// Runs the whole story without a screen and returns its summary (`scimdesk demo --headless`).
-pub async fn headless(store: Arc<dyn Store>, options: DemoOptions) -> Result<DemoSummary, String> {
+pub async fn headless(
+    store: Arc<dyn Store>,
+    options: DemoOptions,
+) -> Result<DemoSummary, StandInError> {
     let start = Instant::now();
     let demo = Demo::start(store, true).await?;
     let outcome = async {

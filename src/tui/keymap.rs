@@ -190,9 +190,45 @@ const NAMED: &[(&str, KeyCode)] = &[
     ("space", KeyCode::Char(' ')),
 ];
 
+/// Why a key binding in `[workbench.keys]` is refused; the text names it and what is
+/// accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not a key's spelling.
+    #[error(
+        "{0:?} is not a key (a character, ctrl-X, alt-X, f1-f12, or one of: {names})",
+        names = NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    )]
+    NotAKey(String),
+    /// An action name the workbench does not have.
+    #[error(
+        "[workbench.keys]: unknown action {0:?} (actions: {actions})",
+        actions = Action::all().iter().map(Action::name).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownAction(String),
+    /// A key of an action's list that is not a key.
+    #[error("[workbench.keys] {action}: {error}")]
+    In {
+        /// The action.
+        action: String,
+        /// Why its key is refused.
+        error: Box<KeyError>,
+    },
+    /// One key given to two actions.
+    #[error("[workbench.keys]: {key} is bound to both {} and {}", first.name(), second.name())]
+    Twice {
+        /// The key.
+        key: Key,
+        /// The action it was given first.
+        first: Action,
+        /// The other action.
+        second: Action,
+    },
+}
+
 impl Key {
     /// Parses `ctrl-x`, `alt-x`, `X`, a named key or `f1`..`f12`.
-    pub fn parse(text: &str) -> Result<Key, String> {
+    pub fn parse(text: &str) -> Result<Key, KeyError> {
         let mut ctrl = false;
         let mut alt = false;
         let mut rest = text.trim();
@@ -226,10 +262,7 @@ impl Key {
                 {
                     KeyCodeKey::F(n)
                 } else {
-                    return Err(format!(
-                        "{text:?} is not a key (a character, ctrl-X, alt-X, f1-f12, or one of: {})",
-                        NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                    ));
+                    return Err(KeyError::NotAKey(text.to_string()));
                 }
             }
         };
@@ -324,30 +357,26 @@ impl Keymap {
     /// The defaults with `overrides` (action name → keys) applied: an action given here loses
     /// its default keys. A key bound to two actions, an unknown action or key is an error that
     /// names it.
-    pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+    pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<Self, KeyError> {
         let mut map = Self::default();
         let mut claimed: BTreeMap<Key, Action> = BTreeMap::new();
         for (name, keys) in overrides {
-            let action = Action::from_name(name).ok_or_else(|| {
-                format!(
-                    "[workbench.keys]: unknown action {name:?} (actions: {})",
-                    Action::all()
-                        .iter()
-                        .map(Action::name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
+            let action =
+                Action::from_name(name).ok_or_else(|| KeyError::UnknownAction(name.clone()))?;
             map.bindings.retain(|_, a| *a != action);
             for k in keys {
-                let key = Key::parse(k).map_err(|e| format!("[workbench.keys] {name}: {e}"))?;
+                let key = Key::parse(k).map_err(|e| KeyError::In {
+                    action: name.clone(),
+                    error: Box::new(e),
+                })?;
                 if let Some(other) = claimed.insert(key, action)
                     && other != action
                 {
-                    return Err(format!(
-                        "[workbench.keys]: {key} is bound to both {} and {name}",
-                        other.name()
-                    ));
+                    return Err(KeyError::Twice {
+                        key,
+                        first: other,
+                        second: action,
+                    });
                 }
             }
         }
@@ -486,13 +515,14 @@ mod tests {
             ("skip".to_string(), vec!["x".to_string()]),
         ]
         .into();
-        let e = Keymap::with_overrides(&bad).unwrap_err();
+        let e = Keymap::with_overrides(&bad).unwrap_err().to_string();
         assert!(e.contains("x is bound to both"), "{e}");
         let bad: BTreeMap<String, Vec<String>> =
             [("explode".to_string(), vec!["x".to_string()])].into();
         assert!(
             Keymap::with_overrides(&bad)
                 .unwrap_err()
+                .to_string()
                 .contains("unknown action \"explode\"")
         );
         let bad: BTreeMap<String, Vec<String>> =
@@ -500,6 +530,7 @@ mod tests {
         assert!(
             Keymap::with_overrides(&bad)
                 .unwrap_err()
+                .to_string()
                 .contains("not a key")
         );
     }

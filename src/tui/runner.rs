@@ -2,10 +2,14 @@
 //! notifications and a one-second tick come in; reads and commands run on tasks and come back
 //! as messages; a frame is drawn after each batch of messages. Drawing only reads the state,
 //! so a slow database slows the data, never the keys.
+//!
+//! The loop, [`run_main_loop`], is generic over ratatui's [`Backend`] and takes its key
+//! events from an [`Input`], so a test runs the very loop the operator does on a
+//! `TestBackend` with keys fed in (as gitui's `run_main_loop` does).
 
 use super::data::{Detail, Loaded};
 use super::keymap::Keymap;
-use super::loader::Loader;
+use super::loader::{LoadError, Loader};
 use super::state::{App, DetailRequest, Effect, LoadRequest, Reply, Workers};
 use super::theme::Theme;
 use super::ui;
@@ -13,6 +17,8 @@ use crate::domain::{Actor, OrganizationId, Timestamp};
 use crate::engine::Engine;
 use crate::policy::impact::Guard;
 use crate::store::Store;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use ratatui::crossterm::event::{self, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,25 +51,55 @@ pub struct Session {
 /// check that a panic restores the terminal.
 pub const PANIC_ENV: &str = "SCIMDESK_WORKBENCH_TEST_PANIC";
 
+/// Why the workbench could not run or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkbenchError {
+    /// The terminal could not be put in raw mode or the alternate screen.
+    #[error("cannot open the terminal: {0}")]
+    Terminal(std::io::Error),
+    /// A frame could not be drawn.
+    #[error("cannot draw: {0}")]
+    Draw(String),
+    /// The signal handlers could not be installed.
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Where the loop's key events come from.
+pub enum Input {
+    /// The real terminal, read on a thread of its own; SIGTERM, SIGHUP and SIGINT close the
+    /// workbench as `q` does.
+    Terminal,
+    /// Events sent by the caller (a test); the loop ends when the sender is dropped, as it
+    /// does when a terminal hangs up. No signal handlers are installed.
+    Events(mpsc::UnboundedReceiver<Event>),
+}
+
 enum Msg {
     Input(Event),
     /// The terminal is gone (hung up): nothing can be shown or typed any more.
     InputClosed,
-    Loaded(Box<Result<Loaded, String>>),
-    Detail(Box<Result<Detail, String>>),
+    Loaded(Box<Result<Loaded, LoadError>>),
+    Detail(Box<Result<Detail, LoadError>>),
     Reply(Reply),
 }
 
 /// Opens the workbench on the terminal and runs it until the operator quits or a SIGTERM,
 /// SIGHUP or SIGINT arrives; the terminal is restored in every case, panics included.
-pub async fn run(session: Session) -> Result<(), String> {
-    let mut terminal = ratatui::try_init().map_err(|e| format!("cannot open the terminal: {e}"))?;
-    let result = event_loop(&mut terminal, session).await;
+pub async fn run(session: Session) -> Result<(), WorkbenchError> {
+    let mut terminal = ratatui::try_init().map_err(WorkbenchError::Terminal)?;
+    let result = run_main_loop(&mut terminal, session, Input::Terminal).await;
     ratatui::restore();
     result
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, s: Session) -> Result<(), String> {
+/// The workbench's loop on any backend: draws, takes keys from `input`, reads and runs
+/// commands off the render path, and returns when the operator quits or the input ends.
+pub async fn run_main_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    s: Session,
+    input: Input,
+) -> Result<(), WorkbenchError> {
     let loader = Loader {
         store: s.store.clone(),
         actor: s.actor.clone(),
@@ -83,12 +119,20 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, s: Session) -> Resu
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let stop_input = Arc::new(AtomicBool::new(false));
-    let reader = spawn_reader(tx.clone(), stop_input.clone());
+    let (reader, mut signals) = match input {
+        Input::Terminal => (
+            Some(spawn_reader(tx.clone(), stop_input.clone())),
+            Some(Signals::new()?),
+        ),
+        Input::Events(events) => {
+            forward_events(events, tx.clone());
+            (None, None)
+        }
+    };
     let mut events = s.engine.events().subscribe();
     let mut remote = s.engine.remote_changes();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut signals = Signals::new()?;
 
     let mut loads = Loads::default();
     draw(terminal, &mut app)?;
@@ -128,7 +172,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, s: Session) -> Resu
                 loads.request(app.load_request(), &loader, &tx);
                 dirty = true;
             }
-            why = signals.next() => {
+            why = next_signal(&mut signals) => {
                 tracing::info!("workbench closing on {why}");
                 break Ok(());
             }
@@ -141,15 +185,37 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, s: Session) -> Resu
         }
     };
     stop_input.store(true, Ordering::Relaxed);
-    let _ = reader.join();
+    if let Some(reader) = reader {
+        let _ = reader.join();
+    }
     outcome
 }
 
-fn draw(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<(), String> {
+fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &mut App) -> Result<(), WorkbenchError> {
     terminal
         .draw(|f| ui::draw(f, app))
         .map(|_| ())
-        .map_err(|e| format!("cannot draw: {e}"))
+        .map_err(|e| WorkbenchError::Draw(e.to_string()))
+}
+
+/// Passes the caller's events into the loop, then says the input closed.
+fn forward_events(mut events: mpsc::UnboundedReceiver<Event>, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if tx.send(Msg::Input(e)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Msg::InputClosed);
+    });
+}
+
+/// The next closing signal, or never when none are handled.
+async fn next_signal(signals: &mut Option<Signals>) -> &'static str {
+    match signals {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn handle(app: &mut App, loads: &mut Loads, msg: Msg) -> Vec<Effect> {
@@ -167,7 +233,7 @@ fn handle(app: &mut App, loads: &mut Loads, msg: Msg) -> Vec<Effect> {
                 Ok(loaded) => app.on_loaded(loaded),
                 Err(e) => {
                     app.toast = Some(super::state::Toast {
-                        text: e,
+                        text: e.to_string(),
                         error: true,
                     })
                 }
@@ -182,7 +248,7 @@ fn handle(app: &mut App, loads: &mut Loads, msg: Msg) -> Vec<Effect> {
                 app.on_detail(detail);
                 Vec::new()
             }
-            Err(e) => app.on_reply(Reply::Failed(e)),
+            Err(e) => app.on_reply(Reply::Failed(e.to_string())),
         },
         Msg::Reply(outcome) => app.on_reply(outcome),
     }
@@ -294,9 +360,9 @@ struct Signals {
 }
 
 impl Signals {
-    fn new() -> Result<Self, String> {
+    fn new() -> Result<Self, WorkbenchError> {
         use tokio::signal::unix::{SignalKind, signal};
-        let make = |k: SignalKind| signal(k).map_err(|e| format!("cannot handle signals: {e}"));
+        let make = |k: SignalKind| signal(k).map_err(WorkbenchError::Signals);
         Ok(Self {
             term: make(SignalKind::terminate())?,
             hup: make(SignalKind::hangup())?,

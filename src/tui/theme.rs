@@ -68,10 +68,15 @@ pub struct ThemeError {
     pub problem: String,
 }
 
-fn parse_color(value: &str) -> Result<Color, String> {
-    Color::from_str(value.trim()).map_err(|_| {
-        format!("{value:?} is not a colour (use a name such as \"red\" or \"lightblue\", an index 0-255, or \"#rrggbb\")")
-    })
+/// A value that is not a colour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a colour (use a name such as \"red\" or \"lightblue\", an index 0-255, or \"#rrggbb\")"
+)]
+struct NotAColour(String);
+
+fn parse_color(value: &str) -> Result<Color, NotAColour> {
+    Color::from_str(value.trim()).map_err(|_| NotAColour(value.to_string()))
 }
 
 impl Theme {

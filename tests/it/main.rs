@@ -23,4 +23,5 @@ mod scim_http;
 mod scim_sql;
 mod store_conformance;
 mod workbench;
+mod workbench_loop;
 mod workbench_tmux;

@@ -20,7 +20,7 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: AuditCommand, json: bool
     let time = |t: Option<String>| {
         t.map(|t| crate::tui::loader::parse_time(&t, now))
             .transpose()
-            .map_err(|e| crate::cli::error::CliError::invalid(e.replace("filter: ", "")))
+            .map_err(|e| crate::cli::error::CliError::invalid(e.to_string()))
     };
     let filter = AuditFilter {
         actor,

@@ -3,10 +3,11 @@
 use crate::cli::BenchCommand;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::output;
+use crate::stand_ins::StandInError;
 use std::time::Duration;
 
 pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
-    let fail = |e: String| CliError::new(Exit::Internal, format!("benchmark failed: {e}"));
+    let fail = |e: StandInError| CliError::new(Exit::Internal, format!("benchmark failed: {e}"));
     match cmd {
         BenchCommand::Wave {
             postgres,

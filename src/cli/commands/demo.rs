@@ -23,7 +23,9 @@ pub async fn run(
         speed,
         settle: Duration::from_secs(120),
     };
-    let fail = |e: String| CliError::new(Exit::Internal, format!("the demo failed: {e}"));
+    let fail = |e: crate::stand_ins::StandInError| {
+        CliError::new(Exit::Internal, format!("the demo failed: {e}"))
+    };
     if !headless {
         return super::workbench::demo(config, options, view).await;
     }

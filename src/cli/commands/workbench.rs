@@ -48,7 +48,7 @@ fn look(config: &Config, flag: Option<&str>) -> CliResult<(Theme, Keymap)> {
     let theme = Theme::load(name, Theme::no_color_from_env())
         .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
     let keymap = Keymap::with_overrides(&config.workbench.keys)
-        .map_err(|e| CliError::new(Exit::Config, e))?;
+        .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
     Ok((theme, keymap))
 }
 
@@ -108,7 +108,7 @@ pub async fn run(ctx: &Context, org: Option<&str>, view: View) -> CliResult {
     })
     .await;
     engine.shutdown().await;
-    result.map_err(|e| CliError::new(Exit::Internal, e))
+    result.map_err(|e| CliError::new(Exit::Internal, e.to_string()))
 }
 
 /// `scimdesk demo`: sets the scene, plays the story in the background and opens the workbench
@@ -117,7 +117,9 @@ pub async fn run(ctx: &Context, org: Option<&str>, view: View) -> CliResult {
 pub async fn demo(config: Config, options: DemoOptions, view: View) -> CliResult {
     need_terminal()?;
     let (theme, keymap) = look(&config, view.theme.as_deref())?;
-    let fail = |e: String| CliError::new(Exit::Internal, format!("the demo failed: {e}"));
+    let fail = |e: crate::stand_ins::StandInError| {
+        CliError::new(Exit::Internal, format!("the demo failed: {e}"))
+    };
     let (store, temp, label) = if config.database_is_default {
         let temp = crate::stand_ins::bench::BenchStore::open(None).await?;
         (
@@ -162,7 +164,7 @@ pub async fn demo(config: Config, options: DemoOptions, view: View) -> CliResult
     if let Some(temp) = temp {
         temp.remove().await;
     }
-    result.map_err(|e| CliError::new(Exit::Internal, e))
+    result.map_err(|e| CliError::new(Exit::Internal, e.to_string()))
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub enum PolicyError {
     /// The change itself is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// The target's settings do not compile into a policy.
+    #[error(transparent)]
+    Target(#[from] crate::policy::target::TargetPolicyError),
     /// The guard refused it (see [`Guard`]).
     #[error(transparent)]
     Guarded(#[from] Guarded),
@@ -267,7 +270,7 @@ pub async fn configure_target(
     let mut candidate = conn.clone();
     candidate.settings = Json(settings.clone());
     let roles = store.list_roles(org).await?;
-    crate::policy::target::TargetPolicy::new(&candidate, &roles).map_err(PolicyError::Invalid)?;
+    crate::policy::target::TargetPolicy::new(&candidate, &roles)?;
     let before = crate::policy::target::TargetPolicy::new(&conn, &roles).ok();
     let updated = store
         .update_connection(

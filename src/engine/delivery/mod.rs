@@ -14,7 +14,7 @@ mod prefetch;
 mod resources;
 mod users;
 
-pub use client::target_client;
+pub use client::{ClientSetupError, target_client};
 
 use super::lookup::LookupBatcher;
 use crate::connectors::scim_client::ScimClient;
@@ -113,7 +113,7 @@ impl ScimDelivery {
         store: Arc<dyn Store>,
         connection: Connection,
         settings: TargetSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientSetupError> {
         let client = target_client(store.as_ref(), &connection, &settings)
             .await?
             .limit_requests(settings.concurrency());

@@ -7,6 +7,7 @@
 //! policy code, not the loading.
 
 use super::BenchStore;
+use super::{BenchResult, StandInError};
 use crate::crypto::Secret;
 use crate::domain::*;
 use crate::engine::commands::MappingChange;
@@ -56,18 +57,14 @@ pub struct PolicyReport {
     pub peak_rss_mb: f64,
 }
 
-fn a<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
-
 /// Runs the policy benchmark.
 pub async fn policy(
     postgres: Option<&str>,
     users: usize,
     groups: usize,
-) -> Result<PolicyReport, String> {
+) -> BenchResult<PolicyReport> {
     crate::connectors::ensure_tls_provider();
-    let bench = BenchStore::open(postgres).await.map_err(a)?;
+    let bench = BenchStore::open(postgres).await?;
     let store = bench.store.clone();
     let result = run(store.clone(), users, groups.max(10)).await;
     bench.remove().await;
@@ -78,16 +75,10 @@ async fn run(
     store: Arc<dyn LoadableStore>,
     users: usize,
     groups: usize,
-) -> Result<PolicyReport, String> {
+) -> BenchResult<PolicyReport> {
     let actor = Actor::system("bench");
-    let target = TargetDouble::start(store.clone(), "bench app")
-        .await
-        .map_err(a)?;
-    let org = store
-        .create_organization(&actor, "Bench Health")
-        .await
-        .map_err(a)?
-        .id;
+    let target = TargetDouble::start(store.clone(), "bench app").await?;
+    let org = store.create_organization(&actor, "Bench Health").await?.id;
     let conn = store
         .create_connection(
             &actor,
@@ -101,22 +92,16 @@ async fn run(
             },
             Some(&Secret::new(target.token.clone())),
         )
-        .await
-        .map_err(a)?;
-    let staff = store
-        .create_role(&actor, org, "staff", "")
-        .await
-        .map_err(a)?;
-    let icu = store.create_role(&actor, org, "icu", "").await.map_err(a)?;
+        .await?;
+    let staff = store.create_role(&actor, org, "staff", "").await?;
+    let icu = store.create_role(&actor, org, "icu", "").await?;
     let rule = |pattern: &str, role: RoleId| RoleMappingDraft::by_display_name(pattern, true, role);
     store
         .create_role_mapping(&actor, org, &rule("ward-*", staff.id))
-        .await
-        .map_err(a)?;
+        .await?;
     store
         .create_role_mapping(&actor, org, &rule("ward-00*", icu.id))
-        .await
-        .map_err(a)?;
+        .await?;
 
     // The directory: every user in three wards.
     let t0 = Instant::now();
@@ -138,15 +123,15 @@ async fn run(
     }
 
     // The target already holds every user exactly as scimdesk would send it.
-    let roles = store.list_roles(org).await.map_err(a)?;
+    let roles = store.list_roles(org).await?;
     let policy = TargetPolicy::new(&conn, &roles)?;
-    let resolver = RoleResolver::new(&store.list_role_mappings(org).await.map_err(a)?);
+    let resolver = RoleResolver::new(&store.list_role_mappings(org).await?);
     let mut remote_users = Vec::with_capacity(users);
     let mut links = Vec::with_capacity(users);
     for (i, u) in local_users.iter().enumerate() {
         let user_roles = resolver.user_roles(of_user[i].iter().map(|g| &wards[*g]));
         let doc = policy.user_document(u, &user_roles)?;
-        let draft = doc_to_user_draft(&doc, None).map_err(|e| e.detail)?;
+        let draft = doc_to_user_draft(&doc, None).map_err(StandInError::Scim)?;
         let remote = User::from_draft(UserId::new(), target.organization_id, &draft, now);
         links.push(TargetLink {
             organization_id: org,
@@ -171,8 +156,7 @@ async fn run(
                 links: &links,
             },
         )
-        .await
-        .map_err(a)?;
+        .await?;
     store
         .bulk_load(
             target.organization_id,
@@ -181,8 +165,7 @@ async fn run(
                 ..Default::default()
             },
         )
-        .await
-        .map_err(a)?;
+        .await?;
     let load_secs = t0.elapsed().as_secs_f64();
 
     // Impact: icu for a second hundred wards.
@@ -194,13 +177,11 @@ async fn run(
     let mut last = None;
     for _ in 0..3 {
         let t = Instant::now();
-        let i = crate::engine::commands::preview(store.as_ref(), org, &change)
-            .await
-            .map_err(a)?;
+        let i = crate::engine::commands::preview(store.as_ref(), org, &change).await?;
         impact_secs = impact_secs.min(t.elapsed().as_secs_f64());
         last = Some(i);
     }
-    let last = last.ok_or("no impact run")?;
+    let last = last.ok_or_else(|| StandInError::Stalled("no impact run".into()))?;
 
     // Reconcile: nothing to do, nothing sent.
     let writes = |t: &TargetDouble| {
@@ -211,12 +192,13 @@ async fn run(
     };
     let before = writes(&target);
     let t = Instant::now();
-    let report = crate::engine::commands::reconcile(store.as_ref(), &actor, org, conn.id, false)
-        .await
-        .map_err(a)?;
+    let report =
+        crate::engine::commands::reconcile(store.as_ref(), &actor, org, conn.id, false).await?;
     let reconcile_secs = t.elapsed().as_secs_f64();
     if let Some(e) = &report.run.error {
-        return Err(format!("the reconciliation failed: {e}"));
+        return Err(StandInError::Stalled(format!(
+            "the reconciliation failed: {e}"
+        )));
     }
     Ok(PolicyReport {
         backend: store.backend().to_string(),

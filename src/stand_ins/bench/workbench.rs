@@ -7,6 +7,7 @@
 //! own and not the loader's. Frames are drawn into ratatui's `TestBackend` at 160×48: the same
 //! drawing code as on a terminal, without the terminal's write time.
 
+use super::{BenchResult, StandInError};
 use super::{BenchStore, Percentiles, StoreLocation, peak_rss_mb, percentiles};
 use crate::crypto::MasterKey;
 use crate::domain::*;
@@ -92,19 +93,15 @@ pub struct WorkbenchReport {
     pub probe: ProbeReport,
 }
 
-fn a<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
-
 /// Loads the store, runs the probe process on it, and returns both.
 pub async fn workbench(
     postgres: Option<&str>,
     users: usize,
     operations: u64,
-) -> Result<WorkbenchReport, String> {
-    let key = MasterKey::generate().map_err(a)?;
+) -> BenchResult<WorkbenchReport> {
+    let key = MasterKey::generate()?;
     let key_text = key.to_base64();
-    let bench = BenchStore::open_with_key(postgres, key).await.map_err(a)?;
+    let bench = BenchStore::open_with_key(postgres, key).await?;
     let t0 = Instant::now();
     let loaded = load(bench.store.clone(), users, operations).await;
     let load_secs = t0.elapsed().as_secs_f64();
@@ -126,13 +123,9 @@ pub async fn workbench(
     })
 }
 
-async fn load(store: Arc<dyn LoadableStore>, users: usize, operations: u64) -> Result<(), String> {
+async fn load(store: Arc<dyn LoadableStore>, users: usize, operations: u64) -> BenchResult<()> {
     let actor = Actor::system("bench");
-    let org = store
-        .create_organization(&actor, "Bench Health")
-        .await
-        .map_err(a)?
-        .id;
+    let org = store.create_organization(&actor, "Bench Health").await?.id;
     store
         .create_connection(
             &actor,
@@ -146,8 +139,7 @@ async fn load(store: Arc<dyn LoadableStore>, users: usize, operations: u64) -> R
             },
             None,
         )
-        .await
-        .map_err(a)?;
+        .await?;
     let mut targets = Vec::new();
     for name in ["Rostering", "Pharmacy"] {
         let c = store
@@ -163,12 +155,9 @@ async fn load(store: Arc<dyn LoadableStore>, users: usize, operations: u64) -> R
                 },
                 None,
             )
-            .await
-            .map_err(a)?;
+            .await?;
         // Paused, so nothing in this run tries to deliver.
-        crate::engine::commands::pause(store.as_ref(), &actor, org, c.id, "benchmark")
-            .await
-            .map_err(a)?;
+        crate::engine::commands::pause(store.as_ref(), &actor, org, c.id, "benchmark").await?;
         targets.push(c.id);
     }
     let now = Timestamp::now();
@@ -193,17 +182,16 @@ async fn load(store: Arc<dyn LoadableStore>, users: usize, operations: u64) -> R
                 links: &[],
             },
         )
-        .await
-        .map_err(a)?;
+        .await?;
     let per_target = operations / targets.len() as u64;
     for t in &targets {
-        store.bulk_enqueue(org, *t, per_target).await.map_err(a)?;
+        store.bulk_enqueue(org, *t, per_target).await?;
     }
     Ok(())
 }
 
-async fn probe_process(location: &StoreLocation, key: &str) -> Result<ProbeReport, String> {
-    let exe = std::env::current_exe().map_err(a)?;
+async fn probe_process(location: &StoreLocation, key: &str) -> BenchResult<ProbeReport> {
+    let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["bench", "workbench-probe"]);
     match location {
@@ -216,18 +204,16 @@ async fn probe_process(location: &StoreLocation, key: &str) -> Result<ProbeRepor
     }
     // The key reaches the child through its environment, never its arguments.
     cmd.env(crate::crypto::MASTER_KEY_ENV, key);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .map_err(a)?
-        .map_err(a)?;
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
-        return Err(format!(
+        return Err(StandInError::Stalled(format!(
             "the probe failed: {}",
             String::from_utf8_lossy(&out.stderr)
-        ));
+        )));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("the probe's report: {e}"))
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| StandInError::Stalled(format!("the probe's report: {e}")))
 }
 
 fn key(code: KeyCode) -> KeyEvent {
@@ -236,19 +222,20 @@ fn key(code: KeyCode) -> KeyEvent {
 
 /// The probe: opens the store at `location` with the key from the environment and measures
 /// the workbench on it.
-pub async fn probe(location: StoreLocation) -> Result<ProbeReport, String> {
+pub async fn probe(location: StoreLocation) -> BenchResult<ProbeReport> {
     let start = Instant::now();
-    let key_text = std::env::var(crate::crypto::MASTER_KEY_ENV)
-        .map_err(|_| "the probe needs the store's key in SCIMDESK_MASTER_KEY".to_string())?;
-    let master = MasterKey::from_base64(&key_text).map_err(a)?;
-    let store = location.open(master).await.map_err(a)?;
-    let theme = Theme::load("default", false).map_err(a)?;
+    let key_text = std::env::var(crate::crypto::MASTER_KEY_ENV).map_err(|_| {
+        StandInError::Missing("the probe needs the store's key in SCIMDESK_MASTER_KEY")
+    })?;
+    let master = MasterKey::from_base64(&key_text)?;
+    let store = location.open(master).await?;
+    let theme = Theme::load("default", false)?;
     let mut app = App::new(Keymap::default(), theme, "bench".into(), Workers::Off);
-    let mut terminal = Terminal::new(TestBackend::new(160, 48)).map_err(a)?;
+    let mut terminal = Terminal::new(TestBackend::new(160, 48))?;
     let mut frames = 0usize;
-    let mut draw = |app: &mut App| -> Result<f64, String> {
+    let mut draw = |app: &mut App| -> BenchResult<f64> {
         let t = Instant::now();
-        terminal.draw(|f| crate::tui::ui::draw(f, app)).map_err(a)?;
+        terminal.draw(|f| crate::tui::ui::draw(f, app))?;
         frames += 1;
         Ok(t.elapsed().as_secs_f64() * 1000.0)
     };

@@ -270,9 +270,27 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Text that is not an attribute path; the caller says where (a filter) or how (a PATCH
+/// path) it was used. (No error crate here: the protocol core depends on serde_json and time
+/// only.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidAttrPath(String);
+
+impl std::fmt::Display for InvalidAttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} is not a valid attribute path", self.0)
+    }
+}
+
+impl From<InvalidAttrPath> for String {
+    fn from(e: InvalidAttrPath) -> Self {
+        e.to_string()
+    }
+}
+
 /// Parses `[URI ":"] name ["." sub]`. The URI is everything up to the last `:` (URNs contain
 /// dots, e.g. `2.0`, so the split at `.` happens only after the URI is removed).
-pub(crate) fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
+pub(crate) fn parse_attr_path(text: &str) -> Result<AttrPath, InvalidAttrPath> {
     let (uri, rest) = if text
         .get(..4)
         .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
@@ -289,12 +307,12 @@ pub(crate) fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
         None => (rest, None),
     };
     if !valid_name(name) {
-        return Err(format!("{text:?} is not a valid attribute path"));
+        return Err(InvalidAttrPath(text.to_string()));
     }
     if let Some(s) = sub
         && !valid_name(s)
     {
-        return Err(format!("{text:?} is not a valid attribute path"));
+        return Err(InvalidAttrPath(text.to_string()));
     }
     Ok(AttrPath {
         uri,
