@@ -1,7 +1,11 @@
 //! scimdesk: a multi-tenant SCIM 2.0 provisioning engine with a terminal workbench.
 //!
-//! Layers, outermost first: `cli` → `api` / `engine` → `store` → `domain`; `connectors` call
-//! outward; `crypto` seals what the store keeps. See `docs/architecture.md`.
+//! Data flows one way: sources → `store` → `policy` decides (pure) → `engine` queues → workers
+//! → targets (through `connectors`). Surfaces (`cli`, `api`, `tui`) act through
+//! `engine::commands` and never call targets; `domain` and `scim` (with the protocol core,
+//! the `scimdesk-scim` crate) are plain data and pure functions; `stand_ins` holds the target
+//! doubles, the demo and the bench, which production code never uses. `tests/it/layering.rs`
+//! enforces the rules written in `docs/architecture.md`.
 #![warn(missing_docs)]
 
 pub mod api;
