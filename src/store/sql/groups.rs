@@ -123,26 +123,43 @@ async fn read(conn: &mut Conn, org: OrganizationId, id: GroupId) -> StoreResult<
 }
 
 impl ThisStore {
-    /// What one member's joining or leaving `group` causes (`action`: add or remove members).
+    /// What one member's joining or leaving `group` causes (`action`: add or remove members):
+    /// the group's version moves, the fan-out is queued, and the change is audited.
     async fn member_changed(
         &self,
         conn: &mut Conn,
+        actor: &Actor,
         org: OrganizationId,
-        group: GroupId,
+        group_id: GroupId,
         user: UserId,
         action: OperationAction,
     ) -> StoreResult<()> {
-        let Some(group) = read(conn, org, group).await? else {
-            return Ok(());
+        touch(conn, org, group_id).await?;
+        if let Some(group) = read(conn, org, group_id).await? {
+            let change = DirectoryChange::GroupChanged {
+                group: &group,
+                before: None,
+                action,
+                payload: serde_json::json!({ "members": [user] }),
+                users: &[user],
+            };
+            fanout::apply(self, conn, org, &change).await?;
+        }
+        let audited = match action {
+            OperationAction::RemoveMembers => "group.member_remove",
+            _ => "group.member_add",
         };
-        let change = DirectoryChange::GroupChanged {
-            group: &group,
-            before: None,
-            action,
-            payload: serde_json::json!({ "members": [user] }),
-            users: &[user],
-        };
-        fanout::apply(self, conn, org, &change).await
+        audit::append(
+            conn,
+            actor,
+            org,
+            audited,
+            "group",
+            &group_id.to_string(),
+            serde_json::json!({ "user_id": user }),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -381,17 +398,13 @@ impl Groups for ThisStore {
         .rows_affected()
             > 0;
         if added {
-            touch(&mut tx, org, group).await?;
-            self.member_changed(&mut tx, org, group, user, OperationAction::AddMembers)
-                .await?;
-            audit::append(
+            self.member_changed(
                 &mut tx,
                 actor,
                 org,
-                "group.member_add",
-                "group",
-                &group.to_string(),
-                serde_json::json!({ "user_id": user }),
+                group,
+                user,
+                OperationAction::AddMembers,
             )
             .await?;
         }
@@ -419,17 +432,13 @@ impl Groups for ThisStore {
         .rows_affected()
             > 0;
         if removed {
-            touch(&mut tx, org, group).await?;
-            self.member_changed(&mut tx, org, group, user, OperationAction::RemoveMembers)
-                .await?;
-            audit::append(
+            self.member_changed(
                 &mut tx,
                 actor,
                 org,
-                "group.member_remove",
-                "group",
-                &group.to_string(),
-                serde_json::json!({ "user_id": user }),
+                group,
+                user,
+                OperationAction::RemoveMembers,
             )
             .await?;
         }
