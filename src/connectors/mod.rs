@@ -1,4 +1,5 @@
-//! Clients the engine calls outward: downstream SCIM targets (and, next, identity sources).
+//! Clients the engine calls outward: downstream SCIM targets, OAuth token endpoints (and,
+//! next, identity sources).
 
 pub mod oauth;
 pub mod scim_client;
@@ -11,4 +12,26 @@ pub fn ensure_tls_provider() {
         // Fails only if another provider was installed first, which is equally usable.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A transport error in words, without the URL's query (which could carry data).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }

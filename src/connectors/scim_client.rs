@@ -6,7 +6,7 @@
 //! Failures are classified so the engine can decide: retry later (with the server's
 //! `Retry-After`, in seconds or as an HTTP date), or hand the operation to an operator.
 
-use super::oauth::{ClientCredentials, ClientCredentialsConfig};
+use super::oauth::{ClientCredentials, ClientCredentialsConfig, OAuthError};
 use crate::crypto::Secret;
 use crate::domain::ResourceType;
 use reqwest::Method;
@@ -63,6 +63,9 @@ pub enum TargetError {
     /// The client could not be set up (bad base URL).
     #[error("cannot call the target: {0}")]
     Config(String),
+    /// No access token could be had (OAuth client credentials).
+    #[error("cannot get an access token: {0}")]
+    Auth(Box<OAuthError>),
 }
 
 impl TargetError {
@@ -72,6 +75,7 @@ impl TargetError {
             TargetError::Transport(_) => true,
             TargetError::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             TargetError::InvalidResponse(_) | TargetError::Config(_) => false,
+            TargetError::Auth(e) => e.is_retryable(),
         }
     }
 
@@ -298,7 +302,13 @@ impl ScimClient {
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(token) => req = req.bearer_auth(token.expose()),
-            Auth::OAuth2(source) => req = req.bearer_auth(source.token().await?.expose()),
+            Auth::OAuth2(source) => {
+                let token = source
+                    .token()
+                    .await
+                    .map_err(|e| TargetError::Auth(Box::new(e)))?;
+                req = req.bearer_auth(token.expose());
+            }
         }
         if let Some(tag) = if_match {
             req = req.header(header::IF_MATCH, tag);
@@ -311,13 +321,13 @@ impl ScimClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| TargetError::Transport(describe(&e)))?;
+            .map_err(|e| TargetError::Transport(super::describe(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| TargetError::Transport(describe(&e)))?;
+            .map_err(|e| TargetError::Transport(super::describe(&e)))?;
         if !status.is_success() {
             return Err(error_from(status.as_u16(), &headers, &bytes));
         }
@@ -504,28 +514,6 @@ impl ScimClient {
 
 fn encode(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
-}
-
-/// A transport error in words, without the URL's query (which could carry data).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {detail}")
-    }
 }
 
 #[cfg(test)]

@@ -656,14 +656,16 @@ async fn oauth_client_credentials_with_discovery(h: &Harness) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let token_url = format!("{issuer}/oauth2/token");
+    // Discovery names the issuer it was asked for (OpenID Connect Discovery §4.3).
+    let named_issuer = issuer.clone();
     let target_token = target.token.clone();
     let counter = issued.clone();
     let app = axum::Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(move || {
-                let t = token_url.clone();
-                async move { axum::Json(json!({"issuer": "x", "token_endpoint": t})) }
+                let (t, i) = (token_url.clone(), named_issuer.clone());
+                async move { axum::Json(json!({"issuer": i, "token_endpoint": t})) }
             }),
         )
         .route(

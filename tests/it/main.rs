@@ -16,6 +16,7 @@ mod engine;
 mod engine_processes;
 mod layering;
 mod memory_target;
+mod oauth;
 mod policy;
 mod queue;
 mod scim_client;
