@@ -13,7 +13,7 @@ use crate::store::{StoreError, StoreResult};
 use std::collections::HashSet;
 
 /// Refuses a group that cannot be stored.
-fn check(draft: &GroupDraft) -> StoreResult<()> {
+pub(super) fn check(draft: &GroupDraft) -> StoreResult<()> {
     if draft.display_name.trim().is_empty() {
         return Err(InvalidInput::new("displayName", "must not be empty").into());
     }
@@ -26,7 +26,11 @@ fn check(draft: &GroupDraft) -> StoreResult<()> {
 }
 
 /// The group's members, on the caller's transaction.
-async fn members(conn: &mut Conn, org: OrganizationId, group: GroupId) -> StoreResult<Vec<UserId>> {
+pub(super) async fn members(
+    conn: &mut Conn,
+    org: OrganizationId,
+    group: GroupId,
+) -> StoreResult<Vec<UserId>> {
     Ok(sqlx::query_scalar(
         "SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2",
     )
@@ -37,7 +41,7 @@ async fn members(conn: &mut Conn, org: OrganizationId, group: GroupId) -> StoreR
 }
 
 /// Makes a group's members exactly `wanted`; returns (added, removed).
-async fn set_members(
+pub(super) async fn set_members(
     conn: &mut Conn,
     org: OrganizationId,
     group: GroupId,
@@ -123,6 +127,179 @@ async fn read(conn: &mut Conn, org: OrganizationId, id: GroupId) -> StoreResult<
 }
 
 impl ThisStore {
+    /// Writes a new group (with its members, when the draft gives them), queues what policy's
+    /// fan-out says and audits it, on the caller's transaction.
+    pub(super) async fn insert_group(
+        &self,
+        conn: &mut Conn,
+        actor: &Actor,
+        org: OrganizationId,
+        draft: &GroupDraft,
+    ) -> StoreResult<Group> {
+        let id = GroupId::new();
+        let group: Group = sqlx::query_as(concat!(
+            "INSERT INTO groups (id, organization_id, display_name, external_id, source_connection_id, ",
+            "attributes, version, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, 1, $7, $7",
+            parents_exist!("$5"),
+            " RETURNING ",
+            group_cols!()
+        ))
+        .bind(id)
+        .bind(org)
+        .bind(&draft.display_name)
+        .bind(&draft.external_id)
+        .bind(draft.source_connection_id)
+        .bind(Json(&draft.attributes))
+        .bind(Timestamp::now())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(conflict(format!("group {:?}", draft.display_name)))?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("organization {org} or its source connection"))
+        })?;
+        let added = match &draft.members {
+            Some(m) => set_members(&mut *conn, org, id, m).await?.0,
+            None => Vec::new(),
+        };
+        let change = DirectoryChange::GroupChanged {
+            group: &group,
+            before: None,
+            action: OperationAction::Create,
+            payload: serde_json::json!({}),
+            users: &added,
+        };
+        fanout::apply(self, &mut *conn, org, &change).await?;
+        audit::append(
+            &mut *conn,
+            actor,
+            org,
+            "group.create",
+            "group",
+            &id.to_string(),
+            serde_json::json!({ "display_name": draft.display_name, "members": added.len() }),
+        )
+        .await?;
+        Ok(group)
+    }
+
+    /// Replaces a group's content (and members, when the draft gives them), on the caller's
+    /// transaction; with `if_version`, only if the stored version matches.
+    pub(super) async fn update_group(
+        &self,
+        conn: &mut Conn,
+        actor: &Actor,
+        org: OrganizationId,
+        id: GroupId,
+        draft: &GroupDraft,
+        if_version: Option<i64>,
+    ) -> StoreResult<Group> {
+        let before = read(&mut *conn, org, id).await?;
+        let updated: Option<Group> = sqlx::query_as(concat!(
+            "UPDATE groups SET display_name = $3, external_id = $4, source_connection_id = $5, attributes = $6, ",
+            "version = version + 1, updated_at = $7 ",
+            "WHERE organization_id = $1 AND id = $2 AND ($8 IS NULL OR version = $8) RETURNING ",
+            group_cols!()
+        ))
+        .bind(org)
+        .bind(id)
+        .bind(&draft.display_name)
+        .bind(&draft.external_id)
+        .bind(draft.source_connection_id)
+        .bind(Json(&draft.attributes))
+        .bind(Timestamp::now())
+        .bind(if_version)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(group) = updated else {
+            return Err(directory::version_miss(
+                &mut *conn,
+                "SELECT version FROM groups WHERE organization_id = $1 AND id = $2",
+                org,
+                id.0,
+                "group",
+                if_version,
+            )
+            .await);
+        };
+        let (added, removed) = match &draft.members {
+            Some(m) => set_members(&mut *conn, org, id, m).await?,
+            None => (Vec::new(), Vec::new()),
+        };
+        // A change of what mappings select groups by can change which mappings cover the
+        // group, and so every member's roles; otherwise only the changed members'.
+        let reselected = before.as_ref().filter(|b| group.selectors_differ(b));
+        let users: Vec<UserId> = if reselected.is_some() {
+            let mut all = members(&mut *conn, org, id).await?;
+            all.extend(removed.iter().copied());
+            all
+        } else {
+            added.iter().chain(removed.iter()).copied().collect()
+        };
+        let change = DirectoryChange::GroupChanged {
+            group: &group,
+            before: reselected,
+            action: OperationAction::Update,
+            payload: serde_json::json!({}),
+            users: &users,
+        };
+        fanout::apply(self, &mut *conn, org, &change).await?;
+        audit::append(
+            &mut *conn,
+            actor,
+            org,
+            "group.replace",
+            "group",
+            &id.to_string(),
+            serde_json::json!({
+                "display_name": group.display_name, "version": group.version,
+                "members_added": added.len(), "members_removed": removed.len(),
+            }),
+        )
+        .await?;
+        Ok(group)
+    }
+
+    /// Deletes a group, with what its members' leaving causes, on the caller's transaction.
+    /// Returns whether it existed.
+    pub(super) async fn remove_group(
+        &self,
+        conn: &mut Conn,
+        actor: &Actor,
+        org: OrganizationId,
+        id: GroupId,
+    ) -> StoreResult<bool> {
+        let members = members(&mut *conn, org, id).await?;
+        let gone: Option<Group> = sqlx::query_as(concat!(
+            "DELETE FROM groups WHERE organization_id = $1 AND id = $2 RETURNING ",
+            group_cols!()
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(gone) = gone else {
+            return Ok(false);
+        };
+        let change = DirectoryChange::GroupChanged {
+            group: &gone,
+            before: None,
+            action: OperationAction::Delete,
+            payload: serde_json::json!({}),
+            users: &members,
+        };
+        fanout::apply(self, &mut *conn, org, &change).await?;
+        audit::append(
+            &mut *conn,
+            actor,
+            org,
+            "group.delete",
+            "group",
+            &id.to_string(),
+            serde_json::json!({ "display_name": gone.display_name }),
+        )
+        .await?;
+        Ok(true)
+    }
     /// What one member's joining or leaving `group` causes (`action`: add or remove members):
     /// the group's version moves, the fan-out is queued, and the change is audited.
     async fn member_changed(
@@ -172,50 +349,8 @@ impl Groups for ThisStore {
         draft: &GroupDraft,
     ) -> StoreResult<Group> {
         check(draft)?;
-        let id = GroupId::new();
         let mut tx = self.begin_write().await?;
-        let group: Group = sqlx::query_as(concat!(
-            "INSERT INTO groups (id, organization_id, display_name, external_id, source_connection_id, ",
-            "attributes, version, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, 1, $7, $7",
-            parents_exist!("$5"),
-            " RETURNING ",
-            group_cols!()
-        ))
-        .bind(id)
-        .bind(org)
-        .bind(&draft.display_name)
-        .bind(&draft.external_id)
-        .bind(draft.source_connection_id)
-        .bind(Json(&draft.attributes))
-        .bind(Timestamp::now())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(conflict(format!("group {:?}", draft.display_name)))?
-        .ok_or_else(|| {
-            StoreError::NotFound(format!("organization {org} or its source connection"))
-        })?;
-        let added = match &draft.members {
-            Some(m) => set_members(&mut tx, org, id, m).await?.0,
-            None => Vec::new(),
-        };
-        let change = DirectoryChange::GroupChanged {
-            group: &group,
-            before: None,
-            action: OperationAction::Create,
-            payload: serde_json::json!({}),
-            users: &added,
-        };
-        fanout::apply(self, &mut tx, org, &change).await?;
-        audit::append(
-            &mut tx,
-            actor,
-            org,
-            "group.create",
-            "group",
-            &id.to_string(),
-            serde_json::json!({ "display_name": draft.display_name, "members": added.len() }),
-        )
-        .await?;
+        let group = self.insert_group(&mut tx, actor, org, draft).await?;
         tx.commit().await?;
         self.signal.bump(org);
         Ok(group)
@@ -264,69 +399,9 @@ impl Groups for ThisStore {
     ) -> StoreResult<Group> {
         check(draft)?;
         let mut tx = self.begin_write().await?;
-        let before = read(&mut tx, org, id).await?;
-        let updated: Option<Group> = sqlx::query_as(concat!(
-            "UPDATE groups SET display_name = $3, external_id = $4, source_connection_id = $5, attributes = $6, ",
-            "version = version + 1, updated_at = $7 ",
-            "WHERE organization_id = $1 AND id = $2 AND ($8 IS NULL OR version = $8) RETURNING ",
-            group_cols!()
-        ))
-        .bind(org)
-        .bind(id)
-        .bind(&draft.display_name)
-        .bind(&draft.external_id)
-        .bind(draft.source_connection_id)
-        .bind(Json(&draft.attributes))
-        .bind(Timestamp::now())
-        .bind(if_version)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(group) = updated else {
-            return Err(directory::version_miss(
-                &mut tx,
-                "SELECT version FROM groups WHERE organization_id = $1 AND id = $2",
-                org,
-                id.0,
-                "group",
-                if_version,
-            )
-            .await);
-        };
-        let (added, removed) = match &draft.members {
-            Some(m) => set_members(&mut tx, org, id, m).await?,
-            None => (Vec::new(), Vec::new()),
-        };
-        // A change of what mappings select groups by can change which mappings cover the
-        // group, and so every member's roles; otherwise only the changed members'.
-        let reselected = before.as_ref().filter(|b| group.selectors_differ(b));
-        let users: Vec<UserId> = if reselected.is_some() {
-            let mut all = members(&mut tx, org, id).await?;
-            all.extend(removed.iter().copied());
-            all
-        } else {
-            added.iter().chain(removed.iter()).copied().collect()
-        };
-        let change = DirectoryChange::GroupChanged {
-            group: &group,
-            before: reselected,
-            action: OperationAction::Update,
-            payload: serde_json::json!({}),
-            users: &users,
-        };
-        fanout::apply(self, &mut tx, org, &change).await?;
-        audit::append(
-            &mut tx,
-            actor,
-            org,
-            "group.replace",
-            "group",
-            &id.to_string(),
-            serde_json::json!({
-                "display_name": group.display_name, "version": group.version,
-                "members_added": added.len(), "members_removed": removed.len(),
-            }),
-        )
-        .await?;
+        let group = self
+            .update_group(&mut tx, actor, org, id, draft, if_version)
+            .await?;
         tx.commit().await?;
         self.signal.bump(org);
         Ok(group)
@@ -339,34 +414,9 @@ impl Groups for ThisStore {
         id: GroupId,
     ) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        let members = members(&mut tx, org, id).await?;
-        let gone: Option<Group> = sqlx::query_as(concat!(
-            "DELETE FROM groups WHERE organization_id = $1 AND id = $2 RETURNING ",
-            group_cols!()
-        ))
-        .bind(org)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(gone) = gone else { return Ok(false) };
-        let change = DirectoryChange::GroupChanged {
-            group: &gone,
-            before: None,
-            action: OperationAction::Delete,
-            payload: serde_json::json!({}),
-            users: &members,
-        };
-        fanout::apply(self, &mut tx, org, &change).await?;
-        audit::append(
-            &mut tx,
-            actor,
-            org,
-            "group.delete",
-            "group",
-            &id.to_string(),
-            serde_json::json!({ "display_name": gone.display_name }),
-        )
-        .await?;
+        if !self.remove_group(&mut tx, actor, org, id).await? {
+            return Ok(false);
+        }
         tx.commit().await?;
         self.signal.bump(org);
         Ok(true)

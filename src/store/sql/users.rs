@@ -2,7 +2,7 @@
 //! targets: the user's own operation at each of them, and (for one leaving) what policy's
 //! fan-out says about the groups they were in.
 
-use super::{ThisStore, as_i64, audit, conflict, directory, fanout, queue};
+use super::{Conn, ThisStore, as_i64, audit, conflict, directory, fanout, queue};
 use crate::domain::{
     Actor, InvalidInput, Json, OperationAction, OrganizationId, Timestamp, User, UserDraft, UserId,
     validate,
@@ -13,7 +13,7 @@ use crate::store::{StoreError, StoreResult};
 
 /// Refuses a user that cannot be stored: an empty or unprintable userName, text the database
 /// cannot hold.
-fn check(draft: &UserDraft) -> StoreResult<()> {
+pub(super) fn check(draft: &UserDraft) -> StoreResult<()> {
     if draft.user_name.trim().is_empty() {
         return Err(InvalidInput::new("userName", "must not be empty").into());
     }
@@ -36,6 +36,138 @@ fn check(draft: &UserDraft) -> StoreResult<()> {
     }
     validate::storable_json("attributes", &draft.attributes)?;
     Ok(())
+}
+
+/// Writes a new user with its operation at every target and its audit event, on the
+/// caller's transaction (a create alone, or one of a source sync's batch).
+pub(super) async fn insert(
+    conn: &mut Conn,
+    actor: &Actor,
+    user: &User,
+    details: serde_json::Value,
+) -> StoreResult<()> {
+    // Written only when the organization and the source connection exist.
+    let inserted = sqlx::query(concat!(
+        insert_users!(),
+        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
+        parents_exist!("$12")
+    ))
+    .bind(user.id)
+    .bind(user.organization_id)
+    .bind(&user.user_name)
+    .bind(validate::user_name_key(&user.user_name))
+    .bind(&user.external_id)
+    .bind(&user.display_name)
+    .bind(&user.given_name)
+    .bind(&user.family_name)
+    .bind(&user.emails)
+    .bind(user.active)
+    .bind(user.lifecycle_state.as_str())
+    .bind(user.source_connection_id)
+    .bind(&user.attributes)
+    .bind(user.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict(format!(
+        "a user with userName {:?}",
+        user.user_name
+    )))?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "organization {} or its source connection",
+            user.organization_id
+        )));
+    }
+    if user.active {
+        queue::enqueue_user_for_targets(
+            &mut *conn,
+            user.organization_id,
+            user.id,
+            OperationAction::Create,
+        )
+        .await?;
+    }
+    audit::append(
+        &mut *conn,
+        actor,
+        user.organization_id,
+        "user.create",
+        "user",
+        &user.id.to_string(),
+        details,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Replaces a user's content (with `if_version`, only if the stored version matches), queues
+/// the update or suspension at every target and audits it, on the caller's transaction.
+pub(super) async fn update(
+    conn: &mut Conn,
+    actor: &Actor,
+    org: OrganizationId,
+    id: UserId,
+    draft: &UserDraft,
+    if_version: Option<i64>,
+) -> StoreResult<User> {
+    let updated: Option<User> = sqlx::query_as(concat!(
+            "UPDATE users SET user_name = $3, user_name_key = $4, external_id = $5, display_name = $6, ",
+            "given_name = $7, family_name = $8, emails = $9, active = $10, lifecycle_state = $11, ",
+            "source_connection_id = $12, attributes = $13, version = version + 1, updated_at = $14 ",
+            "WHERE organization_id = $1 AND id = $2 AND ($15 IS NULL OR version = $15) RETURNING ",
+            user_cols!()
+        ))
+        .bind(org)
+        .bind(id)
+        .bind(&draft.user_name)
+        .bind(validate::user_name_key(&draft.user_name))
+        .bind(&draft.external_id)
+        .bind(&draft.display_name)
+        .bind(&draft.given_name)
+        .bind(&draft.family_name)
+        .bind(Json(&draft.emails))
+        .bind(draft.active)
+        .bind(draft.lifecycle_state().as_str())
+        .bind(draft.source_connection_id)
+        .bind(Json(&draft.attributes))
+        .bind(Timestamp::now())
+        .bind(if_version)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(conflict(format!(
+            "a user with userName {:?}",
+            draft.user_name
+        )))?;
+    let Some(user) = updated else {
+        return Err(directory::version_miss(
+            &mut *conn,
+            "SELECT version FROM users WHERE organization_id = $1 AND id = $2",
+            org,
+            id.0,
+            "user",
+            if_version,
+        )
+        .await);
+    };
+    // Active users are brought up to date (created where missing); inactive ones are
+    // suspended. Each target's worker narrows this by its scope.
+    let action = if user.active {
+        OperationAction::Update
+    } else {
+        OperationAction::Suspend
+    };
+    queue::enqueue_user_for_targets(&mut *conn, org, id, action).await?;
+    audit::append(
+            &mut *conn,
+            actor,
+            org,
+            "user.replace",
+            "user",
+            &id.to_string(),
+            serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version }),
+        )
+        .await?;
+    Ok(user)
 }
 
 #[async_trait::async_trait]
@@ -71,50 +203,7 @@ impl Users for ThisStore {
             return Ok(user);
         }
         let mut tx = self.begin_write().await?;
-        // Written only when the organization and the source connection exist.
-        let inserted = sqlx::query(concat!(
-            insert_users!(),
-            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14",
-            parents_exist!("$12")
-        ))
-        .bind(user.id)
-        .bind(user.organization_id)
-        .bind(&user.user_name)
-        .bind(validate::user_name_key(&user.user_name))
-        .bind(&user.external_id)
-        .bind(&user.display_name)
-        .bind(&user.given_name)
-        .bind(&user.family_name)
-        .bind(&user.emails)
-        .bind(user.active)
-        .bind(user.lifecycle_state.as_str())
-        .bind(user.source_connection_id)
-        .bind(&user.attributes)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(format!(
-            "a user with userName {:?}",
-            draft.user_name
-        )))?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "organization {org} or its source connection"
-            )));
-        }
-        if draft.active {
-            queue::enqueue_user_for_targets(&mut tx, org, id, OperationAction::Create).await?;
-        }
-        audit::append(
-            &mut tx,
-            actor,
-            org,
-            "user.create",
-            "user",
-            &id.to_string(),
-            details,
-        )
-        .await?;
+        insert(&mut tx, actor, &user, details).await?;
         tx.commit().await?;
         self.signal.bump(org);
         Ok(user)
@@ -215,63 +304,7 @@ impl Users for ThisStore {
     ) -> StoreResult<User> {
         check(draft)?;
         let mut tx = self.begin_write().await?;
-        let updated: Option<User> = sqlx::query_as(concat!(
-            "UPDATE users SET user_name = $3, user_name_key = $4, external_id = $5, display_name = $6, ",
-            "given_name = $7, family_name = $8, emails = $9, active = $10, lifecycle_state = $11, ",
-            "source_connection_id = $12, attributes = $13, version = version + 1, updated_at = $14 ",
-            "WHERE organization_id = $1 AND id = $2 AND ($15 IS NULL OR version = $15) RETURNING ",
-            user_cols!()
-        ))
-        .bind(org)
-        .bind(id)
-        .bind(&draft.user_name)
-        .bind(validate::user_name_key(&draft.user_name))
-        .bind(&draft.external_id)
-        .bind(&draft.display_name)
-        .bind(&draft.given_name)
-        .bind(&draft.family_name)
-        .bind(Json(&draft.emails))
-        .bind(draft.active)
-        .bind(draft.lifecycle_state().as_str())
-        .bind(draft.source_connection_id)
-        .bind(Json(&draft.attributes))
-        .bind(Timestamp::now())
-        .bind(if_version)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(conflict(format!(
-            "a user with userName {:?}",
-            draft.user_name
-        )))?;
-        let Some(user) = updated else {
-            return Err(directory::version_miss(
-                &mut tx,
-                "SELECT version FROM users WHERE organization_id = $1 AND id = $2",
-                org,
-                id.0,
-                "user",
-                if_version,
-            )
-            .await);
-        };
-        // Active users are brought up to date (created where missing); inactive ones are
-        // suspended. Each target's worker narrows this by its scope.
-        let action = if user.active {
-            OperationAction::Update
-        } else {
-            OperationAction::Suspend
-        };
-        queue::enqueue_user_for_targets(&mut tx, org, id, action).await?;
-        audit::append(
-            &mut tx,
-            actor,
-            org,
-            "user.replace",
-            "user",
-            &id.to_string(),
-            serde_json::json!({ "user_name": user.user_name, "active": user.active, "version": user.version }),
-        )
-        .await?;
+        let user = update(&mut tx, actor, org, id, draft, if_version).await?;
         tx.commit().await?;
         self.signal.bump(org);
         Ok(user)
