@@ -227,6 +227,9 @@ pub enum ExceptionsCommand {
         /// Conflict: link the local resource to this resource id at the target, and retry.
         #[arg(long, value_name = "REMOTE_ID", conflicts_with = "dismiss")]
         link: Option<String>,
+        /// Sync guard: apply the stopped sync anyway (the source really lost those users).
+        #[arg(long, conflicts_with_all = ["map_to", "link", "dismiss"])]
+        apply: bool,
         /// Set it aside (needs --reason).
         #[arg(long, requires = "reason")]
         dismiss: bool,
@@ -342,16 +345,18 @@ pub enum ConnectionCommand {
         /// Connection name or id (default: every target).
         name: Option<String>,
     },
-    /// Send now what waits for a target (back-offs end, a quarantined target is probed); with
-    /// --full, reconcile it in full: compare with what it holds and repair drift.
+    /// A target: send now what waits (back-offs end, a quarantined target is probed); with
+    /// --full, reconcile it in full (compare with what it holds and repair drift). A source
+    /// (scim_source): read it and apply what changed, behind its deletion guard.
     Sync {
         /// Connection name or id.
         name: String,
-        /// Full reconciliation: page through the target's /Users and /Groups.
+        /// A target: full reconciliation (page through its /Users and /Groups). A source:
+        /// read it whole (what a scim_source sync always does today).
         #[arg(long)]
         full: bool,
-        /// With --full: report only, change nothing.
-        #[arg(long, requires = "full")]
+        /// Report only, change nothing (a target: with --full).
+        #[arg(long)]
         dry_run: bool,
     },
     /// Change a target's policy: bound roles, scope, role delivery, attribute mapping,

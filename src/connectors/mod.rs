@@ -3,6 +3,7 @@
 
 pub mod oauth;
 pub mod scim_client;
+pub mod scim_source;
 
 /// Installs the process-wide TLS provider (rustls with ring; sqlx uses the same), once.
 /// Every HTTP client must be built after this; calling it again does nothing.

@@ -477,6 +477,12 @@ impl ScimClient {
         }
     }
 
+    /// `GET` of `path` (relative to the base URL, with its query): the JSON body, if any.
+    /// What a source's reader uses, which checks the answer's shape itself.
+    pub async fn get_path(&self, path: &str) -> Result<Option<Value>, TargetError> {
+        Ok(self.call(Method::GET, path, None, None).await?.body)
+    }
+
     /// One page of `GET /Users` or `/Groups`: the resources and `totalResults`.
     pub async fn list_page(
         &self,

@@ -16,6 +16,9 @@ text_enum!(
         Conflict = "conflict",
         /// A full reconciliation found a resource at a target that nothing here knows.
         UnknownAtTarget = "unknown_at_target",
+        /// A source's sync would have suspended more users than the deletion guard allows,
+        /// and stopped before writing anything.
+        SyncGuard = "sync_guard",
     }
 );
 

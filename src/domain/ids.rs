@@ -92,6 +92,10 @@ id_type!(
     ReconcileRunId
 );
 id_type!(
+    /// Identifies one sync run of a source.
+    SyncRunId
+);
+id_type!(
     /// Identifies a provisioning operation.
     OperationId
 );

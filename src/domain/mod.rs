@@ -14,6 +14,7 @@ mod operation;
 mod organization;
 mod repairs;
 mod role;
+mod sync;
 mod target_link;
 mod target_settings;
 pub(crate) mod text_enum;
@@ -35,7 +36,7 @@ pub use fanout::{DirectoryChange, Fanout, FanoutRule, PolicyFacts, UnmappedGroup
 pub use group::{Group, GroupDraft};
 pub use ids::{
     ApiTokenId, AuditEventId, ConnectionId, ExceptionId, GroupId, OperationId, OrganizationId,
-    ReconcileRunId, RoleId, RoleMappingId, UserId,
+    ReconcileRunId, RoleId, RoleMappingId, SyncRunId, UserId,
 };
 pub use operation::{
     Attempt, Disposition, LinkUpdate, NewOperation, Operation, OperationAction, OperationState,
@@ -45,6 +46,10 @@ pub use organization::Organization;
 pub use repairs::Repairs;
 pub use role::{
     GroupSelector, MappingCommit, MappingWrite, MatchMode, Role, RoleMapping, RoleMappingDraft,
+};
+pub use sync::{
+    SourceGroup, SourceSnapshot, SourceUser, SyncBatch, SyncCounts, SyncGuard, SyncRun,
+    sync_guard_key,
 };
 pub use target_link::{ResourceType, TargetLink};
 pub use target_settings::{

@@ -1,7 +1,9 @@
 //! Enums that are stored and printed as lower-case words.
 
 /// Declares an enum whose variants map to fixed lower-case words, with `as_str`, `FromStr`,
-/// `TryFrom<String>` (used when decoding rows), `Display` and serde as those words.
+/// `TryFrom<String>` (used when decoding rows), `Display` and serde as those words. Parsing
+/// also takes the kebab-case and upper-case spellings people type (`scim-target`,
+/// `SCIM_TARGET`), so every enum flag of the CLI accepts both.
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -23,13 +25,14 @@ macro_rules! text_enum {
         impl std::str::FromStr for $name {
             type Err = $crate::domain::InvalidInput;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
+                let word = s.trim().replace('-', "_").to_ascii_lowercase();
+                match word.as_str() {
                     $($text => Ok($name::$variant),)+
-                    other => Err($crate::domain::InvalidInput::new(
+                    _ => Err($crate::domain::InvalidInput::new(
                         stringify!($name),
                         format!(
                             "unknown value {:?}; expected one of: {}",
-                            other,
+                            s,
                             [$($text),+].join(", ")
                         ),
                     )),

@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reconcile;
+pub mod sync;
 
 mod worker;
 

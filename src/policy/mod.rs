@@ -4,7 +4,8 @@
 //! a directory change causes work at targets ([`fanout`], which the store runs inside the
 //! change's transaction); a mapping change is previewed and committed from the same
 //! computation ([`impact`]); and a full reconciliation plans the repairs of drift at a target
-//! ([`reconcile`]). Nothing here reads the store or calls a target: the engine does, and hands
+//! ([`reconcile`]); a source's sync is planned against what the store holds for it, behind
+//! the deletion guard ([`sync`]). Nothing here reads the store or calls a target: the engine does, and hands
 //! the rows over.
 
 pub mod attributes;
@@ -12,4 +13,5 @@ pub mod fanout;
 pub mod impact;
 pub mod reconcile;
 pub mod roles;
+pub mod sync;
 pub mod target;

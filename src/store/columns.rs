@@ -83,6 +83,12 @@ macro_rules! exception_cols {
         "id, organization_id, kind, subject_key, connection_id, subject, summary, details, state, resolution, resolved_by, created_at, resolved_at"
     };
 }
+macro_rules! sync_run_cols {
+    () => {
+        "id, organization_id, connection_id, started_at, finished_at, full_sync, dry_run, actor, counts, error"
+    };
+}
+
 macro_rules! reconcile_cols {
     () => {
         "id, organization_id, connection_id, started_at, finished_at, dry_run, actor, counts, error"

@@ -22,6 +22,7 @@ mod queue;
 mod scim_client;
 mod scim_http;
 mod scim_sql;
+mod sources;
 mod store_conformance;
 mod workbench;
 mod workbench_loop;

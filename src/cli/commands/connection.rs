@@ -91,6 +91,21 @@ pub async fn run(
         }
         ConnectionCommand::Sync {
             name,
+            full,
+            dry_run,
+        } if is_source(ctx, &org, &name).await? => {
+            let c = find(ctx, &org, &name).await?;
+            sync_source(ctx, &org, &c, full, dry_run, json).await
+        }
+        ConnectionCommand::Sync {
+            dry_run: true,
+            full: false,
+            ..
+        } => Err(CliError::invalid(
+            "--dry-run of a target goes with --full (a reconciliation that reports only)",
+        )),
+        ConnectionCommand::Sync {
+            name,
             full: true,
             dry_run,
         } => {
@@ -493,4 +508,100 @@ fn default_auth(kind: ConnectionKind) -> AuthMethod {
         ConnectionKind::Keycloak | ConnectionKind::Zitadel => AuthMethod::OAuth2ClientCredentials,
         ConnectionKind::ScimInbound | ConnectionKind::Saml => AuthMethod::None,
     }
+}
+
+/// Whether `name` is a source (synced) rather than a target (reconciled).
+async fn is_source(ctx: &Context, org: &Organization, name: &str) -> CliResult<bool> {
+    Ok(find(ctx, org, name).await?.kind.is_source())
+}
+
+/// `connection sync NAME` of a source: read it and apply what changed (or, dry, report it).
+async fn sync_source(
+    ctx: &Context,
+    org: &Organization,
+    c: &Connection,
+    full: bool,
+    dry_run: bool,
+    json: bool,
+) -> CliResult<()> {
+    use crate::engine::sync::{SyncError, SyncOptions, sync_source};
+    let options = SyncOptions {
+        full,
+        dry_run,
+        force: false,
+    };
+    let report = sync_source(ctx.store.as_ref(), &ctx.actor, org.id, c.id, options)
+        .await
+        .map_err(|e| match e {
+            SyncError::Store(s) => CliError::from(s),
+            other => CliError::invalid(other.to_string()),
+        })?;
+    if json {
+        output::json(&report)?;
+    } else {
+        let k = &report.counts;
+        println!(
+            "{}synced {:?}: {} users and {} groups at the source; {} created, {} updated, {} suspended, {} reactivated, {} unchanged, {} left to another source; groups: {} created, {} updated, {} deleted; memberships: {} added, {} removed",
+            if dry_run { "(dry run) " } else { "" },
+            c.name,
+            k.source_users,
+            k.source_groups,
+            k.created,
+            k.updated,
+            k.suspended,
+            k.reactivated,
+            k.unchanged,
+            k.conflicts,
+            k.groups_created,
+            k.groups_updated,
+            k.groups_deleted,
+            k.memberships_added,
+            k.memberships_removed
+        );
+        let s = &report.samples;
+        let rows = [
+            ("created", &s.created),
+            ("updated", &s.updated),
+            ("left to another source", &s.conflicts),
+            ("group created", &s.groups_created),
+            ("group updated", &s.groups_updated),
+        ];
+        let lines: Vec<Vec<String>> = rows
+            .iter()
+            .flat_map(|(kind, names)| names.iter().map(|n| vec![kind.to_string(), n.clone()]))
+            .collect();
+        if !lines.is_empty() {
+            output::table(&["change", "subject"], lines);
+        }
+    }
+    if let Some(g) = &report.guard {
+        let how = match g.exception {
+            Some(id) => format!(
+                "; review exception {id}, then `scimdesk exceptions resolve {id} --apply` (or --dismiss --reason TEXT)"
+            ),
+            None => String::new(),
+        };
+        return Err(CliError::new(
+            crate::cli::error::Exit::Refused,
+            format!(
+                "the deletion guard stopped the sync of {:?}: it would suspend {} of {} active users ({}…); nothing was changed{how}",
+                c.name,
+                g.suspending,
+                g.active,
+                g.first
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if let Some(e) = &report.run.error {
+        return Err(CliError::new(
+            crate::cli::error::Exit::Unavailable,
+            format!("the sync of {:?} stopped: {e}", c.name),
+        ));
+    }
+    Ok(())
 }

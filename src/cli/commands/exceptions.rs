@@ -81,6 +81,7 @@ pub async fn run(
             id,
             map_to,
             link,
+            apply,
             dismiss,
             reason,
             force,
@@ -91,6 +92,7 @@ pub async fn run(
                 ))
             })?;
             let resolution = match (map_to, link, dismiss, reason) {
+                _ if apply => Resolution::ApplySync,
                 (Some(role), None, false, _) => Resolution::MapTo(role),
                 (None, Some(remote), false, _) => Resolution::Link(remote),
                 (None, None, true, Some(reason)) if !reason.trim().is_empty() => {
@@ -98,7 +100,7 @@ pub async fn run(
                 }
                 _ => {
                     return Err(CliError::invalid(
-                        "say how: --map-to ROLE, --link REMOTE_ID, or --dismiss --reason TEXT",
+                        "say how: --map-to ROLE, --link REMOTE_ID, --apply (a sync guard), or --dismiss --reason TEXT",
                     ));
                 }
             };

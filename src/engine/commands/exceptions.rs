@@ -15,6 +15,8 @@ pub enum Resolution {
     MapTo(String),
     /// A conflict: link the local resource to this resource at the target, then retry.
     Link(String),
+    /// A sync the deletion guard stopped: run it again past the guard.
+    ApplySync,
 }
 
 /// Settles an exception, audited. Mapping an unmapped group is a mapping change (previewed,
@@ -78,6 +80,34 @@ pub async fn resolve_exception(
                         )
                         .await?
                 }
+            }
+        }
+        Resolution::ApplySync => {
+            let (ExceptionKind::SyncGuard, Some(conn)) = (ex.kind, ex.connection_id) else {
+                return Err(PolicyError::Invalid(format!(
+                    "only a sync the deletion guard stopped is applied; this is a {}",
+                    ex.kind
+                )));
+            };
+            let options = crate::engine::sync::SyncOptions {
+                full: true,
+                dry_run: false,
+                force: true,
+            };
+            let report = crate::engine::sync::sync_source(store, actor, org, conn, options)
+                .await
+                .map_err(|e| match e {
+                    crate::engine::sync::SyncError::Store(s) => PolicyError::Store(s),
+                    other => PolicyError::Invalid(other.to_string()),
+                })?;
+            if let Some(error) = report.run.error {
+                return Err(PolicyError::Invalid(format!(
+                    "the sync stopped, so the exception stays open: {error}"
+                )));
+            }
+            match store.exception(org, id).await? {
+                Some(e) => e,
+                None => return Err(StoreError::NotFound(format!("exception {id}")).into()),
             }
         }
         Resolution::Link(remote_id) => {

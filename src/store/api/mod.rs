@@ -1,6 +1,6 @@
 //! What the engine and the surfaces may ask of persistent state, as one role trait per
 //! aggregate (the shape of lldap's backend handlers): [`Tenants`], [`Connections`], [`Users`],
-//! [`Groups`], [`Mappings`], [`Exceptions`], [`Queue`], [`Links`], [`Statistics`], [`Audit`],
+//! [`Groups`], [`Mappings`], [`Exceptions`], [`Queue`], [`Links`], [`Statistics`], [`Syncs`], [`Audit`],
 //! [`Tokens`], [`Keys`], and [`Notices`] for what crosses processes. [`Store`] is their sum:
 //! what `store::open` returns and every surface holds as an `Arc<dyn Store>`.
 //!
@@ -22,6 +22,7 @@ mod mappings;
 mod notices;
 mod queue;
 mod statistics;
+mod syncs;
 mod tenants;
 mod tokens;
 mod users;
@@ -37,6 +38,7 @@ pub use mappings::Mappings;
 pub use notices::{Channel, Listener, Notice, Notices};
 pub use queue::{OperationFilter, Queue};
 pub use statistics::Statistics;
+pub use syncs::Syncs;
 pub use tenants::Tenants;
 pub use tokens::{IssuedApiToken, Tokens};
 pub use users::Users;
@@ -52,6 +54,7 @@ pub trait Store:
     + Queue
     + Links
     + Statistics
+    + Syncs
     + Audit
     + Tokens
     + Keys
@@ -71,6 +74,7 @@ impl<T> Store for T where
         + Queue
         + Links
         + Statistics
+        + Syncs
         + Audit
         + Tokens
         + Keys

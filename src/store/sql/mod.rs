@@ -35,6 +35,7 @@ mod links;
 mod mappings;
 mod queue;
 mod statistics;
+mod syncs;
 mod tenants;
 mod tokens;
 mod users;

@@ -1,0 +1,443 @@
+//! Syncing a source that scimdesk pulls from, driven: the source is read whole, what the store
+//! holds for it is read, policy plans the users ([`plan_users`], behind the deletion guard),
+//! the store applies them in batches, then the groups are planned against the users' ids and
+//! applied the same way. Every batch is one store transaction through the writes a push makes,
+//! so the fan-out to targets, the queue and the audit log treat a synced change exactly as a
+//! pushed one. The run is recorded with its counts, also when it stops.
+//!
+//! Read today: any SCIM 2.0 server (`scim_source`), in full. Keycloak's and Zitadel's readers,
+//! incremental syncs and schedules are the next steps of the sources issue.
+
+use super::commands::wake_other_processes;
+use super::delivery::{ClientSetupError, target_client};
+use crate::connectors::scim_source::{PAGE, ScimSource, SourceError};
+use crate::domain::*;
+use crate::policy::sync::{GuardTripped, plan_groups, plan_users};
+use crate::store::{ListRange, Store, StoreError};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Resources written per store transaction.
+const BATCH: usize = 500;
+/// Rows of each kind a report names.
+const SAMPLE: usize = 10;
+
+/// How to sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Read the whole source (the only kind of sync `scim_source` has today).
+    pub full: bool,
+    /// Only report what would change.
+    pub dry_run: bool,
+    /// Apply even what the deletion guard would stop (an operator's "apply anyway").
+    pub force: bool,
+}
+
+/// The first rows of each kind of change, for the person reading the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SyncSamples {
+    /// userNames created.
+    pub created: Vec<String>,
+    /// userNames updated (suspensions and reactivations included).
+    pub updated: Vec<String>,
+    /// userNames left to another source.
+    pub conflicts: Vec<String>,
+    /// Groups created.
+    pub groups_created: Vec<String>,
+    /// Groups changed.
+    pub groups_updated: Vec<String>,
+}
+
+/// What a sync did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncReport {
+    /// The recorded run.
+    pub run: SyncRun,
+    /// Its counts.
+    pub counts: SyncCounts,
+    /// The first rows of each kind.
+    pub samples: SyncSamples,
+    /// Set when the deletion guard stopped the sync (nothing was written).
+    pub guard: Option<GuardRefusal>,
+}
+
+/// The deletion guard's refusal, as a report gives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardRefusal {
+    /// Users it would have suspended.
+    pub suspending: u64,
+    /// Active users of the source.
+    pub active: u64,
+    /// The first of them.
+    pub first: Vec<String>,
+    /// The exception raised for an operator (none on a dry run).
+    pub exception: Option<ExceptionId>,
+}
+
+/// Why a sync could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The connection is a target, not a source.
+    #[error(
+        "{0} is a target; targets are reconciled (`connection sync NAME --full`), sources are synced"
+    )]
+    NotASource(String),
+    /// Pushing sources (`scim_inbound`) are not read; they push to the inbound server.
+    #[error("{0} pushes to scimdesk's inbound SCIM server; there is nothing to pull")]
+    Pushed(String),
+    /// A source kind whose reader does not exist yet.
+    #[error("{name} is a {kind} source; reading {kind} is not built yet (scim_source is)")]
+    Unsupported {
+        /// The connection.
+        name: String,
+        /// Its kind.
+        kind: ConnectionKind,
+    },
+    /// The guard settings cannot be read.
+    #[error("{connection}: {error}")]
+    Settings {
+        /// The connection.
+        connection: String,
+        /// Why.
+        error: SettingsError,
+    },
+}
+
+/// Syncs one source. Returns the report, with `run.error` set when the source could not be
+/// read or written (the store then holds what it held before the failing batch: batches that
+/// went through stand, each whole).
+pub async fn sync_source(
+    store: &dyn Store,
+    actor: &Actor,
+    org: OrganizationId,
+    connection_id: ConnectionId,
+    options: SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let started_at = Timestamp::now();
+    let connection = store
+        .connection(org, connection_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("connection {connection_id}")))?;
+    match connection.kind {
+        ConnectionKind::ScimSource => {}
+        ConnectionKind::ScimInbound => return Err(SyncError::Pushed(connection.name)),
+        ConnectionKind::Keycloak | ConnectionKind::Zitadel | ConnectionKind::Saml => {
+            return Err(SyncError::Unsupported {
+                name: connection.name,
+                kind: connection.kind,
+            });
+        }
+        ConnectionKind::ScimTarget => return Err(SyncError::NotASource(connection.name)),
+    }
+    let guard =
+        SyncGuard::from_settings(&connection.settings.0).map_err(|error| SyncError::Settings {
+            connection: connection.name.clone(),
+            error,
+        })?;
+    let mut run = Run {
+        store,
+        actor,
+        org,
+        connection: &connection,
+        options,
+        counts: SyncCounts::default(),
+        samples: SyncSamples::default(),
+        guard: None,
+    };
+    let error = run.go(guard).await.err().map(|e| e.to_string());
+    let record = SyncRun {
+        id: SyncRunId::new(),
+        organization_id: org,
+        connection_id,
+        started_at,
+        finished_at: Timestamp::now(),
+        full_sync: true,
+        dry_run: options.dry_run,
+        actor: actor.name.clone(),
+        counts: Json(serde_json::to_value(&run.counts).unwrap_or(serde_json::Value::Null)),
+        error,
+    };
+    store.record_sync_run(&record).await?;
+    if !options.dry_run && !run.counts.changed_nothing() {
+        wake_other_processes(store, org).await;
+    }
+    Ok(SyncReport {
+        run: record,
+        counts: run.counts,
+        samples: run.samples,
+        guard: run.guard,
+    })
+}
+
+/// Why a run stopped; recorded with it.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("cannot call the source: {0}")]
+    Client(#[from] ClientSetupError),
+    #[error("reading the source: {0}")]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Guarded(#[from] GuardTripped),
+}
+
+/// One run in progress.
+struct Run<'a> {
+    store: &'a dyn Store,
+    actor: &'a Actor,
+    org: OrganizationId,
+    connection: &'a Connection,
+    options: SyncOptions,
+    counts: SyncCounts,
+    samples: SyncSamples,
+    guard: Option<GuardRefusal>,
+}
+
+impl Run<'_> {
+    async fn go(&mut self, guard: SyncGuard) -> Result<(), RunError> {
+        let conn = self.connection;
+        let settings = TargetSettings::from_json(&conn.settings.0).unwrap_or_default();
+        let client = target_client(self.store, conn, &settings).await?;
+        let snapshot = ScimSource::new(client, PAGE).read_all().await?;
+
+        let local = self.all_users().await?;
+        let users = match plan_users(conn.id, &snapshot.users, &local, guard, self.options.force) {
+            Ok(plan) => plan,
+            Err(tripped) => return Err(self.refuse(tripped).await?.into()),
+        };
+        self.counts = users.counts.clone();
+        self.samples.created = users
+            .create
+            .iter()
+            .take(SAMPLE)
+            .map(|d| d.user_name.clone())
+            .collect();
+        self.samples.updated = users
+            .update
+            .iter()
+            .take(SAMPLE)
+            .map(|(_, d)| d.user_name.clone())
+            .collect();
+        self.samples.conflicts = users.conflicts.iter().take(SAMPLE).cloned().collect();
+
+        // The users' ids, as the group half needs them: after the writes, or (dry) as they
+        // would be.
+        let mut ids: HashMap<String, UserId> = HashMap::new();
+        if self.options.dry_run {
+            for u in &local {
+                if let Some(e) = &u.external_id
+                    && u.source_connection_id == Some(conn.id)
+                {
+                    ids.insert(e.clone(), u.id);
+                }
+            }
+            for (id, d) in &users.update {
+                if let Some(e) = &d.external_id {
+                    ids.insert(e.clone(), *id);
+                }
+            }
+            for d in &users.create {
+                if let Some(e) = &d.external_id {
+                    ids.insert(e.clone(), UserId::new());
+                }
+            }
+        } else {
+            let mut batch = SyncBatch::default();
+            for d in users.create {
+                batch.create_users.push(d);
+                self.flush_if_full(&mut batch).await?;
+            }
+            for u in users.update {
+                batch.update_users.push(u);
+                self.flush_if_full(&mut batch).await?;
+            }
+            self.flush(&mut batch).await?;
+            for u in self.all_users().await? {
+                if let Some(e) = u.external_id
+                    && u.source_connection_id == Some(conn.id)
+                {
+                    ids.insert(e, u.id);
+                }
+            }
+        }
+
+        let groups = self.source_groups().await?;
+        let plan = plan_groups(conn.id, &snapshot.groups, &ids, &groups, &mut self.counts);
+        self.samples.groups_created = plan
+            .create
+            .iter()
+            .take(SAMPLE)
+            .map(|g| g.display_name.clone())
+            .collect();
+        self.samples.groups_updated = plan
+            .update
+            .iter()
+            .take(SAMPLE)
+            .map(|(_, g)| g.display_name.clone())
+            .collect();
+        if self.options.dry_run {
+            return Ok(());
+        }
+        let mut batch = SyncBatch::default();
+        for g in plan.create {
+            batch.create_groups.push(g);
+            self.flush_if_full(&mut batch).await?;
+        }
+        for g in plan.update {
+            batch.update_groups.push(g);
+            self.flush_if_full(&mut batch).await?;
+        }
+        for g in plan.delete {
+            batch.delete_groups.push(g);
+            self.flush_if_full(&mut batch).await?;
+        }
+        // The cursor goes with the last batch, so it never runs ahead of the changes.
+        batch.cursor = snapshot.cursor;
+        self.flush(&mut batch).await?;
+        if self.options.force {
+            self.settle_guard("applied anyway").await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_if_full(&self, batch: &mut SyncBatch) -> Result<(), StoreError> {
+        if batch.len() >= BATCH {
+            self.flush(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self, batch: &mut SyncBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::take(batch);
+        self.store
+            .apply_sync_batch(self.actor, self.org, self.connection.id, &full)
+            .await
+    }
+
+    /// Every user of the organization (userNames are unique across sources).
+    async fn all_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.users_after(self.org, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            users.extend(page);
+        }
+        Ok(users)
+    }
+
+    /// The source's groups in the store, with their members.
+    async fn source_groups(&self) -> Result<Vec<(Group, Vec<UserId>)>, StoreError> {
+        let mut mine = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            let page = self
+                .store
+                .list_groups(
+                    self.org,
+                    ListRange {
+                        offset,
+                        limit: 1000,
+                    },
+                )
+                .await?;
+            let n = page.len();
+            offset += n as u64;
+            mine.extend(
+                page.into_iter()
+                    .filter(|g| g.source_connection_id == Some(self.connection.id)),
+            );
+            if n < 1000 {
+                break;
+            }
+        }
+        let ids: Vec<GroupId> = mine.iter().map(|g| g.id).collect();
+        let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            for (g, u) in self.store.memberships_of_groups(self.org, chunk).await? {
+                members.entry(g).or_default().push(u);
+            }
+        }
+        Ok(mine
+            .into_iter()
+            .map(|g| {
+                let m = members.remove(&g.id).unwrap_or_default();
+                (g, m)
+            })
+            .collect())
+    }
+
+    /// The guard stopped the sync: an exception for an operator (not on a dry run).
+    async fn refuse(&mut self, tripped: GuardTripped) -> Result<GuardTripped, StoreError> {
+        let conn = self.connection;
+        let mut exception = None;
+        if !self.options.dry_run {
+            let raised = self
+                .store
+                .raise_exception(
+                    self.org,
+                    &NewException {
+                        kind: ExceptionKind::SyncGuard,
+                        subject_key: sync_guard_key(conn.id),
+                        connection_id: Some(conn.id),
+                        subject: conn.name.clone(),
+                        summary: tripped.to_string(),
+                        details: serde_json::json!({
+                            "suspending": tripped.suspending,
+                            "active": tripped.active,
+                            "first": tripped.first,
+                        }),
+                    },
+                )
+                .await?;
+            exception = match raised {
+                Some(e) => Some(e.id),
+                None => self.open_guard().await?.map(|e| e.id),
+            };
+        }
+        self.counts.suspended = tripped.suspending;
+        self.guard = Some(GuardRefusal {
+            suspending: tripped.suspending,
+            active: tripped.active,
+            first: tripped.first.clone(),
+            exception,
+        });
+        Ok(tripped)
+    }
+
+    /// The source's open guard exception, if any.
+    async fn open_guard(&self) -> Result<Option<PolicyException>, StoreError> {
+        Ok(self
+            .store
+            .list_exceptions(
+                self.org,
+                &ExceptionFilter {
+                    state: Some(ExceptionState::Open),
+                    kind: Some(ExceptionKind::SyncGuard),
+                    connection_id: Some(self.connection.id),
+                    offset: 0,
+                    limit: 1,
+                },
+            )
+            .await?
+            .pop())
+    }
+
+    /// A forced sync settles the guard exception it answers.
+    async fn settle_guard(&self, how: &str) -> Result<(), StoreError> {
+        if let Some(e) = self.open_guard().await? {
+            self.store
+                .settle_exception(self.actor, self.org, e.id, ExceptionState::Resolved, how)
+                .await?;
+        }
+        Ok(())
+    }
+}

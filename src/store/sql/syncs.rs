@@ -1,0 +1,146 @@
+//! Source syncs: each batch in one transaction, through the same writes a push makes (so the
+//! fan-out, the queue and the audit log see a synced change exactly as a pushed one), with the
+//! source's cursor stored in the transaction of the changes it covers.
+
+use super::{ThisStore, audit, groups, users};
+use crate::domain::{
+    Actor, ConnectionId, OrganizationId, SyncBatch, SyncRun, Timestamp, User, UserId,
+};
+use crate::store::StoreResult;
+use crate::store::api::Syncs;
+
+#[async_trait::async_trait]
+impl Syncs for ThisStore {
+    async fn apply_sync_batch(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        source: ConnectionId,
+        batch: &SyncBatch,
+    ) -> StoreResult<()> {
+        for draft in &batch.create_users {
+            users::check(draft)?;
+        }
+        for (_, draft) in &batch.update_users {
+            users::check(draft)?;
+        }
+        for draft in batch
+            .create_groups
+            .iter()
+            .chain(batch.update_groups.iter().map(|g| &g.1))
+        {
+            groups::check(draft)?;
+        }
+        let mut tx = self.begin_write().await?;
+        let now = Timestamp::now();
+        for draft in &batch.create_users {
+            let user = User::from_draft(UserId::new(), org, draft, now);
+            let details = serde_json::json!({
+                "user_name": draft.user_name, "active": draft.active, "source": source,
+            });
+            users::insert(&mut tx, actor, &user, details).await?;
+        }
+        for (id, draft) in &batch.update_users {
+            users::update(&mut tx, actor, org, *id, draft, None).await?;
+        }
+        for draft in &batch.create_groups {
+            self.insert_group(&mut tx, actor, org, draft).await?;
+        }
+        for (id, draft) in &batch.update_groups {
+            self.update_group(&mut tx, actor, org, *id, draft, None)
+                .await?;
+        }
+        for id in &batch.delete_groups {
+            self.remove_group(&mut tx, actor, org, *id).await?;
+        }
+        if let Some(cursor) = &batch.cursor {
+            sqlx::query(
+                "INSERT INTO sync_cursors (connection_id, organization_id, cursor, updated_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (connection_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(source)
+            .bind(org)
+            .bind(cursor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.signal.bump(org);
+        Ok(())
+    }
+
+    async fn sync_cursor(
+        &self,
+        org: OrganizationId,
+        source: ConnectionId,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT cursor FROM sync_cursors WHERE organization_id = $1 AND connection_id = $2",
+        )
+        .bind(org)
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn record_sync_run(&self, run: &SyncRun) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(concat!(
+            "INSERT INTO sync_runs (",
+            sync_run_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(run.id)
+        .bind(run.organization_id)
+        .bind(run.connection_id)
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(run.full_sync)
+        .bind(run.dry_run)
+        .bind(&run.actor)
+        .bind(&run.counts)
+        .bind(&run.error)
+        .execute(&mut *tx)
+        .await?;
+        let action = if run.dry_run {
+            "connection.sync_dry_run"
+        } else {
+            "connection.sync"
+        };
+        audit::append(
+            &mut tx,
+            &Actor::system(run.actor.clone()),
+            run.organization_id,
+            action,
+            "connection",
+            &run.connection_id.to_string(),
+            serde_json::json!({
+                "run": run.id, "full": run.full_sync, "counts": run.counts.0, "error": run.error,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sync_runs(
+        &self,
+        org: OrganizationId,
+        source: ConnectionId,
+        limit: u32,
+    ) -> StoreResult<Vec<SyncRun>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            sync_run_cols!(),
+            " FROM sync_runs WHERE organization_id = $1 AND connection_id = $2 ",
+            "ORDER BY started_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(org)
+        .bind(source)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,533 @@
+//! Pulling from a SCIM 2.0 server as a source of truth (`scim_source`), on both stores. The
+//! authority is scimdesk's own inbound SCIM server, in another organization of the same store,
+//! reached over real HTTP: what an identity provider pushes there is what the source holds.
+//! Riverside reads it with `connection sync`, and has a target, so every change it applies
+//! queues operations as a pushed change would.
+
+use crate::support::Harness;
+use crate::support::idp::Source;
+use axum::http::header;
+use axum::response::IntoResponse;
+use reqwest::Method;
+use scimdesk::domain::*;
+use scimdesk::engine::commands::{self, Resolution};
+use scimdesk::engine::sync::{SyncOptions, sync_source};
+use scimdesk::policy::impact::Guard;
+use scimdesk::store::{ListRange, OperationFilter, Store};
+use serde_json::json;
+use std::sync::Arc;
+
+on_both_backends!(
+    a_full_sync_then_a_resync_that_writes_nothing,
+    disabled_and_departed_users_are_suspended_and_queued,
+    the_guard_stops_a_source_that_suddenly_has_nobody,
+    garbage_from_the_source_changes_nothing,
+    a_dry_run_reports_and_writes_nothing,
+    the_cli_adds_and_syncs_a_source,
+);
+
+fn op() -> Actor {
+    Actor::operator("tester")
+}
+
+/// Riverside: an organization with a `scim_source` reading `base_url` and one target that
+/// receives everyone (never delivered to here: no workers run, so its queue shows what each
+/// change caused).
+async fn riverside(store: &dyn Store, base_url: &str, token: &str) -> (OrganizationId, Connection) {
+    let org = store.create_organization(&op(), "Riverside").await.unwrap();
+    let source = store
+        .create_connection(
+            &op(),
+            org.id,
+            &NewConnection {
+                name: "Upstream".into(),
+                kind: ConnectionKind::ScimSource,
+                base_url: Some(base_url.into()),
+                auth_method: AuthMethod::Bearer,
+                settings: json!({}),
+            },
+            Some(&scimdesk::crypto::Secret::new(token.to_string())),
+        )
+        .await
+        .unwrap();
+    store
+        .create_connection(
+            &op(),
+            org.id,
+            &NewConnection {
+                name: "EHR".into(),
+                kind: ConnectionKind::ScimTarget,
+                base_url: Some("http://127.0.0.1:9/scim/v2".into()),
+                auth_method: AuthMethod::Bearer,
+                settings: json!({"user_scope": "all"}),
+            },
+            Some(&scimdesk::crypto::Secret::new("t")),
+        )
+        .await
+        .unwrap();
+    (org.id, source)
+}
+
+/// The authority with six nurses, ICU (three of them) and Ward (two).
+async fn authority(store: Arc<dyn Store>) -> (Source, Vec<String>) {
+    let src = Source::start(store).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            src.create_user(&format!("nurse{i}@riverside.example"))
+                .await,
+        );
+    }
+    group(&src, "ICU", &ids[..3]).await;
+    group(&src, "Ward", &ids[3..5]).await;
+    (src, ids)
+}
+
+async fn group(src: &Source, name: &str, members: &[String]) -> String {
+    let (status, body) = src
+        .call(
+            Method::POST,
+            "/Groups",
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": name,
+                "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+async fn sync(
+    s: &dyn Store,
+    org: OrganizationId,
+    c: &Connection,
+) -> scimdesk::engine::sync::SyncReport {
+    sync_source(
+        s,
+        &op(),
+        org,
+        c.id,
+        SyncOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn users(s: &dyn Store, org: OrganizationId) -> Vec<User> {
+    s.list_users(org, ListRange::first(10_000)).await.unwrap()
+}
+
+async fn queued(s: &dyn Store, org: OrganizationId) -> Vec<Operation> {
+    s.list_operations(
+        org,
+        &OperationFilter {
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn audit_count(s: &dyn Store, org: OrganizationId) -> usize {
+    s.list_audit(
+        org,
+        &AuditFilter {
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .len()
+}
+
+/// Group name → members' userNames.
+async fn groups(s: &dyn Store, org: OrganizationId) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for g in s.list_groups(org, ListRange::first(1000)).await.unwrap() {
+        let ids = s.group_members(org, g.id).await.unwrap();
+        let mut names: Vec<String> = s
+            .users_by_ids(org, &ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.user_name)
+            .collect();
+        names.sort();
+        out.push((g.display_name, names));
+    }
+    out.sort();
+    out
+}
+
+async fn a_full_sync_then_a_resync_that_writes_nothing(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, ids) = authority(s.clone()).await;
+    let (org, conn) = riverside(&*s, &src.base, &src.token).await;
+
+    let first = sync(&*s, org, &conn).await;
+    assert_eq!(first.run.error, None);
+    let k = &first.counts;
+    assert_eq!((k.source_users, k.created, k.suspended), (6, 6, 0));
+    assert_eq!(
+        (k.source_groups, k.groups_created, k.memberships_added),
+        (2, 2, 5)
+    );
+    let here = users(&*s, org).await;
+    assert_eq!(here.len(), 6);
+    for u in &here {
+        assert_eq!(u.source_connection_id, Some(conn.id));
+        assert!(
+            ids.contains(u.external_id.as_ref().unwrap()),
+            "the source's id is kept"
+        );
+        assert!(u.active);
+    }
+    assert_eq!(
+        groups(&*s, org).await,
+        vec![
+            (
+                "ICU".to_string(),
+                (0..3)
+                    .map(|i| format!("nurse{i}@riverside.example"))
+                    .collect()
+            ),
+            (
+                "Ward".to_string(),
+                (3..5)
+                    .map(|i| format!("nurse{i}@riverside.example"))
+                    .collect()
+            ),
+        ]
+    );
+    // As for pushed users: an operation at the target for each.
+    let ops = queued(&*s, org).await;
+    assert_eq!(
+        ops.iter()
+            .filter(|o| o.resource_type == ResourceType::User && o.action == OperationAction::Create)
+            .count(),
+        6
+    );
+
+    // Nothing changed at the source: nothing is written but the run's own record.
+    let audits = audit_count(&*s, org).await;
+    let ops = queued(&*s, org).await.len();
+    let again = sync(&*s, org, &conn).await;
+    assert!(again.counts.changed_nothing(), "{:?}", again.counts);
+    assert_eq!(again.counts.unchanged, 6);
+    assert_eq!(
+        audit_count(&*s, org).await,
+        audits + 1,
+        "only connection.sync"
+    );
+    assert_eq!(queued(&*s, org).await.len(), ops);
+    let runs = s.sync_runs(org, conn.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.error.is_none() && r.full_sync));
+}
+
+async fn disabled_and_departed_users_are_suspended_and_queued(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, ids) = authority(s.clone()).await;
+    let (org, conn) = riverside(&*s, &src.base, &src.token).await;
+    sync(&*s, org, &conn).await;
+    let before = queued(&*s, org).await.len();
+
+    // nurse0 disabled at the source; nurse1 gone from it (and so from ICU).
+    let (status, body) = src
+        .call(
+            Method::PATCH,
+            &format!("/Users/{}", ids[0]),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": false}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = src
+        .call(Method::DELETE, &format!("/Users/{}", ids[1]), None)
+        .await;
+    assert_eq!(status, 204);
+
+    let run = sync(&*s, org, &conn).await;
+    assert_eq!(run.run.error, None);
+    assert_eq!(
+        (run.counts.suspended, run.counts.unchanged),
+        (2, 4),
+        "{:?}",
+        run.counts
+    );
+    let here = users(&*s, org).await;
+    let state = |name: &str| {
+        here.iter()
+            .find(|u| u.user_name == name)
+            .map(|u| u.active)
+            .unwrap()
+    };
+    assert!(!state("nurse0@riverside.example"));
+    assert!(!state("nurse1@riverside.example"));
+    assert!(state("nurse2@riverside.example"));
+    let ops = queued(&*s, org).await;
+    assert!(ops.len() > before);
+    let suspends = ops
+        .iter()
+        .filter(|o| o.action == OperationAction::Suspend)
+        .count();
+    assert!(suspends >= 2, "{ops:?}");
+    // ICU lost nurse1 (the authority removes a deleted user from its groups).
+    let icu = groups(&*s, org)
+        .await
+        .into_iter()
+        .find(|(n, _)| n == "ICU")
+        .unwrap();
+    assert!(
+        !icu.1.contains(&"nurse1@riverside.example".to_string()),
+        "{icu:?}"
+    );
+
+    // Enabled again: reactivated.
+    let (status, _) = src
+        .call(
+            Method::PATCH,
+            &format!("/Users/{}", ids[0]),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": true}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let run = sync(&*s, org, &conn).await;
+    assert_eq!(run.counts.reactivated, 1, "{:?}", run.counts);
+}
+
+async fn the_guard_stops_a_source_that_suddenly_has_nobody(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, ids) = authority(s.clone()).await;
+    let (org, conn) = riverside(&*s, &src.base, &src.token).await;
+    sync(&*s, org, &conn).await;
+    for id in &ids {
+        let (status, _) = src
+            .call(Method::DELETE, &format!("/Users/{id}"), None)
+            .await;
+        assert_eq!(status, 204);
+    }
+    let audits = audit_count(&*s, org).await;
+    let ops = queued(&*s, org).await.len();
+
+    let stopped = sync(&*s, org, &conn).await;
+    let guard = stopped.guard.as_ref().expect("the guard trips");
+    assert_eq!((guard.suspending, guard.active), (6, 6));
+    assert!(
+        stopped
+            .run
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("deletion guard")
+    );
+    assert!(
+        users(&*s, org).await.iter().all(|u| u.active),
+        "nobody suspended"
+    );
+    assert_eq!(queued(&*s, org).await.len(), ops, "nothing queued");
+    // The run's record and the exception's raising are all that is written.
+    assert_eq!(audit_count(&*s, org).await, audits + 1);
+    let open = s
+        .list_exceptions(
+            org,
+            &ExceptionFilter {
+                state: Some(ExceptionState::Open),
+                kind: Some(ExceptionKind::SyncGuard),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(Some(open[0].id), guard.exception);
+    // A second stopped sync does not raise a second exception.
+    let again = sync(&*s, org, &conn).await;
+    assert_eq!(again.guard.as_ref().unwrap().exception, guard.exception);
+
+    // "Apply anyway": the sync goes through and the exception is resolved.
+    let settled = commands::resolve_exception(
+        &*s,
+        &op(),
+        org,
+        open[0].id,
+        &Resolution::ApplySync,
+        &Guard::default(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(settled.state, ExceptionState::Resolved);
+    assert!(
+        users(&*s, org).await.iter().all(|u| !u.active),
+        "all suspended"
+    );
+}
+
+async fn garbage_from_the_source_changes_nothing(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    // A "SCIM server" that answers a sign-in page, then one that fails.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/html/Users",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html>Sign in</html>",
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/json/Users",
+            axum::routing::get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route(
+            "/down/Users",
+            axum::routing::get(|| async {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (org, conn) = riverside(&*s, &format!("{base}/html"), "t").await;
+    let audits = audit_count(&*s, org).await;
+    for (path, says) in [
+        ("html", "JSON"),
+        ("json", "not a ListResponse"),
+        ("down", "500"),
+    ] {
+        s.update_connection(
+            &op(),
+            org,
+            conn.id,
+            &ConnectionUpdate {
+                base_url: Some(Some(format!("{base}/{path}"))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let run = sync(&*s, org, &conn).await;
+        let error = run.run.error.clone().unwrap_or_default();
+        assert!(error.contains(says), "{path}: {error}");
+        assert!(run.counts.changed_nothing());
+    }
+    assert!(users(&*s, org).await.is_empty());
+    assert!(queued(&*s, org).await.is_empty());
+    let runs = s.sync_runs(org, conn.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r.error.is_some()));
+    // The connection updates and the three runs' records; nothing else.
+    assert_eq!(audit_count(&*s, org).await, audits + 3 + 3);
+}
+
+async fn a_dry_run_reports_and_writes_nothing(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, _) = authority(s.clone()).await;
+    let (org, conn) = riverside(&*s, &src.base, &src.token).await;
+    let dry = sync_source(
+        &*s,
+        &op(),
+        org,
+        conn.id,
+        SyncOptions {
+            full: true,
+            dry_run: true,
+            force: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((dry.counts.created, dry.counts.groups_created), (6, 2));
+    assert_eq!(dry.counts.memberships_added, 5);
+    assert_eq!(dry.samples.created.len(), 6);
+    assert!(dry.run.dry_run);
+    assert!(users(&*s, org).await.is_empty());
+    assert!(groups(&*s, org).await.is_empty());
+    assert!(queued(&*s, org).await.is_empty());
+}
+
+async fn the_cli_adds_and_syncs_a_source(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, _) = authority(s.clone()).await;
+    s.create_organization(&op(), "Riverside").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut c = h.cli(dir.path());
+        c.args(["--org", "Riverside"]).args(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    // The kebab-case spelling of the kind is accepted.
+    let out = run(
+        &[
+            "connection",
+            "add",
+            "Upstream",
+            "--kind",
+            "scim-source",
+            "--base-url",
+            &src.base,
+            "--secret-stdin",
+        ],
+        Some(&src.token),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["connection", "sync", "Upstream", "--dry-run"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("(dry run) synced \"Upstream\": 6 users and 2 groups"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nurse0@riverside.example"),
+        "the first rows: {text}"
+    );
+    let out = run(&["--json", "connection", "sync", "Upstream"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["counts"]["created"], 6);
+    assert_eq!(report["counts"]["groups_created"], 2);
+    // The token never appears in what the CLI prints.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&src.token));
+}
