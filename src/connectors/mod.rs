@@ -1,6 +1,7 @@
 //! Clients the engine calls outward: downstream SCIM targets, OAuth token endpoints (and,
 //! next, identity sources).
 
+pub mod keycloak;
 pub mod oauth;
 pub mod scim_client;
 pub mod scim_source;

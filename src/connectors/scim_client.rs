@@ -149,6 +149,8 @@ pub struct ScimClient {
     /// No request is sent before this: the target's last `Retry-After` (429 or 503), honoured
     /// by every request of this client, including those already on their way when it came.
     hold_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The media type asked for (SCIM's, unless [`ScimClient::answering_json`]).
+    accept: &'static str,
 }
 
 fn endpoint(rt: ResourceType) -> &'static str {
@@ -227,7 +229,15 @@ impl ScimClient {
             auth,
             in_flight: None,
             hold_until: std::sync::Mutex::new(None),
+            accept: SCIM_JSON,
         })
+    }
+
+    /// Asks for `application/json` rather than SCIM's media type: for the JSON APIs of
+    /// identity systems (Keycloak's admin API) that refuse `application/scim+json`.
+    pub fn answering_json(mut self) -> Self {
+        self.accept = "application/json";
+        self
     }
 
     /// Sends at most `n` requests at once (a connection's concurrency limit): the limit holds
@@ -298,7 +308,7 @@ impl ScimClient {
         let mut req = self
             .http
             .request(method, format!("{}/{path}", self.base))
-            .header(header::ACCEPT, SCIM_JSON);
+            .header(header::ACCEPT, self.accept);
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(token) => req = req.bearer_auth(token.expose()),

@@ -5,11 +5,12 @@
 //! so the fan-out to targets, the queue and the audit log treat a synced change exactly as a
 //! pushed one. The run is recorded with its counts, also when it stops.
 //!
-//! Read today: any SCIM 2.0 server (`scim_source`), in full. Keycloak's and Zitadel's readers,
-//! incremental syncs and schedules are the next steps of the sources issue.
+//! Read today, in full: any SCIM 2.0 server (`scim_source`) and a Keycloak realm (`keycloak`).
+//! Zitadel's reader, incremental syncs and schedules are the next steps of the sources issue.
 
 use super::commands::wake_other_processes;
 use super::delivery::{ClientSetupError, target_client};
+use crate::connectors::keycloak::{self, KeycloakSource};
 use crate::connectors::scim_source::{PAGE, ScimSource, SourceError};
 use crate::domain::*;
 use crate::policy::sync::{GuardTripped, plan_groups, plan_users};
@@ -89,7 +90,9 @@ pub enum SyncError {
     #[error("{0} pushes to scimdesk's inbound SCIM server; there is nothing to pull")]
     Pushed(String),
     /// A source kind whose reader does not exist yet.
-    #[error("{name} is a {kind} source; reading {kind} is not built yet (scim_source is)")]
+    #[error(
+        "{name} is a {kind} source; reading {kind} is not built yet (scim_source and keycloak are)"
+    )]
     Unsupported {
         /// The connection.
         name: String,
@@ -122,9 +125,9 @@ pub async fn sync_source(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("connection {connection_id}")))?;
     match connection.kind {
-        ConnectionKind::ScimSource => {}
+        ConnectionKind::ScimSource | ConnectionKind::Keycloak => {}
         ConnectionKind::ScimInbound => return Err(SyncError::Pushed(connection.name)),
-        ConnectionKind::Keycloak | ConnectionKind::Zitadel | ConnectionKind::Saml => {
+        ConnectionKind::Zitadel | ConnectionKind::Saml => {
             return Err(SyncError::Unsupported {
                 name: connection.name,
                 kind: connection.kind,
@@ -183,6 +186,50 @@ enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Guarded(#[from] GuardTripped),
+    #[error("a Keycloak source needs the realm (`--setting realm=NAME`)")]
+    NoRealm,
+}
+
+/// Reads the whole source.
+async fn read(store: &dyn Store, conn: &Connection) -> Result<SourceSnapshot, RunError> {
+    let mut settings = TargetSettings::from_json(&conn.settings.0).unwrap_or_default();
+    // Rows asked per page (`page_size`); the source may answer with fewer.
+    let page = |default: u32| {
+        conn.settings
+            .0
+            .get("page_size")
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(default)
+    };
+    match conn.kind {
+        ConnectionKind::Keycloak => {
+            let realm = conn
+                .settings
+                .0
+                .get("realm")
+                .and_then(|r| r.as_str())
+                .filter(|r| !r.is_empty())
+                .ok_or(RunError::NoRealm)?
+                .to_string();
+            // The realm's own issuer, unless another is configured.
+            if settings.issuer.is_none() && settings.token_url.is_none() {
+                let base = conn.base_url.as_deref().unwrap_or_default();
+                settings.issuer = Some(format!("{}/realms/{realm}", base.trim_end_matches('/')));
+            }
+            let client = target_client(store, conn, &settings)
+                .await?
+                .answering_json();
+            Ok(KeycloakSource::new(client, &realm, page(keycloak::PAGE))
+                .read_all()
+                .await?)
+        }
+        _ => {
+            let client = target_client(store, conn, &settings).await?;
+            Ok(ScimSource::new(client, page(PAGE)).read_all().await?)
+        }
+    }
 }
 
 /// One run in progress.
@@ -200,9 +247,7 @@ struct Run<'a> {
 impl Run<'_> {
     async fn go(&mut self, guard: SyncGuard) -> Result<(), RunError> {
         let conn = self.connection;
-        let settings = TargetSettings::from_json(&conn.settings.0).unwrap_or_default();
-        let client = target_client(self.store, conn, &settings).await?;
-        let snapshot = ScimSource::new(client, PAGE).read_all().await?;
+        let snapshot = read(self.store, conn).await?;
 
         let local = self.all_users().await?;
         let users = match plan_users(conn.id, &snapshot.users, &local, guard, self.options.force) {

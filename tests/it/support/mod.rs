@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod keycloak;
 
 use scimdesk::crypto::MasterKey;
 use scimdesk::domain::OrganizationId;
