@@ -25,6 +25,14 @@ CREATE TABLE sync_cursors (
     updated_at      TIMESTAMPTZ NOT NULL
 );
 
+-- One sync per source at a time, across processes: a claim that expires if its process dies.
+CREATE TABLE sync_claims (
+    connection_id   UUID PRIMARY KEY,
+    organization_id UUID NOT NULL REFERENCES organizations (id),
+    owner           UUID NOT NULL,
+    expires_at      TIMESTAMPTZ NOT NULL
+);
+
 ALTER TABLE exceptions DROP CONSTRAINT exceptions_kind_check;
 ALTER TABLE exceptions ADD CONSTRAINT exceptions_kind_check
     CHECK (kind IN ('unmapped_group', 'conflict', 'unknown_at_target', 'sync_guard'));

@@ -23,6 +23,14 @@ CREATE TABLE sync_cursors (
     updated_at      INTEGER NOT NULL
 ) STRICT;
 
+-- One sync per source at a time, across processes: a claim that expires if its process dies.
+CREATE TABLE sync_claims (
+    connection_id   BLOB PRIMARY KEY,
+    organization_id BLOB NOT NULL REFERENCES organizations (id),
+    owner           BLOB NOT NULL,
+    expires_at      INTEGER NOT NULL
+) STRICT;
+
 -- SQLite cannot change a CHECK constraint: the table is rebuilt with the new kind.
 CREATE TABLE exceptions_new (
     id              BLOB PRIMARY KEY,

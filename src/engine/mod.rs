@@ -175,6 +175,11 @@ impl Engine {
             self.config.clone(),
             self.stop.subscribe(),
         )));
+        tasks.push(tokio::spawn(sync_on_schedule(
+            self.store.clone(),
+            self.config.clone(),
+            self.stop.subscribe(),
+        )));
         tasks.push(tokio::spawn(assess_health(
             self.store.clone(),
             self.config.clone(),
@@ -299,6 +304,65 @@ async fn supervise(shared: worker::Shared, mut stop: watch::Receiver<bool>, refr
     }
     for (_, w) in workers {
         let _ = w.join.await;
+    }
+}
+
+/// Syncs each source scimdesk pulls from when its `full_sync_every_secs` (an hour unless
+/// set) has passed since its last run, by any process: the runs are in the store, and a claim
+/// in the store keeps a second process from syncing the same source at the same time.
+async fn sync_on_schedule(
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let check_every =
+        Duration::from_millis(config.supervise_interval_ms.max(50)).max(Duration::from_secs(1));
+    let actor = crate::domain::Actor::system("engine");
+    let mut tried: std::collections::HashMap<crate::domain::ConnectionId, tokio::time::Instant> =
+        Default::default();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tokio::time::sleep(check_every) => {}
+        }
+        let Ok(sources) = store.pulled_sources().await else {
+            continue;
+        };
+        for c in sources {
+            let Some(every) = sync::full_sync_interval(&c) else {
+                continue;
+            };
+            if c.state != crate::domain::ConnectionState::Active {
+                continue;
+            }
+            let last = store
+                .sync_runs(c.organization_id, c.id, 5)
+                .await
+                .ok()
+                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run));
+            let due =
+                last.is_none_or(|r| r.started_at.after(every) <= crate::domain::Timestamp::now());
+            if !due || tried.get(&c.id).is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            tried.insert(c.id, tokio::time::Instant::now());
+            let options = sync::SyncOptions {
+                full: true,
+                ..Default::default()
+            };
+            match sync::sync_source(store.as_ref(), &actor, c.organization_id, c.id, options).await
+            {
+                Ok(r) if r.run.error.is_none() => {
+                    tracing::info!(connection = %c.name, counts = ?r.counts, "scheduled sync")
+                }
+                Ok(r) => tracing::warn!(
+                    connection = %c.name,
+                    "scheduled sync stopped: {}",
+                    r.run.error.unwrap_or_default()
+                ),
+                Err(e) => tracing::warn!(connection = %c.name, "scheduled sync not run: {e}"),
+            }
+        }
     }
 }
 

@@ -20,6 +20,10 @@ use std::collections::HashMap;
 
 /// Resources written per store transaction.
 const BATCH: usize = 500;
+/// How long a sync's claim on its source lasts (a sync that takes longer may meet a second
+/// one started after its claim expired; both apply the same source, so the second finds
+/// little to do).
+const CLAIM_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Rows of each kind a report names.
 const SAMPLE: usize = 10;
 
@@ -99,6 +103,9 @@ pub enum SyncError {
         /// Its kind.
         kind: ConnectionKind,
     },
+    /// Another process (or task) is syncing this source now.
+    #[error("{0} is being synced by another process; try again when it is done")]
+    Busy(String),
     /// The guard settings cannot be read.
     #[error("{connection}: {error}")]
     Settings {
@@ -140,6 +147,12 @@ pub async fn sync_source(
             connection: connection.name.clone(),
             error,
         })?;
+    // One sync per source at a time, across processes; the claim expires if this one dies.
+    let owner = uuid::Uuid::now_v7();
+    let until = Timestamp::now().after(CLAIM_FOR);
+    if !store.claim_sync(org, connection_id, owner, until).await? {
+        return Err(SyncError::Busy(connection.name));
+    }
     let mut run = Run {
         store,
         actor,
@@ -151,6 +164,7 @@ pub async fn sync_source(
         guard: None,
     };
     let error = run.go(guard).await.err().map(|e| e.to_string());
+    let released = store.release_sync(org, connection_id, owner).await;
     let record = SyncRun {
         id: SyncRunId::new(),
         organization_id: org,
@@ -164,6 +178,7 @@ pub async fn sync_source(
         error,
     };
     store.record_sync_run(&record).await?;
+    released?;
     if !options.dry_run && !run.counts.changed_nothing() {
         wake_other_processes(store, org).await;
     }
@@ -188,6 +203,25 @@ enum RunError {
     Guarded(#[from] GuardTripped),
     #[error("a Keycloak source needs the realm (`--setting realm=NAME`)")]
     NoRealm,
+}
+
+/// How often a source is synced in full when its settings do not say
+/// (`full_sync_every_secs`; 0 turns the schedule off).
+pub const FULL_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// When `connection` is next due for a scheduled full sync, given its last run's start:
+/// `None` when its schedule is off.
+pub fn full_sync_interval(connection: &Connection) -> Option<std::time::Duration> {
+    match connection
+        .settings
+        .0
+        .get("full_sync_every_secs")
+        .and_then(|v| v.as_u64())
+    {
+        Some(0) => None,
+        Some(secs) => Some(std::time::Duration::from_secs(secs)),
+        None => Some(FULL_SYNC_EVERY),
+    }
 }
 
 /// Reads the whole source.

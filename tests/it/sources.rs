@@ -24,6 +24,8 @@ on_both_backends!(
     garbage_from_the_source_changes_nothing,
     a_dry_run_reports_and_writes_nothing,
     the_cli_adds_and_syncs_a_source,
+    one_sync_per_source_at_a_time,
+    the_engine_syncs_sources_on_their_schedule,
 );
 
 fn op() -> Actor {
@@ -530,4 +532,65 @@ async fn the_cli_adds_and_syncs_a_source(h: &Harness) {
     assert_eq!(report["counts"]["groups_created"], 2);
     // The token never appears in what the CLI prints.
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&src.token));
+}
+
+async fn one_sync_per_source_at_a_time(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, _) = authority(s.clone()).await;
+    let (org, conn) = riverside(&*s, &src.base, &src.token).await;
+    // Another process holds the source's claim.
+    let other = uuid::Uuid::now_v7();
+    let later = Timestamp::now().after(std::time::Duration::from_secs(600));
+    assert!(s.claim_sync(org, conn.id, other, later).await.unwrap());
+    let busy = sync_source(&*s, &op(), org, conn.id, SyncOptions::default()).await;
+    assert!(
+        matches!(busy, Err(scimdesk::engine::sync::SyncError::Busy(_))),
+        "{busy:?}"
+    );
+    assert!(users(&*s, org).await.is_empty());
+    // Its claim given back (or expired), the sync runs, and gives its own back.
+    s.release_sync(org, conn.id, other).await.unwrap();
+    assert_eq!(sync(&*s, org, &conn).await.counts.created, 6);
+    assert!(s.claim_sync(org, conn.id, other, later).await.unwrap());
+    s.release_sync(org, conn.id, other).await.unwrap();
+    // An expired claim does not hold a sync back.
+    let past = Timestamp::now().before(std::time::Duration::from_secs(1));
+    assert!(s.claim_sync(org, conn.id, other, past).await.unwrap());
+    assert!(sync_source(&*s, &op(), org, conn.id, SyncOptions::default()).await.is_ok());
+}
+
+async fn the_engine_syncs_sources_on_their_schedule(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, _) = authority(s.clone()).await;
+    let (org, conn) = riverside(&*s, &src.base, &src.token).await;
+    s.update_connection(
+        &op(),
+        org,
+        conn.id,
+        &ConnectionUpdate {
+            settings: Some(json!({"full_sync_every_secs": 1})),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let engine = scimdesk::engine::Engine::new(s.clone(), crate::support::idp::fast());
+    engine.start();
+    crate::support::idp::eventually(
+        std::time::Duration::from_secs(30),
+        "the scheduled sync",
+        || async { users(&*s, org).await.len() == 6 },
+    )
+    .await;
+    // A user added at the source arrives on a later run, with nobody asking.
+    src.create_user("late@riverside.example").await;
+    crate::support::idp::eventually(
+        std::time::Duration::from_secs(30),
+        "a second scheduled sync",
+        || async { users(&*s, org).await.len() == 7 },
+    )
+    .await;
+    engine.shutdown().await;
+    let runs = s.sync_runs(org, conn.id, 10).await.unwrap();
+    assert!(runs.len() >= 2 && runs.iter().all(|r| r.actor == "engine" && r.error.is_none()));
 }

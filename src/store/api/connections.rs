@@ -48,6 +48,9 @@ pub trait Connections {
     async fn list_connections(&self, org: OrganizationId) -> StoreResult<Vec<Connection>>;
     /// Every SCIM target connection of every organization (what the engine serves).
     async fn target_connections(&self) -> StoreResult<Vec<Connection>>;
+    /// Every source scimdesk pulls from (`scim_source`, `keycloak`, `zitadel`), of every
+    /// organization (what the sync schedule serves).
+    async fn pulled_sources(&self) -> StoreResult<Vec<Connection>>;
     /// Changes a connection's configuration.
     async fn update_connection(
         &self,

@@ -1,7 +1,7 @@
 //! Source syncs: a sync's changes applied in batches, each in one transaction with what the
 //! changes cause at targets and with the source's cursor, and the record of every run.
 
-use crate::domain::{Actor, ConnectionId, OrganizationId, SyncBatch, SyncRun};
+use crate::domain::{Actor, ConnectionId, OrganizationId, SyncBatch, SyncRun, Timestamp};
 use crate::store::StoreResult;
 use async_trait::async_trait;
 
@@ -17,6 +17,23 @@ pub trait Syncs {
         org: OrganizationId,
         source: ConnectionId,
         batch: &SyncBatch,
+    ) -> StoreResult<()>;
+    /// Takes the source's sync for `owner` until `until`, unless another owner holds it and
+    /// its claim has not expired: one sync per source at a time, across every process that
+    /// shares the store. Returns whether it was taken.
+    async fn claim_sync(
+        &self,
+        org: OrganizationId,
+        source: ConnectionId,
+        owner: uuid::Uuid,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Gives the claim back (if `owner` still holds it).
+    async fn release_sync(
+        &self,
+        org: OrganizationId,
+        source: ConnectionId,
+        owner: uuid::Uuid,
     ) -> StoreResult<()>;
     /// Where the source's next incremental sync starts.
     async fn sync_cursor(

@@ -154,6 +154,17 @@ impl Connections for ThisStore {
         .await?)
     }
 
+    async fn pulled_sources(&self) -> StoreResult<Vec<Connection>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            connection_cols!(),
+            " FROM connections WHERE kind IN ('scim_source', 'keycloak', 'zitadel') ",
+            "ORDER BY organization_id, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn update_connection(
         &self,
         actor: &Actor,

@@ -71,6 +71,52 @@ impl Syncs for ThisStore {
         Ok(())
     }
 
+    async fn claim_sync(
+        &self,
+        org: OrganizationId,
+        source: ConnectionId,
+        owner: uuid::Uuid,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let taken = sqlx::query(
+            "INSERT INTO sync_claims (connection_id, organization_id, owner, expires_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (connection_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE sync_claims.expires_at < $5 OR sync_claims.owner = excluded.owner",
+        )
+        .bind(source)
+        .bind(org)
+        .bind(owner)
+        .bind(until)
+        .bind(Timestamp::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn release_sync(
+        &self,
+        org: OrganizationId,
+        source: ConnectionId,
+        owner: uuid::Uuid,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM sync_claims WHERE organization_id = $1 AND connection_id = $2 AND owner = $3",
+        )
+        .bind(org)
+        .bind(source)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn sync_cursor(
         &self,
         org: OrganizationId,
