@@ -270,6 +270,117 @@ pub async fn connection_health(
     Ok(report)
 }
 
+/// The health of a source scimdesk pulls from, judged from its sync runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// The tenant.
+    pub organization_id: OrganizationId,
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Its name.
+    pub name: String,
+    /// The verdict.
+    pub state: HealthState,
+    /// Why, in words.
+    pub reason: String,
+    /// When the last sync (of any outcome, dry runs aside) finished.
+    pub last_sync_at: Option<Timestamp>,
+    /// When the last successful sync finished.
+    pub last_success_at: Option<Timestamp>,
+    /// Why the last sync stopped, if it did.
+    pub last_error: Option<String>,
+    /// Syncs over the last 24 hours, and how many of them failed.
+    pub runs_24h: WindowRate,
+}
+
+/// How many intervals without a successful sync make a source stalled.
+pub const STALLED_AFTER_INTERVALS: u32 = 3;
+
+/// Judges a source from its latest runs (newest first), whether a deletion guard exception
+/// waits for an operator, and its full-sync interval, at `now`. Pure.
+pub fn assess_source(
+    connection: &Connection,
+    runs: &[crate::domain::SyncRun],
+    guard_open: bool,
+    every: Option<Duration>,
+    now: Timestamp,
+) -> SourceHealth {
+    let real: Vec<&crate::domain::SyncRun> = runs.iter().filter(|r| !r.dry_run).collect();
+    let last = real.first().copied();
+    let last_success = real.iter().find(|r| r.error.is_none()).copied();
+    let day_ago = now.before(Duration::from_secs(86_400));
+    let recent: Vec<_> = real.iter().filter(|r| r.finished_at >= day_ago).collect();
+    let runs_24h = WindowRate {
+        attempts: recent.len() as u64,
+        failures: recent.iter().filter(|r| r.error.is_some()).count() as u64,
+    };
+    let (state, reason) = if connection.state == ConnectionState::Paused {
+        (HealthState::Paused, "paused by an operator".to_string())
+    } else if guard_open {
+        (
+            HealthState::Degraded,
+            "the deletion guard stopped a sync: an exception waits for an operator".to_string(),
+        )
+    } else if let Some(e) = last.and_then(|r| r.error.as_ref()) {
+        (HealthState::Degraded, format!("the last sync failed: {e}"))
+    } else if last.is_none() {
+        (HealthState::Degraded, "never synced yet".to_string())
+    } else if let (Some(every), Some(ok)) = (every, last_success)
+        && ok.finished_at.after(every * STALLED_AFTER_INTERVALS) < now
+    {
+        (
+            HealthState::Stalled,
+            format!(
+                "no successful sync for {} s ({STALLED_AFTER_INTERVALS} intervals)",
+                now.since(ok.finished_at).as_secs()
+            ),
+        )
+    } else {
+        (HealthState::Healthy, "syncing".to_string())
+    };
+    SourceHealth {
+        organization_id: connection.organization_id,
+        connection_id: connection.id,
+        name: connection.name.clone(),
+        state,
+        reason,
+        last_sync_at: last.map(|r| r.finished_at),
+        last_success_at: last_success.map(|r| r.finished_at),
+        last_error: last.and_then(|r| r.error.clone()),
+        runs_24h,
+    }
+}
+
+/// Reads what [`assess_source`] needs and judges the source.
+pub async fn source_health(
+    store: &dyn Store,
+    connection: &Connection,
+) -> StoreResult<SourceHealth> {
+    let org = connection.organization_id;
+    let runs = store.sync_runs(org, connection.id, 200).await?;
+    let guard_open = !store
+        .list_exceptions(
+            org,
+            &crate::domain::ExceptionFilter {
+                state: Some(crate::domain::ExceptionState::Open),
+                kind: Some(crate::domain::ExceptionKind::SyncGuard),
+                connection_id: Some(connection.id),
+                offset: 0,
+                limit: 1,
+            },
+        )
+        .await?
+        .is_empty();
+    let every = super::sync::full_sync_interval(connection);
+    Ok(assess_source(
+        connection,
+        &runs,
+        guard_open,
+        every,
+        Timestamp::now(),
+    ))
+}
+
 #[derive(Debug, Default, Clone)]
 struct Accum {
     organization_id: Option<OrganizationId>,
@@ -434,5 +545,57 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(assess(&c, q, &ok, &t, now).state, HealthState::Degraded);
+    }
+
+    fn run(c: &Connection, finished: Timestamp, error: Option<&str>) -> crate::domain::SyncRun {
+        crate::domain::SyncRun {
+            id: crate::domain::SyncRunId::new(),
+            organization_id: c.organization_id,
+            connection_id: c.id,
+            started_at: finished,
+            finished_at: finished,
+            full_sync: true,
+            dry_run: false,
+            actor: "engine".into(),
+            counts: Json(json!({})),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_source_is_judged_by_its_syncs() {
+        let c = connection(ConnectionState::Active);
+        let now = Timestamp::now();
+        let hour = Duration::from_secs(3600);
+        let judge = |runs: &[crate::domain::SyncRun], guard| {
+            assess_source(&c, runs, guard, Some(hour), now)
+        };
+        assert_eq!(
+            judge(&[], false).state,
+            HealthState::Degraded,
+            "never synced"
+        );
+        let ok = run(&c, now.before(Duration::from_secs(60)), None);
+        let h = judge(std::slice::from_ref(&ok), false);
+        assert_eq!(h.state, HealthState::Healthy);
+        assert_eq!(h.last_success_at, Some(ok.finished_at));
+        let failed = run(&c, now, Some("reading the source: 500"));
+        let h = judge(&[failed.clone(), ok.clone()], false);
+        assert_eq!(h.state, HealthState::Degraded);
+        assert!(h.reason.contains("500"));
+        assert_eq!((h.runs_24h.attempts, h.runs_24h.failures), (2, 1));
+        assert_eq!(
+            judge(std::slice::from_ref(&ok), true).state,
+            HealthState::Degraded,
+            "guard"
+        );
+        // Three intervals without a success: stalled.
+        let old = run(&c, now.before(hour * 4), None);
+        assert_eq!(judge(&[old], false).state, HealthState::Stalled);
+        let paused = connection(ConnectionState::Paused);
+        assert_eq!(
+            assess_source(&paused, &[ok], false, Some(hour), now).state,
+            HealthState::Paused
+        );
     }
 }

@@ -22,6 +22,8 @@ pub struct ConnectionRow {
     pub connection: Connection,
     /// Its health; `None` for sources, which the engine does not send to.
     pub health: Option<HealthReport>,
+    /// A source scimdesk pulls from: its health, judged by its syncs.
+    pub source: Option<crate::engine::health::SourceHealth>,
     /// Attempts per minute, oldest first (the sparkline).
     pub throughput: Vec<u64>,
     /// Failed attempts per minute, oldest first.

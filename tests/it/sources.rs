@@ -532,6 +532,15 @@ async fn the_cli_adds_and_syncs_a_source(h: &Harness) {
     assert_eq!(report["counts"]["groups_created"], 2);
     // The token never appears in what the CLI prints.
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&src.token));
+    // Its health is judged by its syncs.
+    let out = run(&["--json", "connection", "health", "Upstream"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health["state"], "healthy", "{health}");
+    assert_eq!(health["runs_24h"]["attempts"], 1, "the dry run does not count");
+    let out = run(&["connection", "health"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Upstream") && text.contains("healthy"), "{text}");
 }
 
 async fn one_sync_per_source_at_a_time(h: &Harness) {
@@ -556,7 +565,11 @@ async fn one_sync_per_source_at_a_time(h: &Harness) {
     // An expired claim does not hold a sync back.
     let past = Timestamp::now().before(std::time::Duration::from_secs(1));
     assert!(s.claim_sync(org, conn.id, other, past).await.unwrap());
-    assert!(sync_source(&*s, &op(), org, conn.id, SyncOptions::default()).await.is_ok());
+    assert!(
+        sync_source(&*s, &op(), org, conn.id, SyncOptions::default())
+            .await
+            .is_ok()
+    );
 }
 
 async fn the_engine_syncs_sources_on_their_schedule(h: &Harness) {
@@ -592,5 +605,10 @@ async fn the_engine_syncs_sources_on_their_schedule(h: &Harness) {
     .await;
     engine.shutdown().await;
     let runs = s.sync_runs(org, conn.id, 10).await.unwrap();
-    assert!(runs.len() >= 2 && runs.iter().all(|r| r.actor == "engine" && r.error.is_none()));
+    assert!(
+        runs.len() >= 2
+            && runs
+                .iter()
+                .all(|r| r.actor == "engine" && r.error.is_none())
+    );
 }

@@ -140,23 +140,27 @@ fn connections() -> Vec<ConnectionRow> {
         ConnectionRow {
             connection: idp,
             health: None,
+            source: None,
             throughput: vec![],
             errors: vec![],
         },
         ConnectionRow {
             health: Some(health(&rostering, HealthState::Degraded, 36, 0, 43)),
+            source: None,
             connection: rostering,
             throughput: wave.clone(),
             errors: errs,
         },
         ConnectionRow {
             health: Some(health(&pharmacy, HealthState::Healthy, 0, 3, 3)),
+            source: None,
             connection: pharmacy,
             throughput: wave,
             errors: vec![0; 30],
         },
         ConnectionRow {
             health: Some(health(&payroll, HealthState::Paused, 12, 0, 0)),
+            source: None,
             connection: payroll,
             throughput: vec![0; 30],
             errors: vec![0; 30],
@@ -965,4 +969,56 @@ fn an_empty_store_says_what_to_do() {
         at: now(),
     });
     snapshot(&mut app, "empty_store");
+}
+
+/// A source scimdesk pulls from shows how its syncs go, and `S` syncs it now.
+#[test]
+fn a_pulled_source_shows_its_syncs_and_syncs_on_s() {
+    use scimdesk::engine::health::SourceHealth;
+    let mut app = app();
+    let kc = connection(
+        20,
+        "Keycloak",
+        ConnectionKind::Keycloak,
+        ConnectionState::Active,
+    );
+    app.connections.push(ConnectionRow {
+        source: Some(SourceHealth {
+            organization_id: org().id,
+            connection_id: kc.id,
+            name: kc.name.clone(),
+            state: HealthState::Degraded,
+            reason: "the last sync failed: reading the source: 503".into(),
+            last_sync_at: Some(at("2026-11-28T09:29:00Z")),
+            last_success_at: Some(at("2026-11-28T09:10:00Z")),
+            last_error: Some("reading the source: 503".into()),
+            runs_24h: WindowRate {
+                attempts: 4,
+                failures: 1,
+            },
+        }),
+        connection: kc,
+        health: None,
+        throughput: vec![],
+        errors: vec![],
+    });
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    terminal.draw(|f| ui::draw(f, &mut app)).unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("Keycloak"), "{screen}");
+    assert!(screen.contains("degraded"));
+    assert!(screen.contains("20m"), "last success 20 minutes ago");
+    assert!(screen.contains("25%"), "one failed sync of four");
+    assert!(screen.contains("reading the source: 503"));
+    press(&mut app, "jjjj");
+    assert_eq!(
+        commands(&press(&mut app, "S")),
+        vec![Command::SyncSource(ConnectionId(uuid(20)))]
+    );
 }

@@ -195,14 +195,25 @@ pub async fn run(
             Ok(())
         }
         ConnectionCommand::Health { name } => {
-            let conns = match name {
-                Some(n) => vec![find(ctx, &org, &n).await?],
-                None => ctx
-                    .store
-                    .list_connections(org.id)
-                    .await?
-                    .into_iter()
+            // A source scimdesk pulls from is judged by its syncs.
+            if let Some(n) = &name {
+                let c = find(ctx, &org, n).await?;
+                if is_pulled(&c) {
+                    let h = health::source_health(ctx.store.as_ref(), &c).await?;
+                    if json {
+                        return output::json(&h);
+                    }
+                    source_table(std::slice::from_ref(&h));
+                    return Ok(());
+                }
+            }
+            let all = ctx.store.list_connections(org.id).await?;
+            let conns = match &name {
+                Some(n) => vec![find(ctx, &org, n).await?],
+                None => all
+                    .iter()
                     .filter(|c| c.kind == ConnectionKind::ScimTarget)
+                    .cloned()
                     .collect(),
             };
             let mut reports = Vec::with_capacity(conns.len());
@@ -258,6 +269,15 @@ pub async fn run(
                     ]
                 }),
             );
+            let pulled: Vec<&Connection> = all.iter().filter(|c| is_pulled(c)).collect();
+            if name.is_none() && !pulled.is_empty() {
+                let mut sources = Vec::with_capacity(pulled.len());
+                for c in pulled {
+                    sources.push(health::source_health(ctx.store.as_ref(), c).await?);
+                }
+                println!();
+                source_table(&sources);
+            }
             Ok(())
         }
         ConnectionCommand::RotateSecret { name, secret } => {
@@ -604,4 +624,38 @@ async fn sync_source(
         ));
     }
     Ok(())
+}
+
+/// Whether scimdesk reads this connection (rather than sending to it or being pushed to).
+fn is_pulled(c: &Connection) -> bool {
+    matches!(
+        c.kind,
+        ConnectionKind::ScimSource | ConnectionKind::Keycloak | ConnectionKind::Zitadel
+    )
+}
+
+/// The sources' health, one row each.
+fn source_table(sources: &[health::SourceHealth]) {
+    output::table(
+        &[
+            "source",
+            "state",
+            "last sync",
+            "last success",
+            "syncs 24h",
+            "failed 24h",
+            "why",
+        ],
+        sources.iter().map(|h| {
+            vec![
+                h.name.clone(),
+                h.state.to_string(),
+                output::or_dash(h.last_sync_at),
+                output::or_dash(h.last_success_at),
+                h.runs_24h.attempts.to_string(),
+                h.runs_24h.failures.to_string(),
+                h.reason.clone(),
+            ]
+        }),
+    );
 }

@@ -60,6 +60,36 @@ impl Loader {
                 self.tell_engine();
                 done(format!("{} resumed", c.name))
             }
+            Command::SyncSource(id) => {
+                let options = crate::engine::sync::SyncOptions {
+                    full: true,
+                    ..Default::default()
+                };
+                let report = crate::engine::sync::sync_source(store, actor, org, *id, options)
+                    .await
+                    .map_err(|e| LoadError::Sync(e.to_string()))?;
+                self.tell_engine();
+                let k = &report.counts;
+                if let Some(g) = &report.guard {
+                    return Err(LoadError::Sync(format!(
+                        "the deletion guard stopped the sync: it would suspend {} of {} users; see Failed",
+                        g.suspending, g.active
+                    )));
+                }
+                if let Some(e) = &report.run.error {
+                    return Err(LoadError::Sync(format!("the sync stopped: {e}")));
+                }
+                done(format!(
+                    "synced: {} created, {} updated, {} suspended, {} reactivated; groups {} created, {} updated, {} deleted",
+                    k.created,
+                    k.updated,
+                    k.suspended,
+                    k.reactivated,
+                    k.groups_created,
+                    k.groups_updated,
+                    k.groups_deleted
+                ))
+            }
             Command::SyncNow(id) => {
                 let n = commands::sync_now(store, actor, org, *id).await?;
                 self.tell_engine();

@@ -42,6 +42,9 @@ pub enum LoadError {
     /// The command does not apply to what is selected.
     #[error("{0}")]
     NotApplicable(&'static str),
+    /// A source's sync could not start, or stopped.
+    #[error("{0}")]
+    Sync(String),
     /// The guard refused a mapping change that was not forced.
     #[error("{0} (not applied)")]
     NotApplied(Guarded),

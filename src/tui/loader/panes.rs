@@ -22,9 +22,19 @@ impl Loader {
     pub(super) async fn connection_row(&self, c: Connection) -> Result<ConnectionRow, LoadError> {
         let store = self.store.as_ref();
         if c.kind.is_source() {
+            let pulled = matches!(
+                c.kind,
+                ConnectionKind::ScimSource | ConnectionKind::Keycloak | ConnectionKind::Zitadel
+            );
+            let source = if pulled {
+                Some(health::source_health(store, &c).await?)
+            } else {
+                None
+            };
             return Ok(ConnectionRow {
                 connection: c,
                 health: None,
+                source,
                 throughput: Vec::new(),
                 errors: Vec::new(),
             });
@@ -51,6 +61,7 @@ impl Loader {
         Ok(ConnectionRow {
             connection: c,
             health: Some(report),
+            source: None,
             throughput,
             errors,
         })

@@ -96,6 +96,11 @@ impl App {
                 None => self.no_connection(),
             },
             Action::SyncNow => match self.selected_connection() {
+                Some(c) if c.source.is_some() => {
+                    let id = c.connection.id;
+                    self.say(format!("syncing {}…", c.connection.name));
+                    vec![Effect::Run(Command::SyncSource(id))]
+                }
                 Some(c) if !c.connection.kind.is_source() => {
                     let id = c.connection.id;
                     vec![Effect::Run(Command::SyncNow(id))]

@@ -50,6 +50,8 @@ pub enum Command {
     Resume(ConnectionId),
     /// Send what waits now.
     SyncNow(ConnectionId),
+    /// Sync a source now (read it and apply what changed).
+    SyncSource(ConnectionId),
     /// Reconcile in full.
     Reconcile(ConnectionId),
     /// Open the editor prefilled for a failed operation's user (reads their groups).

@@ -94,8 +94,34 @@ fn connections(app: &App, area: Rect) -> PaneTable {
         .into_iter()
         .map(|c| {
             let conn = &c.connection;
-            match &c.health {
-                None => {
+            match (&c.health, &c.source) {
+                (None, Some(s)) => {
+                    // A source scimdesk pulls from: its sync state, when it last synced, and
+                    // why when something is wrong.
+                    let mut v = vec![
+                        Cell::from(conn.name.clone()),
+                        health_word(app, s.state),
+                        Cell::from(s.last_success_at.map_or("never".into(), |t| age(now, t))),
+                        Cell::from(format!("{:.0}%", s.runs_24h.rate() * 100.0)),
+                        Cell::from(""),
+                        Cell::from(""),
+                        Cell::from(""),
+                        Cell::from(""),
+                    ];
+                    if wide {
+                        v.insert(1, Cell::from(conn.kind.to_string()));
+                        v.push(Cell::from(Span::styled(
+                            if s.state == HealthState::Healthy {
+                                String::new()
+                            } else {
+                                s.reason.clone()
+                            },
+                            app.theme.style("muted"),
+                        )));
+                    }
+                    Row::new(v)
+                }
+                (None, None) => {
                     let state = if conn.state == ConnectionState::Paused {
                         Cell::from(Span::styled("paused", app.theme.style("paused")))
                     } else {
@@ -109,7 +135,7 @@ fn connections(app: &App, area: Rect) -> PaneTable {
                     }
                     Row::new(v)
                 }
-                Some(h) => {
+                (Some(h), _) => {
                     let pending = h.queue.pending + h.queue.in_flight + h.queue.retry_wait;
                     let mut v = vec![
                         Cell::from(conn.name.clone()),
