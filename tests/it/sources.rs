@@ -534,13 +534,23 @@ async fn the_cli_adds_and_syncs_a_source(h: &Harness) {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&src.token));
     // Its health is judged by its syncs.
     let out = run(&["--json", "connection", "health", "Upstream"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(health["state"], "healthy", "{health}");
-    assert_eq!(health["runs_24h"]["attempts"], 1, "the dry run does not count");
+    assert_eq!(
+        health["runs_24h"]["attempts"], 1,
+        "the dry run does not count"
+    );
     let out = run(&["connection", "health"], None);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Upstream") && text.contains("healthy"), "{text}");
+    assert!(
+        text.contains("Upstream") && text.contains("healthy"),
+        "{text}"
+    );
 }
 
 async fn one_sync_per_source_at_a_time(h: &Harness) {
