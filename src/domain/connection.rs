@@ -28,6 +28,15 @@ impl ConnectionKind {
     pub fn is_source(&self) -> bool {
         !matches!(self, ConnectionKind::ScimTarget)
     }
+
+    /// Whether scimdesk reads identities from the other end (rather than sending to it or
+    /// being pushed to): the sources a sync pulls from.
+    pub fn is_pulled(&self) -> bool {
+        matches!(
+            self,
+            ConnectionKind::ScimSource | ConnectionKind::Keycloak | ConnectionKind::Zitadel
+        )
+    }
 }
 
 text_enum!(

@@ -307,6 +307,18 @@ async fn supervise(shared: worker::Shared, mut stop: watch::Receiver<bool>, refr
     }
 }
 
+/// Whether a scheduled run is due: `every` has passed since the last run's start (by any
+/// process), and since this process last tried (a run that could not even be recorded is not
+/// retried before its interval either).
+fn due(
+    last_started: Option<crate::domain::Timestamp>,
+    every: Duration,
+    tried: Option<&tokio::time::Instant>,
+) -> bool {
+    last_started.is_none_or(|s| s.after(every) <= crate::domain::Timestamp::now())
+        && tried.is_none_or(|t| t.elapsed() >= every)
+}
+
 /// Syncs each source scimdesk pulls from when its `full_sync_every_secs` (an hour unless
 /// set) has passed since its last run, by any process: the runs are in the store, and a claim
 /// in the store keeps a second process from syncing the same source at the same time.
@@ -339,10 +351,9 @@ async fn sync_on_schedule(
                 .sync_runs(c.organization_id, c.id, 5)
                 .await
                 .ok()
-                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run));
-            let due =
-                last.is_none_or(|r| r.started_at.after(every) <= crate::domain::Timestamp::now());
-            if !due || tried.get(&c.id).is_some_and(|t| t.elapsed() < every) {
+                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run))
+                .map(|r| r.started_at);
+            if !due(last, every, tried.get(&c.id)) {
                 continue;
             }
             tried.insert(c.id, tokio::time::Instant::now());
@@ -400,10 +411,9 @@ async fn reconcile_on_schedule(
                 .reconcile_runs(c.organization_id, c.id, 5)
                 .await
                 .ok()
-                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run));
-            let due =
-                last.is_none_or(|r| r.started_at.after(every) <= crate::domain::Timestamp::now());
-            if !due || tried.get(&c.id).is_some_and(|t| t.elapsed() < every) {
+                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run))
+                .map(|r| r.started_at);
+            if !due(last, every, tried.get(&c.id)) {
                 continue;
             }
             tried.insert(c.id, tokio::time::Instant::now());

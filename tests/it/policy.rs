@@ -548,19 +548,7 @@ async fn group_has(s: &dyn Store, t: &TargetDouble, name: &str, n: usize) -> boo
 }
 
 async fn push_group(src: &Source, name: &str, members: &[String]) -> String {
-    let (status, body) = src
-        .call(
-            Method::POST,
-            "/Groups",
-            Some(json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": name,
-                "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_string()
+    src.create_group(name, members).await
 }
 
 async fn patch_members(src: &Source, group: &str, op: &str, user: &str) {

@@ -86,19 +86,7 @@ async fn authority(store: Arc<dyn Store>) -> (Source, Vec<String>) {
 }
 
 async fn group(src: &Source, name: &str, members: &[String]) -> String {
-    let (status, body) = src
-        .call(
-            Method::POST,
-            "/Groups",
-            Some(json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": name,
-                "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_string()
+    src.create_group(name, members).await
 }
 
 async fn sync(

@@ -198,7 +198,7 @@ pub async fn run(
             // A source scimdesk pulls from is judged by its syncs.
             if let Some(n) = &name {
                 let c = find(ctx, &org, n).await?;
-                if is_pulled(&c) {
+                if c.kind.is_pulled() {
                     let h = health::source_health(ctx.store.as_ref(), &c).await?;
                     if json {
                         return output::json(&h);
@@ -269,7 +269,7 @@ pub async fn run(
                     ]
                 }),
             );
-            let pulled: Vec<&Connection> = all.iter().filter(|c| is_pulled(c)).collect();
+            let pulled: Vec<&Connection> = all.iter().filter(|c| c.kind.is_pulled()).collect();
             if name.is_none() && !pulled.is_empty() {
                 let mut sources = Vec::with_capacity(pulled.len());
                 for c in pulled {
@@ -624,14 +624,6 @@ async fn sync_source(
         ));
     }
     Ok(())
-}
-
-/// Whether scimdesk reads this connection (rather than sending to it or being pushed to).
-fn is_pulled(c: &Connection) -> bool {
-    matches!(
-        c.kind,
-        ConnectionKind::ScimSource | ConnectionKind::Keycloak | ConnectionKind::Zitadel
-    )
 }
 
 /// The sources' health, one row each.

@@ -22,11 +22,7 @@ impl Loader {
     pub(super) async fn connection_row(&self, c: Connection) -> Result<ConnectionRow, LoadError> {
         let store = self.store.as_ref();
         if c.kind.is_source() {
-            let pulled = matches!(
-                c.kind,
-                ConnectionKind::ScimSource | ConnectionKind::Keycloak | ConnectionKind::Zitadel
-            );
-            let source = if pulled {
+            let source = if c.kind.is_pulled() {
                 Some(health::source_health(store, &c).await?)
             } else {
                 None

@@ -90,6 +90,23 @@ impl Source {
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_string()
     }
+
+    /// Pushes a group with these members (by id); returns its id.
+    pub async fn create_group(&self, name: &str, members: &[String]) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/Groups",
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": name,
+                    "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
 }
 
 /// Waits until `check` holds, or fails the test with `what` after `limit`.
