@@ -1,10 +1,12 @@
-//! Clients the engine calls outward: downstream SCIM targets, OAuth token endpoints (and,
-//! next, identity sources).
+//! Clients the engine calls outward: downstream SCIM targets, OAuth token endpoints, and the
+//! sources of truth scimdesk pulls from (any SCIM server, Keycloak, Zitadel).
 
 pub mod keycloak;
 pub mod oauth;
 pub mod scim_client;
 pub mod scim_source;
+pub mod source;
+pub mod zitadel;
 
 /// Installs the process-wide TLS provider (rustls with ring; sqlx uses the same), once.
 /// Every HTTP client must be built after this; calling it again does nothing.

@@ -149,8 +149,10 @@ pub struct ScimClient {
     /// No request is sent before this: the target's last `Retry-After` (429 or 503), honoured
     /// by every request of this client, including those already on their way when it came.
     hold_until: std::sync::Mutex<Option<tokio::time::Instant>>,
-    /// The media type asked for (SCIM's, unless [`ScimClient::answering_json`]).
+    /// The media type asked for and sent (SCIM's, unless [`ScimClient::answering_json`]).
     accept: &'static str,
+    /// Headers every request carries (an API's protocol version, say).
+    headers: HeaderMap,
 }
 
 fn endpoint(rt: ResourceType) -> &'static str {
@@ -230,6 +232,7 @@ impl ScimClient {
             in_flight: None,
             hold_until: std::sync::Mutex::new(None),
             accept: SCIM_JSON,
+            headers: HeaderMap::new(),
         })
     }
 
@@ -237,6 +240,16 @@ impl ScimClient {
     /// identity systems (Keycloak's admin API) that refuse `application/scim+json`.
     pub fn answering_json(mut self) -> Self {
         self.accept = "application/json";
+        self
+    }
+
+    /// Sends `name: value` with every request (Zitadel's Connect API wants
+    /// `Connect-Protocol-Version: 1`).
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.insert(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
         self
     }
 
@@ -308,7 +321,8 @@ impl ScimClient {
         let mut req = self
             .http
             .request(method, format!("{}/{path}", self.base))
-            .header(header::ACCEPT, self.accept);
+            .header(header::ACCEPT, self.accept)
+            .headers(self.headers.clone());
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(token) => req = req.bearer_auth(token.expose()),
@@ -325,7 +339,7 @@ impl ScimClient {
         }
         if let Some(b) = body {
             req = req
-                .header(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON))
+                .header(header::CONTENT_TYPE, HeaderValue::from_static(self.accept))
                 .body(b.to_string());
         }
         let resp = req
@@ -491,6 +505,12 @@ impl ScimClient {
     /// What a source's reader uses, which checks the answer's shape itself.
     pub async fn get_path(&self, path: &str) -> Result<Option<Value>, TargetError> {
         Ok(self.call(Method::GET, path, None, None).await?.body)
+    }
+
+    /// `POST` of a JSON `body` to `path` (relative to the base URL): the JSON answer, if any.
+    /// What a reader of a JSON API that searches by POST (Zitadel's) uses.
+    pub async fn post_path(&self, path: &str, body: &Value) -> Result<Option<Value>, TargetError> {
+        Ok(self.call(Method::POST, path, Some(body), None).await?.body)
     }
 
     /// One page of `GET /Users` or `/Groups`: the resources and `totalResults`.

@@ -5,9 +5,20 @@
 //! that is a userName rather than an id, and missing `meta`. What it does not tolerate is an
 //! answer that is not a ListResponse: that stops the read, so a broken server never looks
 //! like an empty one.
+//!
+//! Incremental reads use `filter=meta.lastModified gt "…"` on `/Users` and `/Groups`, when the
+//! server's `/ServiceProviderConfig` says it filters and the filter is seen to work (a server
+//! that answers resources older than asked ignores it). The cursor is the newest
+//! `meta.lastModified` seen, less a second, so a change committed late within that second is
+//! still read; reading a resource again changes nothing. Deletions are not in such a feed:
+//! the periodic full sync finds them.
 
 use super::scim_client::{ScimClient, TargetError};
-use crate::domain::{SourceGroup, SourceSnapshot, SourceUser};
+pub use super::source::SourceError;
+use super::source::{Incremental, Known, SourceReader};
+use crate::domain::{
+    GroupScope, SourceChanges, SourceGroup, SourceSnapshot, SourceUser, Timestamp,
+};
 use crate::scim::convert::doc_to_user_draft;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -16,17 +27,8 @@ use std::collections::{HashMap, HashSet};
 pub const PAGE: u32 = 200;
 /// Pages read of one resource type at the most: a server that never stops paging is broken.
 const MAX_PAGES: u64 = 100_000;
-
-/// Why a source could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SourceError {
-    /// The server did not answer, refused, or no access token could be had.
-    #[error(transparent)]
-    Call(#[from] TargetError),
-    /// The server answered something that is not what SCIM promises.
-    #[error("{0}")]
-    Garbage(String),
-}
+/// How far the cursor stays behind the newest change seen.
+const CURSOR_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A SCIM server read as a source.
 pub struct ScimSource {
@@ -43,41 +45,25 @@ impl ScimSource {
         }
     }
 
-    /// Everything the server holds.
-    pub async fn read_all(&self) -> Result<SourceSnapshot, SourceError> {
-        let user_docs = self.walk("Users").await?;
-        let group_docs = self.walk("Groups").await?;
-        let mut users = Vec::with_capacity(user_docs.len());
-        for doc in &user_docs {
-            users.push(source_user(doc)?);
-        }
-        let user_ids: HashSet<&str> = users.iter().map(|u| u.external_id.as_str()).collect();
-        let by_name: HashMap<String, &str> = users
-            .iter()
-            .map(|u| (u.user_name.to_lowercase(), u.external_id.as_str()))
-            .collect();
-        let group_ids: HashSet<&str> = group_docs
-            .iter()
-            .filter_map(|g| g.get("id").and_then(Value::as_str))
-            .collect();
-        let mut groups = Vec::with_capacity(group_docs.len());
-        for doc in &group_docs {
-            groups.push(source_group(doc, &user_ids, &by_name, &group_ids)?);
-        }
-        Ok(SourceSnapshot {
-            users,
-            groups,
-            cursor: None,
-        })
+    /// Every user the server holds (what a Zitadel source reads through its SCIM endpoint).
+    pub async fn read_users(&self) -> Result<Vec<SourceUser>, SourceError> {
+        let docs = self.walk("Users", "").await?;
+        docs.iter().map(source_user).collect()
     }
 
-    /// Every resource of one endpoint, page by page, each once.
-    async fn walk(&self, endpoint: &str) -> Result<Vec<Value>, SourceError> {
+    /// Every resource of one endpoint matching `filter` (all when empty), page by page, each
+    /// once.
+    async fn walk(&self, endpoint: &str, filter: &str) -> Result<Vec<Value>, SourceError> {
         let mut all = Vec::new();
         let mut ids: HashSet<String> = HashSet::new();
         let mut start = 1u64;
+        let filter = if filter.is_empty() {
+            String::new()
+        } else {
+            format!("&filter={}", encode(filter))
+        };
         for _ in 0..MAX_PAGES {
-            let path = format!("{endpoint}?startIndex={start}&count={}", self.page);
+            let path = format!("{endpoint}?startIndex={start}&count={}{filter}", self.page);
             let body = self.client.get_path(&path).await?;
             let (resources, total) = list_response(endpoint, body)?;
             if resources.is_empty() {
@@ -99,6 +85,149 @@ impl ScimSource {
             "{endpoint} kept paging past {MAX_PAGES} pages"
         )))
     }
+
+    /// The resources of `endpoint` changed after `since`; `Err(Ok(why))` when the server
+    /// cannot filter on `meta.lastModified`.
+    async fn changed(
+        &self,
+        endpoint: &str,
+        since: Timestamp,
+        cursor: &str,
+    ) -> Result<Result<Vec<Value>, String>, SourceError> {
+        let filter = format!("meta.lastModified gt \"{cursor}\"");
+        let docs = match self.walk(endpoint, &filter).await {
+            Ok(d) => d,
+            Err(SourceError::Call(TargetError::Http { status, .. }))
+                if matches!(status, 400 | 403 | 404 | 501) =>
+            {
+                return Ok(Err(format!(
+                    "{endpoint} refused a filter on meta.lastModified (HTTP {status})"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        // A resource older than asked, or without the attribute, means the filter was ignored.
+        if docs
+            .iter()
+            .any(|d| last_modified(d).is_none_or(|t| t <= since))
+        {
+            return Ok(Err(format!(
+                "{endpoint} ignores filters on meta.lastModified (it answered older resources)"
+            )));
+        }
+        Ok(Ok(docs))
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceReader for ScimSource {
+    async fn read_all(&self) -> Result<SourceSnapshot, SourceError> {
+        let user_docs = self.walk("Users", "").await?;
+        let group_docs = self.walk("Groups", "").await?;
+        let mut users = Vec::with_capacity(user_docs.len());
+        for doc in &user_docs {
+            users.push(source_user(doc)?);
+        }
+        let none = Known::default();
+        let members = Members::of(&users, &none, &group_docs);
+        let mut groups = Vec::with_capacity(group_docs.len());
+        for doc in &group_docs {
+            groups.push(members.source_group(doc)?);
+        }
+        Ok(SourceSnapshot {
+            users,
+            groups,
+            cursor: cursor_after(user_docs.iter().chain(&group_docs)),
+        })
+    }
+
+    async fn read_changes(&self, cursor: &str, known: &Known) -> Result<Incremental, SourceError> {
+        let Ok(since) = Timestamp::parse_rfc3339(cursor) else {
+            return Ok(Incremental::Unavailable(
+                "no meta.lastModified was seen at the last full sync".into(),
+            ));
+        };
+        let config = self.client.service_provider_config().await?;
+        if config.pointer("/filter/supported").and_then(Value::as_bool) != Some(true) {
+            return Ok(Incremental::Unavailable(
+                "the server's ServiceProviderConfig says it does not filter".into(),
+            ));
+        }
+        let user_docs = match self.changed("Users", since, cursor).await? {
+            Ok(d) => d,
+            Err(why) => return Ok(Incremental::Unavailable(why)),
+        };
+        let group_docs = match self.changed("Groups", since, cursor).await? {
+            Ok(d) => d,
+            Err(why) => return Ok(Incremental::Unavailable(why)),
+        };
+        let mut users = Vec::with_capacity(user_docs.len());
+        for doc in &user_docs {
+            users.push(source_user(doc)?);
+        }
+        let next = cursor_after(user_docs.iter().chain(&group_docs));
+        let mut changes = SourceChanges {
+            users,
+            gone_users: Vec::new(),
+            groups: None,
+            cursor: next.filter(|n| n.as_str() != cursor),
+        };
+        if group_docs.is_empty() {
+            return Ok(Incremental::Changes(changes));
+        }
+        // Where groups nest, a change inside one changes every group above it: the groups
+        // are read again whole. Flat groups are replaced one by one.
+        let nested = known
+            .group_paths
+            .values()
+            .any(|p| p.matches('/').count() > 1)
+            || group_docs.iter().any(|g| {
+                g.get("members")
+                    .and_then(Value::as_array)
+                    .is_some_and(|m| m.iter().any(is_group_member))
+            });
+        let (group_docs, everything) = if nested {
+            (self.walk("Groups", "").await?, true)
+        } else {
+            (group_docs, false)
+        };
+        let members = Members::of(&changes.users, known, &group_docs);
+        let mut groups = Vec::with_capacity(group_docs.len());
+        for doc in &group_docs {
+            groups.push(members.source_group(doc)?);
+        }
+        changes.groups = Some(GroupScope {
+            ids: groups.iter().map(|g| g.external_id.clone()).collect(),
+            groups,
+            paths: Vec::new(),
+            everything,
+        });
+        Ok(Incremental::Changes(changes))
+    }
+}
+
+/// A resource's `meta.lastModified`.
+fn last_modified(doc: &Value) -> Option<Timestamp> {
+    doc.pointer("/meta/lastModified")
+        .and_then(Value::as_str)
+        .and_then(|t| Timestamp::parse_rfc3339(t).ok())
+}
+
+/// The cursor after reading `docs`: their newest `meta.lastModified`, less the margin.
+fn cursor_after<'a>(docs: impl Iterator<Item = &'a Value>) -> Option<String> {
+    docs.filter_map(last_modified)
+        .max()
+        .map(|t| t.before(CURSOR_MARGIN).to_rfc3339())
+}
+
+fn is_group_member(m: &Value) -> bool {
+    let kind = m.get("type").and_then(Value::as_str).unwrap_or_default();
+    let by_ref = m.get("$ref").and_then(Value::as_str).unwrap_or_default();
+    kind.eq_ignore_ascii_case("group") || (kind.is_empty() && by_ref.contains("/Groups/"))
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// A ListResponse's resources and `totalResults`; anything else is garbage.
@@ -141,50 +270,78 @@ fn source_user(doc: &Value) -> Result<SourceUser, SourceError> {
     })
 }
 
-fn source_group(
-    doc: &Value,
-    users: &HashSet<&str>,
-    by_name: &HashMap<String, &str>,
-    groups: &HashSet<&str>,
-) -> Result<SourceGroup, SourceError> {
-    let id = doc
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| SourceError::Garbage("a group without an id".into()))?;
-    let display_name = doc
-        .get("displayName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| SourceError::Garbage(format!("group {id} has no displayName")))?;
-    let mut members = Vec::new();
-    let mut child_groups = Vec::new();
-    for m in doc
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let value = m.get("value").and_then(Value::as_str).unwrap_or_default();
-        let kind = m.get("type").and_then(Value::as_str).unwrap_or_default();
-        let by_ref = m.get("$ref").and_then(Value::as_str).unwrap_or_default();
-        if kind.eq_ignore_ascii_case("group") || (kind.is_empty() && by_ref.contains("/Groups/")) {
-            child_groups.push(value.to_string());
-        } else if users.contains(value) {
-            members.push(value.to_string());
-        } else if let Some(uid) = by_name.get(&value.to_lowercase()) {
-            // Some servers name members by userName.
-            members.push(uid.to_string());
-        } else if groups.contains(value) {
-            child_groups.push(value.to_string());
+/// Who a group's members can be: the users read, and those the store holds for the source.
+struct Members<'a> {
+    users: HashSet<&'a str>,
+    by_name: HashMap<String, &'a str>,
+    groups: HashSet<&'a str>,
+}
+
+impl<'a> Members<'a> {
+    fn of(users: &'a [SourceUser], known: &'a Known, group_docs: &'a [Value]) -> Self {
+        let mut by_name: HashMap<String, &str> = known
+            .user_names
+            .iter()
+            .map(|(n, e)| (n.clone(), e.as_str()))
+            .collect();
+        by_name.extend(
+            users
+                .iter()
+                .map(|u| (u.user_name.to_lowercase(), u.external_id.as_str())),
+        );
+        Self {
+            users: users
+                .iter()
+                .map(|u| u.external_id.as_str())
+                .chain(known.users.iter().map(String::as_str))
+                .collect(),
+            by_name,
+            groups: group_docs
+                .iter()
+                .filter_map(|g| g.get("id").and_then(Value::as_str))
+                .chain(known.group_paths.keys().map(String::as_str))
+                .collect(),
         }
-        // A member the server does not list is left out: it is not ours to invent.
     }
-    Ok(SourceGroup {
-        external_id: id.to_string(),
-        display_name: display_name.to_string(),
-        path: None,
-        members,
-        child_groups,
-    })
+
+    fn source_group(&self, doc: &Value) -> Result<SourceGroup, SourceError> {
+        let id = doc
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| SourceError::Garbage("a group without an id".into()))?;
+        let display_name = doc
+            .get("displayName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| SourceError::Garbage(format!("group {id} has no displayName")))?;
+        let mut members = Vec::new();
+        let mut child_groups = Vec::new();
+        for m in doc
+            .get("members")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let value = m.get("value").and_then(Value::as_str).unwrap_or_default();
+            if is_group_member(m) {
+                child_groups.push(value.to_string());
+            } else if self.users.contains(value) {
+                members.push(value.to_string());
+            } else if let Some(uid) = self.by_name.get(&value.to_lowercase()) {
+                // Some servers name members by userName.
+                members.push(uid.to_string());
+            } else if self.groups.contains(value) {
+                child_groups.push(value.to_string());
+            }
+            // A member the server does not list is left out: it is not ours to invent.
+        }
+        Ok(SourceGroup {
+            external_id: id.to_string(),
+            display_name: display_name.to_string(),
+            path: None,
+            members,
+            child_groups,
+        })
+    }
 }

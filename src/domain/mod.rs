@@ -48,8 +48,8 @@ pub use role::{
     GroupSelector, MappingCommit, MappingWrite, MatchMode, Role, RoleMapping, RoleMappingDraft,
 };
 pub use sync::{
-    SourceGroup, SourceSnapshot, SourceUser, SyncBatch, SyncCounts, SyncGuard, SyncRun,
-    sync_guard_key,
+    GroupScope, SourceChanges, SourceGroup, SourceSnapshot, SourceUser, SyncBatch, SyncCounts,
+    SyncGuard, SyncRun, sync_guard_key,
 };
 pub use target_link::{ResourceType, TargetLink};
 pub use target_settings::{

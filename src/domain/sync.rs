@@ -57,6 +57,49 @@ pub struct SourceSnapshot {
     pub cursor: Option<String>,
 }
 
+/// What changed at a source since its cursor, as an incremental read reports it: the
+/// resources a change feed named, each re-read whole (so applying a change twice is applying
+/// the same state twice).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceChanges {
+    /// Users that changed, as they are now.
+    pub users: Vec<SourceUser>,
+    /// Users the source no longer has, by external id.
+    pub gone_users: Vec<String>,
+    /// The groups to plan again, if any changed.
+    pub groups: Option<GroupScope>,
+    /// Where the next incremental read starts; `None` keeps the stored one.
+    pub cursor: Option<String>,
+}
+
+/// Groups re-read by an incremental sync, and which of the source's stored groups they
+/// replace: stored groups in scope that are not in `groups` are gone at the source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupScope {
+    /// The groups as they are now, whole trees where the source nests them.
+    pub groups: Vec<SourceGroup>,
+    /// Stored groups of these external ids are in scope...
+    pub ids: Vec<String>,
+    /// ...and so are those whose path is one of these or lies below one of them.
+    pub paths: Vec<String>,
+    /// Every stored group of the source is in scope (its whole group list was re-read).
+    pub everything: bool,
+}
+
+impl GroupScope {
+    /// Whether a stored group (by its external id and path) is one this scope replaces.
+    pub fn covers(&self, external_id: Option<&str>, path: &str) -> bool {
+        self.everything
+            || external_id.is_some_and(|e| self.ids.iter().any(|i| i == e))
+            || self.paths.iter().any(|p| {
+                path == p
+                    || path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+    }
+}
+
 /// One batch of what a sync changes, applied by the store in one transaction (with what the
 /// changes cause at targets, their audit events, and the cursor when the batch carries it).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -163,6 +206,9 @@ pub struct SyncRun {
     pub counts: Json<serde_json::Value>,
     /// Why it stopped, if it did.
     pub error: Option<String>,
+    /// What the operator should know about how it ran (an incremental sync that ran in full
+    /// because the source's change feed is off, and why).
+    pub note: Option<String>,
 }
 
 /// The deletion guard of a source: a sync that would suspend more than `share` of the

@@ -291,6 +291,9 @@ pub struct SourceHealth {
     pub last_error: Option<String>,
     /// Syncs over the last 24 hours, and how many of them failed.
     pub runs_24h: WindowRate,
+    /// Why the source is synced in full only, when its change feed cannot serve (admin
+    /// events off, a server that does not filter on `meta.lastModified`).
+    pub full_only: Option<String>,
 }
 
 /// How many intervals without a successful sync make a source stalled.
@@ -335,6 +338,8 @@ pub fn assess_source(
                 now.since(ok.finished_at).as_secs()
             ),
         )
+    } else if let Some(why) = last.and_then(|r| r.note.as_ref()) {
+        (HealthState::Healthy, format!("syncing in full only: {why}"))
     } else {
         (HealthState::Healthy, "syncing".to_string())
     };
@@ -348,6 +353,7 @@ pub fn assess_source(
         last_success_at: last_success.map(|r| r.finished_at),
         last_error: last.and_then(|r| r.error.clone()),
         runs_24h,
+        full_only: last.and_then(|r| r.note.clone()),
     }
 }
 
@@ -559,6 +565,7 @@ mod tests {
             actor: "engine".into(),
             counts: Json(json!({})),
             error: error.map(str::to_string),
+            note: None,
         }
     }
 

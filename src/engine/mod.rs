@@ -319,19 +319,24 @@ fn due(
         && tried.is_none_or(|t| t.elapsed() >= every)
 }
 
-/// Syncs each source scimdesk pulls from when its `full_sync_every_secs` (an hour unless
-/// set) has passed since its last run, by any process: the runs are in the store, and a claim
-/// in the store keeps a second process from syncing the same source at the same time.
+/// Syncs each source scimdesk pulls from on its schedule: in full when its
+/// `full_sync_every_secs` has passed since its last full run by any process (the runs are in
+/// the store), and in between incrementally every `incremental_sync_every_secs` (5 s unless
+/// set) where the source has a change feed. A source whose feed cannot serve (the run says
+/// why in its note) is not polled again until its next full sync. A claim in the store keeps
+/// a second process from syncing the same source at the same time.
 async fn sync_on_schedule(
     store: Arc<dyn Store>,
     config: EngineConfig,
     mut stop: watch::Receiver<bool>,
 ) {
-    let check_every =
-        Duration::from_millis(config.supervise_interval_ms.max(50)).max(Duration::from_secs(1));
+    use crate::domain::ConnectionId;
+    use std::collections::{HashMap, HashSet};
+    let check_every = Duration::from_millis(config.supervise_interval_ms.clamp(50, 1000));
     let actor = crate::domain::Actor::system("engine");
-    let mut tried: std::collections::HashMap<crate::domain::ConnectionId, tokio::time::Instant> =
-        Default::default();
+    let mut tried_full: HashMap<ConnectionId, tokio::time::Instant> = HashMap::new();
+    let mut tried_incremental: HashMap<ConnectionId, tokio::time::Instant> = HashMap::new();
+    let mut no_feed: HashSet<ConnectionId> = HashSet::new();
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -341,36 +346,63 @@ async fn sync_on_schedule(
             continue;
         };
         for c in sources {
-            let Some(every) = sync::full_sync_interval(&c) else {
-                continue;
-            };
             if c.state != crate::domain::ConnectionState::Active {
                 continue;
             }
-            let last = store
-                .sync_runs(c.organization_id, c.id, 5)
-                .await
-                .ok()
-                .and_then(|runs| runs.into_iter().find(|r| !r.dry_run))
-                .map(|r| r.started_at);
-            if !due(last, every, tried.get(&c.id)) {
+            let full_due = match sync::full_sync_interval(&c) {
+                Some(every) => {
+                    let last = store
+                        .sync_runs(c.organization_id, c.id, 20)
+                        .await
+                        .ok()
+                        .and_then(|runs| runs.into_iter().find(|r| !r.dry_run && r.full_sync))
+                        .map(|r| r.started_at);
+                    due(last, every, tried_full.get(&c.id))
+                }
+                None => false,
+            };
+            let incremental_due = !full_due
+                && !no_feed.contains(&c.id)
+                && sync::incremental_sync_interval(&c).is_some_and(|every| {
+                    tried_incremental
+                        .get(&c.id)
+                        .is_none_or(|t| t.elapsed() >= every)
+                });
+            if !full_due && !incremental_due {
                 continue;
             }
-            tried.insert(c.id, tokio::time::Instant::now());
+            let now = tokio::time::Instant::now();
+            tried_incremental.insert(c.id, now);
+            if full_due {
+                tried_full.insert(c.id, now);
+                no_feed.remove(&c.id);
+            }
             let options = sync::SyncOptions {
-                full: true,
+                full: full_due,
+                quiet: true,
                 ..Default::default()
             };
             match sync::sync_source(store.as_ref(), &actor, c.organization_id, c.id, options).await
             {
-                Ok(r) if r.run.error.is_none() => {
-                    tracing::info!(connection = %c.name, counts = ?r.counts, "scheduled sync")
+                Ok(r) => {
+                    if r.run.note.is_some() {
+                        no_feed.insert(c.id);
+                    }
+                    match r.run.error {
+                        None if r.counts.changed_nothing() => {
+                            tracing::debug!(connection = %c.name, "scheduled sync: no change")
+                        }
+                        None => {
+                            tracing::info!(connection = %c.name, full = r.run.full_sync, counts = ?r.counts, "scheduled sync")
+                        }
+                        Some(e) => {
+                            tracing::warn!(connection = %c.name, "scheduled sync stopped: {e}")
+                        }
+                    }
                 }
-                Ok(r) => tracing::warn!(
-                    connection = %c.name,
-                    "scheduled sync stopped: {}",
-                    r.run.error.unwrap_or_default()
-                ),
+                Err(sync::SyncError::Busy(_)) => {
+                    tracing::debug!(connection = %c.name, "another process is syncing it")
+                }
                 Err(e) => tracing::warn!(connection = %c.name, "scheduled sync not run: {e}"),
             }
         }

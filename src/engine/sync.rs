@@ -5,13 +5,18 @@
 //! so the fan-out to targets, the queue and the audit log treat a synced change exactly as a
 //! pushed one. The run is recorded with its counts, also when it stops.
 //!
-//! Read today, in full: any SCIM 2.0 server (`scim_source`) and a Keycloak realm (`keycloak`).
-//! Zitadel's reader, incremental syncs and schedules are the next steps of the sources issue.
+//! A sync is full (the whole source is read; a stored user it leaves out is gone) or
+//! incremental (the reader's change feed names what changed since the stored cursor, and only
+//! that is read and planned). An incremental sync whose feed cannot serve runs in full and
+//! says why in the run's note. The cursor is written with the last batch of the changes it
+//! covers, so a sync that dies midway starts again from where the last whole one ended.
 
 use super::commands::wake_other_processes;
 use super::delivery::{ClientSetupError, target_client};
 use crate::connectors::keycloak::{self, KeycloakSource};
-use crate::connectors::scim_source::{PAGE, ScimSource, SourceError};
+use crate::connectors::scim_source::{PAGE, ScimSource};
+use crate::connectors::source::{Incremental, Known, SourceError, SourceReader};
+use crate::connectors::zitadel::{self, ZitadelSource, ZitadelUsers};
 use crate::domain::*;
 use crate::policy::sync::{GuardTripped, plan_groups, plan_users};
 use crate::store::{ListRange, Store, StoreError};
@@ -30,12 +35,16 @@ const SAMPLE: usize = 10;
 /// How to sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncOptions {
-    /// Read the whole source (the only kind of sync `scim_source` has today).
+    /// Read the whole source (else: what changed since the stored cursor, where the source
+    /// has a change feed and a cursor is stored).
     pub full: bool,
     /// Only report what would change.
     pub dry_run: bool,
     /// Apply even what the deletion guard would stop (an operator's "apply anyway").
     pub force: bool,
+    /// Record nothing for an incremental sync that found nothing to change (the schedule's
+    /// polls: a run row and an audit event every few seconds would drown the real ones).
+    pub quiet: bool,
 }
 
 /// The first rows of each kind of change, for the person reading the report.
@@ -95,7 +104,7 @@ pub enum SyncError {
     Pushed(String),
     /// A source kind whose reader does not exist yet.
     #[error(
-        "{name} is a {kind} source; reading {kind} is not built yet (scim_source and keycloak are)"
+        "{name} is a {kind} source; its users arrive when they sign in, there is nothing to pull"
     )]
     Unsupported {
         /// The connection.
@@ -132,9 +141,9 @@ pub async fn sync_source(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("connection {connection_id}")))?;
     match connection.kind {
-        ConnectionKind::ScimSource | ConnectionKind::Keycloak => {}
+        ConnectionKind::ScimSource | ConnectionKind::Keycloak | ConnectionKind::Zitadel => {}
         ConnectionKind::ScimInbound => return Err(SyncError::Pushed(connection.name)),
-        ConnectionKind::Zitadel | ConnectionKind::Saml => {
+        ConnectionKind::Saml => {
             return Err(SyncError::Unsupported {
                 name: connection.name,
                 kind: connection.kind,
@@ -162,6 +171,8 @@ pub async fn sync_source(
         counts: SyncCounts::default(),
         samples: SyncSamples::default(),
         guard: None,
+        incremental: false,
+        note: None,
     };
     let error = run.go(guard).await.err().map(|e| e.to_string());
     let released = store.release_sync(org, connection_id, owner).await;
@@ -171,13 +182,21 @@ pub async fn sync_source(
         connection_id,
         started_at,
         finished_at: Timestamp::now(),
-        full_sync: true,
+        full_sync: !run.incremental,
         dry_run: options.dry_run,
         actor: actor.name.clone(),
         counts: Json(serde_json::to_value(&run.counts).unwrap_or(serde_json::Value::Null)),
         error,
+        note: run.note.clone(),
     };
-    store.record_sync_run(&record).await?;
+    let idle = options.quiet
+        && run.incremental
+        && record.error.is_none()
+        && run.counts.changed_nothing()
+        && run.guard.is_none();
+    if !idle {
+        store.record_sync_run(&record).await?;
+    }
     released?;
     if !options.dry_run && !run.counts.changed_nothing() {
         wake_other_processes(store, org).await;
@@ -201,31 +220,75 @@ enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Guarded(#[from] GuardTripped),
-    #[error("a Keycloak source needs the realm (`--setting realm=NAME`)")]
-    NoRealm,
+    #[error("a {0} source needs the setting {1} (`--setting {1}=…`)")]
+    Missing(&'static str, &'static str),
 }
 
 /// How often a source is synced in full when its settings do not say
 /// (`full_sync_every_secs`; 0 turns the schedule off).
 pub const FULL_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// When `connection` is next due for a scheduled full sync, given its last run's start:
-/// `None` when its schedule is off.
-pub fn full_sync_interval(connection: &Connection) -> Option<std::time::Duration> {
-    match connection
-        .settings
-        .0
-        .get("full_sync_every_secs")
-        .and_then(|v| v.as_u64())
-    {
+/// How often a source without a change feed (Zitadel) is synced in full when its settings do
+/// not say: it can only keep up by reading.
+pub const FULL_SYNC_WITHOUT_FEED_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How often a source with a change feed is synced incrementally when its settings do not say
+/// (`incremental_sync_every_secs`; 0 turns it off).
+pub const INCREMENTAL_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn interval(
+    connection: &Connection,
+    key: &str,
+    default: std::time::Duration,
+) -> Option<std::time::Duration> {
+    match connection.settings.0.get(key).and_then(|v| v.as_u64()) {
         Some(0) => None,
         Some(secs) => Some(std::time::Duration::from_secs(secs)),
-        None => Some(FULL_SYNC_EVERY),
+        None => Some(default),
     }
 }
 
-/// Reads the whole source.
-async fn read(store: &dyn Store, conn: &Connection) -> Result<SourceSnapshot, RunError> {
+/// How often `connection` is synced in full by the schedule (`full_sync_every_secs`): `None`
+/// when its schedule is off.
+pub fn full_sync_interval(connection: &Connection) -> Option<std::time::Duration> {
+    let default = if has_change_feed(connection.kind) {
+        FULL_SYNC_EVERY
+    } else {
+        FULL_SYNC_WITHOUT_FEED_EVERY
+    };
+    interval(connection, "full_sync_every_secs", default)
+}
+
+/// How often `connection` is synced incrementally by the schedule
+/// (`incremental_sync_every_secs`): `None` when off, or when the source has no change feed.
+pub fn incremental_sync_interval(connection: &Connection) -> Option<std::time::Duration> {
+    if !has_change_feed(connection.kind) {
+        return None;
+    }
+    interval(
+        connection,
+        "incremental_sync_every_secs",
+        INCREMENTAL_SYNC_EVERY,
+    )
+}
+
+/// Whether sources of this kind can be read incrementally: Keycloak (admin events) and SCIM
+/// servers (`meta.lastModified`); Zitadel's APIs have no feed.
+pub fn has_change_feed(kind: ConnectionKind) -> bool {
+    matches!(kind, ConnectionKind::Keycloak | ConnectionKind::ScimSource)
+}
+
+/// A string setting of `conn`, if set and not empty.
+fn setting<'a>(conn: &'a Connection, key: &str) -> Option<&'a str> {
+    conn.settings
+        .0
+        .get(key)
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.is_empty())
+}
+
+/// The reader of the source `conn`.
+async fn reader(store: &dyn Store, conn: &Connection) -> Result<Box<dyn SourceReader>, RunError> {
     let mut settings = TargetSettings::from_json(&conn.settings.0).unwrap_or_default();
     // Rows asked per page (`page_size`); the source may answer with fewer.
     let page = |default: u32| {
@@ -237,31 +300,93 @@ async fn read(store: &dyn Store, conn: &Connection) -> Result<SourceSnapshot, Ru
             .filter(|p| *p > 0)
             .unwrap_or(default)
     };
+    let base = conn
+        .base_url
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let oauth = conn.auth_method == AuthMethod::OAuth2ClientCredentials;
     match conn.kind {
         ConnectionKind::Keycloak => {
-            let realm = conn
-                .settings
-                .0
-                .get("realm")
-                .and_then(|r| r.as_str())
-                .filter(|r| !r.is_empty())
-                .ok_or(RunError::NoRealm)?
+            let realm = setting(conn, "realm")
+                .ok_or(RunError::Missing("Keycloak", "realm"))?
                 .to_string();
             // The realm's own issuer, unless another is configured.
-            if settings.issuer.is_none() && settings.token_url.is_none() {
-                let base = conn.base_url.as_deref().unwrap_or_default();
-                settings.issuer = Some(format!("{}/realms/{realm}", base.trim_end_matches('/')));
+            if oauth && settings.issuer.is_none() && settings.token_url.is_none() {
+                settings.issuer = Some(format!("{base}/realms/{realm}"));
             }
             let client = target_client(store, conn, &settings)
                 .await?
                 .answering_json();
-            Ok(KeycloakSource::new(client, &realm, page(keycloak::PAGE))
-                .read_all()
-                .await?)
+            Ok(Box::new(KeycloakSource::new(
+                client,
+                &realm,
+                page(keycloak::PAGE),
+            )))
+        }
+        ConnectionKind::Zitadel => {
+            let org = setting(conn, "organization_id")
+                .ok_or(RunError::Missing("Zitadel", "organization_id"))?
+                .to_string();
+            // The instance is its own issuer; its APIs want their audience in the token.
+            if oauth && settings.issuer.is_none() && settings.token_url.is_none() {
+                settings.issuer = Some(base.clone());
+            }
+            if oauth && settings.scope.is_none() {
+                settings.scope = Some("openid urn:zitadel:iam:org:project:id:zitadel:aud".into());
+            }
+            let users = match setting(conn, "users_from") {
+                None | Some("v2") => ZitadelUsers::V2,
+                Some("scim") => {
+                    let mut scim = conn.clone();
+                    scim.base_url = Some(format!("{base}/scim/v2/{org}"));
+                    ZitadelUsers::Scim(Box::new(ScimSource::new(
+                        target_client(store, &scim, &settings).await?,
+                        page(PAGE),
+                    )))
+                }
+                Some(_) => return Err(RunError::Missing("Zitadel", "users_from (v2 or scim)")),
+            };
+            let client = target_client(store, conn, &settings).await?;
+            Ok(Box::new(ZitadelSource::new(
+                client,
+                &org,
+                setting(conn, "project_id"),
+                page(zitadel::PAGE),
+                users,
+            )))
         }
         _ => {
             let client = target_client(store, conn, &settings).await?;
-            Ok(ScimSource::new(client, page(PAGE)).read_all().await?)
+            Ok(Box::new(ScimSource::new(client, page(PAGE))))
+        }
+    }
+}
+
+/// What one run read, full or incremental, in the one shape the plan takes.
+struct Reading {
+    /// Users read (all of them, or those that changed).
+    users: Vec<SourceUser>,
+    /// `None` for a full read; else the users gone at the source.
+    gone: Option<Vec<String>>,
+    /// The groups to plan, and which stored ones they replace.
+    groups: Option<GroupScope>,
+    /// The cursor after this read.
+    cursor: Option<String>,
+}
+
+impl Reading {
+    fn full(snapshot: SourceSnapshot) -> Self {
+        Self {
+            users: snapshot.users,
+            gone: None,
+            groups: Some(GroupScope {
+                groups: snapshot.groups,
+                everything: true,
+                ..Default::default()
+            }),
+            cursor: snapshot.cursor,
         }
     }
 }
@@ -276,15 +401,79 @@ struct Run<'a> {
     counts: SyncCounts,
     samples: SyncSamples,
     guard: Option<GuardRefusal>,
+    /// Whether it read only what changed.
+    incremental: bool,
+    /// Why an incremental sync ran in full.
+    note: Option<String>,
 }
 
 impl Run<'_> {
+    /// Reads the source: what changed, when asked and the source can say, else everything.
+    async fn read(&mut self, local: &[User], stored: Option<&str>) -> Result<Reading, RunError> {
+        let reader = reader(self.store, self.connection).await?;
+        if !self.options.full {
+            match stored {
+                Some(cursor) => {
+                    let known = self.known(local).await?;
+                    match reader.read_changes(cursor, &known).await? {
+                        Incremental::Changes(c) => {
+                            self.incremental = true;
+                            return Ok(Reading {
+                                users: c.users,
+                                gone: Some(c.gone_users),
+                                groups: c.groups,
+                                cursor: c.cursor,
+                            });
+                        }
+                        Incremental::Unavailable(why) => self.note = Some(why),
+                    }
+                }
+                None if has_change_feed(self.connection.kind) => {
+                    self.note = Some(
+                        "no cursor is stored yet (the source gave none at its last full sync)"
+                            .into(),
+                    );
+                }
+                None => {}
+            }
+        }
+        Ok(Reading::full(reader.read_all().await?))
+    }
+
+    /// What the store holds for the source, as an incremental read needs it.
+    async fn known(&self, local: &[User]) -> Result<Known, StoreError> {
+        let mut known = Known::default();
+        for u in local {
+            if u.source_connection_id == Some(self.connection.id)
+                && let Some(e) = &u.external_id
+            {
+                known.users.insert(e.clone());
+                known
+                    .user_names
+                    .insert(u.user_name.to_lowercase(), e.clone());
+            }
+        }
+        for g in self.source_group_rows().await? {
+            if let Some(e) = &g.external_id {
+                known.group_paths.insert(e.clone(), g.path());
+            }
+        }
+        Ok(known)
+    }
+
     async fn go(&mut self, guard: SyncGuard) -> Result<(), RunError> {
         let conn = self.connection;
-        let snapshot = read(self.store, conn).await?;
-
         let local = self.all_users().await?;
-        let users = match plan_users(conn.id, &snapshot.users, &local, guard, self.options.force) {
+        let stored = self.store.sync_cursor(self.org, conn.id).await?;
+        let reading = self.read(&local, stored.as_deref()).await?;
+        let users = match plan_users(
+            conn.id,
+            &reading.users,
+            reading.gone.as_deref(),
+            &local,
+            guard,
+            self.options.force,
+        ) {
             Ok(plan) => plan,
             Err(tripped) => return Err(self.refuse(tripped).await?.into()),
         };
@@ -344,8 +533,34 @@ impl Run<'_> {
             }
         }
 
-        let groups = self.source_groups().await?;
-        let plan = plan_groups(conn.id, &snapshot.groups, &ids, &groups, &mut self.counts);
+        // The cursor goes with the last batch, so it never runs ahead of the changes; an
+        // unchanged one is not written again.
+        let cursor = reading.cursor.filter(|c| stored.as_ref() != Some(c));
+        let Some(scope) = reading.groups else {
+            if !self.options.dry_run {
+                let mut batch = SyncBatch {
+                    cursor,
+                    ..Default::default()
+                };
+                self.flush(&mut batch).await?;
+            }
+            return Ok(());
+        };
+        let reported: std::collections::HashSet<&str> = scope
+            .groups
+            .iter()
+            .map(|g| g.external_id.as_str())
+            .collect();
+        let groups: Vec<(Group, Vec<UserId>)> = self
+            .source_groups()
+            .await?
+            .into_iter()
+            .filter(|(g, _)| {
+                let e = g.external_id.as_deref();
+                scope.covers(e, &g.path()) || e.is_some_and(|e| reported.contains(e))
+            })
+            .collect();
+        let plan = plan_groups(conn.id, &scope.groups, &ids, &groups, &mut self.counts);
         self.samples.groups_created = plan
             .create
             .iter()
@@ -374,8 +589,7 @@ impl Run<'_> {
             batch.delete_groups.push(g);
             self.flush_if_full(&mut batch).await?;
         }
-        // The cursor goes with the last batch, so it never runs ahead of the changes.
-        batch.cursor = snapshot.cursor;
+        batch.cursor = cursor;
         self.flush(&mut batch).await?;
         if self.options.force {
             self.settle_guard("applied anyway").await?;
@@ -415,6 +629,25 @@ impl Run<'_> {
 
     /// The source's groups in the store, with their members.
     async fn source_groups(&self) -> Result<Vec<(Group, Vec<UserId>)>, StoreError> {
+        let mine = self.source_group_rows().await?;
+        let ids: Vec<GroupId> = mine.iter().map(|g| g.id).collect();
+        let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            for (g, u) in self.store.memberships_of_groups(self.org, chunk).await? {
+                members.entry(g).or_default().push(u);
+            }
+        }
+        Ok(mine
+            .into_iter()
+            .map(|g| {
+                let m = members.remove(&g.id).unwrap_or_default();
+                (g, m)
+            })
+            .collect())
+    }
+
+    /// The source's groups in the store.
+    async fn source_group_rows(&self) -> Result<Vec<Group>, StoreError> {
         let mut mine = Vec::new();
         let mut offset = 0u64;
         loop {
@@ -438,20 +671,7 @@ impl Run<'_> {
                 break;
             }
         }
-        let ids: Vec<GroupId> = mine.iter().map(|g| g.id).collect();
-        let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
-        for chunk in ids.chunks(1000) {
-            for (g, u) in self.store.memberships_of_groups(self.org, chunk).await? {
-                members.entry(g).or_default().push(u);
-            }
-        }
-        Ok(mine
-            .into_iter()
-            .map(|g| {
-                let m = members.remove(&g.id).unwrap_or_default();
-                (g, m)
-            })
-            .collect())
+        Ok(mine)
     }
 
     /// The guard stopped the sync: an exception for an operator (not on a dry run).

@@ -84,12 +84,15 @@ fn same(user: &User, draft: &UserDraft) -> bool {
     draft_from(user) == *draft
 }
 
-/// Plans the users of `source`: `reported` is everything the source holds, `local` every user
-/// of the organization (userNames are unique across sources, so a userName another source
+/// Plans the users of `source`. `reported` is everything the source holds when `gone` is
+/// `None` (a full sync: a stored user it leaves out is gone), or, incremental, the users that
+/// changed, with `gone` naming by external id those the source no longer has. `local` is every
+/// user of the organization (userNames are unique across sources, so a userName another source
 /// owns is a conflict, not a create). Fails when the guard trips, unless `force`.
 pub fn plan_users(
     source: ConnectionId,
     reported: &[SourceUser],
+    gone: Option<&[String]>,
     local: &[User],
     guard: SyncGuard,
     force: bool,
@@ -153,10 +156,14 @@ pub fn plan_users(
     }
     // Gone from the source: suspended here (a person may be back; deleting is the targets'
     // delete mode's business).
-    for user in local
-        .iter()
-        .filter(|u| u.source_connection_id == Some(source) && u.active && !seen.contains(&u.id))
-    {
+    let gone: Option<HashSet<&str>> = gone.map(|g| g.iter().map(String::as_str).collect());
+    let is_gone = |u: &User| match &gone {
+        None => true,
+        Some(g) => u.external_id.as_deref().is_some_and(|e| g.contains(e)),
+    };
+    for user in local.iter().filter(|u| {
+        u.source_connection_id == Some(source) && u.active && !seen.contains(&u.id) && is_gone(u)
+    }) {
         let mut draft = draft_from(user);
         draft.active = false;
         plan.counts.suspended += 1;
@@ -367,10 +374,10 @@ mod tests {
     #[test]
     fn a_first_sync_creates_and_a_second_changes_nothing() {
         let r = reported(3);
-        let first = plan_users(conn(), &r, &[], SyncGuard::default(), false).unwrap();
+        let first = plan_users(conn(), &r, None, &[], SyncGuard::default(), false).unwrap();
         assert_eq!(first.create.len(), 3);
         assert_eq!(first.counts.created, 3);
-        let again = plan_users(conn(), &r, &stored(&r), SyncGuard::default(), false).unwrap();
+        let again = plan_users(conn(), &r, None, &stored(&r), SyncGuard::default(), false).unwrap();
         assert!(again.create.is_empty() && again.update.is_empty());
         assert_eq!(again.counts.unchanged, 3);
         assert!(again.counts.changed_nothing());
@@ -398,7 +405,7 @@ mod tests {
             share: 1.0,
             min_users: 1,
         };
-        let plan = plan_users(conn(), &r, &local, guard, false).unwrap();
+        let plan = plan_users(conn(), &r, None, &local, guard, false).unwrap();
         assert_eq!(plan.counts.updated, 1);
         assert_eq!(plan.counts.suspended, 2, "disabled, and gone");
         assert_eq!(plan.counts.unchanged, 1);
@@ -416,7 +423,7 @@ mod tests {
         off[1].active = false;
         off[1].lifecycle_state = LifecycleState::Suspended;
         let back = reported(4);
-        let plan = plan_users(conn(), &back, &off[..4], guard, false).unwrap();
+        let plan = plan_users(conn(), &back, None, &off[..4], guard, false).unwrap();
         assert_eq!(plan.counts.reactivated, 1);
     }
 
@@ -424,17 +431,48 @@ mod tests {
     fn the_guard_stops_a_source_that_suddenly_has_nobody() {
         let r = reported(40);
         let local = stored(&r);
-        let e = plan_users(conn(), &[], &local, SyncGuard::default(), false).unwrap_err();
+        let e = plan_users(conn(), &[], None, &local, SyncGuard::default(), false).unwrap_err();
         assert_eq!((e.suspending, e.active), (40, 40));
         assert_eq!(e.first.len(), 20);
         // Three of forty (7.5 %) pass; five (12.5 %) do not; `force` applies anyway.
-        assert!(plan_users(conn(), &r[3..], &local, SyncGuard::default(), false).is_ok());
-        assert!(plan_users(conn(), &r[5..], &local, SyncGuard::default(), false).is_err());
-        let forced = plan_users(conn(), &[], &local, SyncGuard::default(), true).unwrap();
+        assert!(plan_users(conn(), &r[3..], None, &local, SyncGuard::default(), false).is_ok());
+        assert!(plan_users(conn(), &r[5..], None, &local, SyncGuard::default(), false).is_err());
+        let forced = plan_users(conn(), &[], None, &local, SyncGuard::default(), true).unwrap();
         assert_eq!(forced.counts.suspended, 40);
         // Below `min_users` the share does not matter.
         let few = stored(&r[..4]);
-        assert!(plan_users(conn(), &[], &few, SyncGuard::default(), false).is_ok());
+        assert!(plan_users(conn(), &[], None, &few, SyncGuard::default(), false).is_ok());
+    }
+
+    #[test]
+    fn an_incremental_plan_suspends_only_what_the_source_says_is_gone() {
+        let r = reported(6);
+        let local = stored(&r);
+        let mut changed = vec![r[0].clone()];
+        changed[0].given_name = Some("Changed".into());
+        let gone = vec![r[1].external_id.clone()];
+        let plan = plan_users(
+            conn(),
+            &changed,
+            Some(&gone),
+            &local,
+            SyncGuard::default(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (plan.counts.updated, plan.counts.suspended),
+            (1, 1),
+            "the four not named are left alone"
+        );
+        assert!(
+            plan.update
+                .iter()
+                .any(|(id, d)| *id == local[1].id && !d.active)
+        );
+        // The guard counts what an incremental sync suspends too.
+        let all: Vec<String> = r.iter().map(|u| u.external_id.clone()).collect();
+        assert!(plan_users(conn(), &[], Some(&all), &local, SyncGuard::default(), false).is_err());
     }
 
     fn group(id: &str, name: &str, members: &[&str], children: &[&str]) -> SourceGroup {

@@ -85,7 +85,7 @@ macro_rules! exception_cols {
 }
 macro_rules! sync_run_cols {
     () => {
-        "id, organization_id, connection_id, started_at, finished_at, full_sync, dry_run, actor, counts, error"
+        "id, organization_id, connection_id, started_at, finished_at, full_sync, dry_run, actor, counts, error, note"
     };
 }
 

@@ -438,7 +438,7 @@ async fn a_dry_run_reports_and_writes_nothing(h: &Harness) {
         SyncOptions {
             full: true,
             dry_run: true,
-            force: false,
+            ..Default::default()
         },
     )
     .await

@@ -996,6 +996,7 @@ fn a_pulled_source_shows_its_syncs_and_syncs_on_s() {
                 attempts: 4,
                 failures: 1,
             },
+            full_only: None,
         }),
         connection: kc,
         health: None,

@@ -548,7 +548,7 @@ async fn sync_source(
     let options = SyncOptions {
         full,
         dry_run,
-        force: false,
+        ..Default::default()
     };
     let report = sync_source(ctx.store.as_ref(), &ctx.actor, org.id, c.id, options)
         .await

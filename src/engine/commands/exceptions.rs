@@ -91,8 +91,8 @@ pub async fn resolve_exception(
             };
             let options = crate::engine::sync::SyncOptions {
                 full: true,
-                dry_run: false,
                 force: true,
+                ..Default::default()
             };
             let report = crate::engine::sync::sync_source(store, actor, org, conn, options)
                 .await

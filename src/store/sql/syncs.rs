@@ -136,7 +136,7 @@ impl Syncs for ThisStore {
         sqlx::query(concat!(
             "INSERT INTO sync_runs (",
             sync_run_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(run.id)
         .bind(run.organization_id)
@@ -148,6 +148,7 @@ impl Syncs for ThisStore {
         .bind(&run.actor)
         .bind(&run.counts)
         .bind(&run.error)
+        .bind(&run.note)
         .execute(&mut *tx)
         .await?;
         let action = if run.dry_run {
@@ -164,6 +165,7 @@ impl Syncs for ThisStore {
             &run.connection_id.to_string(),
             serde_json::json!({
                 "run": run.id, "full": run.full_sync, "counts": run.counts.0, "error": run.error,
+                "note": run.note,
             }),
         )
         .await?;
