@@ -21,6 +21,8 @@ on_both_backends!(
     a_token_refused_mid_sync_is_renewed_once,
     a_user_disabled_in_keycloak_is_suspended,
     a_wrong_secret_is_said_plainly,
+    admin_events_drive_an_incremental_sync,
+    without_admin_events_syncs_run_in_full_and_say_so,
 );
 
 fn op() -> Actor {
@@ -144,6 +146,13 @@ async fn the_tree_is_walked_flattened_and_mapped_by_path(h: &Harness) {
             .contains(&nurse.id)
     );
     let aokafor = users.iter().find(|u| u.user_name == "aokafor").unwrap();
+    // The profile attributes SCIM has a place for.
+    let ent = &aokafor.attributes.0["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!(
+        (ent["department"].as_str(), ent["employeeNumber"].as_str()),
+        (Some("Cardiology"), Some("RH-004417"))
+    );
+    assert_eq!(aokafor.attributes.0["title"], "Attending Physician");
     let groups = s.user_groups(org, aokafor.id).await.unwrap();
     assert!(
         RoleResolver::new(&mappings)
@@ -239,4 +248,119 @@ async fn a_wrong_secret_is_said_plainly(h: &Harness) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn incremental(s: &dyn Store, org: OrganizationId, c: &Connection) -> SyncReport {
+    sync_source(
+        s,
+        &op(),
+        org,
+        c.id,
+        SyncOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn admin_events_drive_an_incremental_sync(h: &Harness) {
+    let s = &*h.store;
+    let kc = Keycloak::start().await;
+    let (org, c) = realm_source(s, &kc, SECRET).await;
+    assert_eq!(sync(s, org, &c).await.run.error, None);
+
+    kc.enable("ehughes", false);
+    kc.leave("lbrennan", "/Clinical/Nursing/ICU Nurses");
+    let asked_before = kc.realm.lock().unwrap().requests.len();
+    let run = incremental(s, org, &c).await;
+    assert_eq!(run.run.error, None);
+    assert_eq!(run.run.note, None);
+    assert!(!run.run.full_sync, "read from the admin events");
+    assert_eq!(
+        (run.counts.suspended, run.counts.memberships_removed),
+        (1, 3),
+        "lbrennan leaves ICU Nurses and so Nursing and Clinical: {:?}",
+        run.counts
+    );
+    let users = s.list_users(org, ListRange::first(100)).await.unwrap();
+    assert!(
+        !users
+            .iter()
+            .find(|u| u.user_name == "ehughes")
+            .unwrap()
+            .active
+    );
+    let t = tree(s, org).await;
+    let only = vec!["ehughes".to_string()];
+    assert_eq!(t["/Clinical/Nursing/ICU Nurses"], only);
+    assert_eq!(t["/Clinical/Nursing"], only);
+    assert_eq!(t["/Clinical"], only);
+    assert_eq!(t.len(), 7, "the other trees are left as they were");
+
+    // What was asked: the events (repeated resourceTypes, from the cursor, oldest first),
+    // the user they name, the tree the membership lives in; never the whole realm.
+    let asked: Vec<String> = kc.realm.lock().unwrap().requests[asked_before..].to_vec();
+    let events = asked
+        .iter()
+        .find(|r| r.starts_with("admin-events?"))
+        .unwrap();
+    for part in [
+        "resourceTypes=USER",
+        "resourceTypes=GROUP",
+        "resourceTypes=GROUP_MEMBERSHIP",
+        "direction=asc",
+        "dateFrom=",
+        "first=0",
+    ] {
+        assert!(events.contains(part), "{events}");
+    }
+    assert!(
+        asked.contains(&format!("users/{}", kc.user_id("ehughes"))),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&"group-by-path/Clinical".to_string()),
+        "{asked:?}"
+    );
+    assert!(
+        !asked
+            .iter()
+            .any(|r| r.starts_with("users?") || r.starts_with("groups?")),
+        "no full listing: {asked:?}"
+    );
+
+    // Polling again finds nothing new to change, and records nothing.
+    let runs = s.sync_runs(org, c.id, 10).await.unwrap().len();
+    let again = incremental(s, org, &c).await;
+    assert!(again.counts.changed_nothing(), "{:?}", again.counts);
+    assert_eq!(s.sync_runs(org, c.id, 10).await.unwrap().len(), runs);
+
+    // A user deleted in Keycloak is suspended here.
+    kc.delete_user("aokafor");
+    let gone = incremental(s, org, &c).await;
+    assert_eq!(gone.counts.suspended, 1, "{:?}", gone.counts);
+}
+
+async fn without_admin_events_syncs_run_in_full_and_say_so(h: &Harness) {
+    let s = &*h.store;
+    let kc = Keycloak::start().await;
+    kc.realm.lock().unwrap().admin_events = false;
+    let (org, c) = realm_source(s, &kc, SECRET).await;
+    sync(s, org, &c).await;
+    kc.enable("ehughes", false);
+    let run = incremental(s, org, &c).await;
+    assert!(run.run.full_sync, "fell back to a full read");
+    let note = run.run.note.clone().unwrap_or_default();
+    assert!(note.contains("admin events are off"), "{note}");
+    assert_eq!(
+        run.counts.suspended, 1,
+        "the full read still finds the change"
+    );
+    let health = scimdesk::engine::health::source_health(s, &c)
+        .await
+        .unwrap();
+    assert!(health.full_only.is_some());
+    assert!(health.reason.contains("full only"), "{}", health.reason);
 }

@@ -26,6 +26,7 @@ on_both_backends!(
     the_cli_adds_and_syncs_a_source,
     one_sync_per_source_at_a_time,
     the_engine_syncs_sources_on_their_schedule,
+    an_incremental_sync_reads_what_changed_since_the_cursor,
 );
 
 fn op() -> Actor {
@@ -608,5 +609,137 @@ async fn the_engine_syncs_sources_on_their_schedule(h: &Harness) {
             && runs
                 .iter()
                 .all(|r| r.actor == "engine" && r.error.is_none())
+    );
+}
+
+async fn incremental(
+    s: &dyn Store,
+    org: OrganizationId,
+    c: &Connection,
+    quiet: bool,
+) -> scimdesk::engine::sync::SyncReport {
+    sync_source(
+        s,
+        &op(),
+        org,
+        c.id,
+        SyncOptions {
+            quiet,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// The authority's own server filters on `meta.lastModified` and says so in its
+/// ServiceProviderConfig, so a sync without `--full` reads only what changed there: a user
+/// disabled and a member removed reach the store (and the target's queue), the rest of the
+/// source is not read, and a poll that finds nothing records nothing.
+async fn an_incremental_sync_reads_what_changed_since_the_cursor(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, ids) = authority(s.clone()).await;
+    // The cursor stays a second behind the newest change seen (a change committed late within
+    // that second is still read): the six nurses are older than that.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    src.create_user("late@riverside.example").await;
+    let (org, c) = riverside(&*s, &src.base, &src.token).await;
+    let first = sync(&*s, org, &c).await;
+    assert_eq!((first.counts.created, first.run.error), (7, None));
+    assert!(
+        s.sync_cursor(org, c.id).await.unwrap().is_some(),
+        "a full sync leaves a cursor"
+    );
+
+    // Nothing changed yet: a quiet poll writes nothing at all.
+    let (audits, ops) = (audit_count(&*s, org).await, queued(&*s, org).await.len());
+    let idle = incremental(&*s, org, &c, true).await;
+    assert!(!idle.run.full_sync, "{:?}", idle.run);
+    assert!(idle.counts.changed_nothing(), "{:?}", idle.counts);
+    assert_eq!(audit_count(&*s, org).await, audits);
+    assert_eq!(queued(&*s, org).await.len(), ops);
+    assert!(s.sync_runs(org, c.id, 10).await.unwrap().len() == 1);
+
+    // One user disabled, one member removed from ICU, one user added.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, _) = src
+        .call(
+            Method::PATCH,
+            &format!("/Users/{}", ids[0]),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": false}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let icu = src
+        .call(
+            Method::GET,
+            "/Groups?filter=displayName%20eq%20%22ICU%22",
+            None,
+        )
+        .await
+        .1["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = src
+        .call(
+            Method::PATCH,
+            &format!("/Groups/{icu}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[1])}],
+            })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    src.create_user("newcomer@riverside.example").await;
+
+    let run = incremental(&*s, org, &c, true).await;
+    assert_eq!(run.run.error, None);
+    assert!(!run.run.full_sync, "read from the cursor: {:?}", run.run);
+    assert_eq!(run.run.note, None);
+    assert_eq!(
+        (
+            run.counts.created,
+            run.counts.suspended,
+            run.counts.groups_updated,
+            run.counts.memberships_removed
+        ),
+        (1, 1, 1, 1),
+        "{:?}",
+        run.counts
+    );
+    assert!(
+        run.counts.source_users < 6,
+        "only what changed is read: {:?}",
+        run.counts
+    );
+    let all = users(&*s, org).await;
+    assert!(
+        !all.iter()
+            .find(|u| u.user_name == "nurse0@riverside.example")
+            .unwrap()
+            .active
+    );
+    assert_eq!(all.len(), 8);
+    let g = groups(&*s, org).await;
+    assert_eq!(
+        g[0],
+        (
+            "ICU".to_string(),
+            vec![
+                "nurse0@riverside.example".to_string(),
+                "nurse2@riverside.example".to_string()
+            ]
+        )
+    );
+    assert!(queued(&*s, org).await.len() > ops, "the target hears of it");
+    assert_eq!(
+        s.sync_runs(org, c.id, 10).await.unwrap().len(),
+        2,
+        "a run that changed something is recorded"
     );
 }

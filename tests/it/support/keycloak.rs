@@ -4,7 +4,11 @@
 //! `subGroups` in listings (Keycloak 23+), answers `children` and `members` per group, issues
 //! client-credentials tokens (refusing a wrong secret with `invalid_client`, and, when asked,
 //! refusing a token after some uses as if it had expired), refuses a request whose `Accept`
-//! does not allow JSON (406, as its JAX-RS resources do), and records what was asked.
+//! does not allow JSON (406, as its JAX-RS resources do), and records what was asked. Changes
+//! made through its helpers are logged as admin events (`GET /admin-events` with repeated
+//! `resourceTypes`, `dateFrom` in epoch ms, `first`/`max`, `direction`), unless admin events
+//! are turned off (`GET /events/config` then says so); single users, groups and
+//! `group-by-path` are answered as Keycloak does, 404 for what is gone.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -44,6 +48,12 @@ pub struct Realm {
     uses: HashMap<String, u32>,
     /// Every admin request's path and query, in order.
     pub requests: Vec<String>,
+    /// Admin events logged so far (oldest first).
+    pub events: Vec<Value>,
+    /// Whether the realm logs admin events.
+    pub admin_events: bool,
+    /// The time of the last event (epoch ms): the wall clock, and later than the one before.
+    pub clock: i64,
 }
 
 /// The double and where it listens.
@@ -90,6 +100,9 @@ impl Keycloak {
             token_uses: None,
             uses: HashMap::new(),
             requests: Vec::new(),
+            events: Vec::new(),
+            admin_events: true,
+            clock: 0,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -116,12 +129,20 @@ impl Keycloak {
                 "/admin/realms/riverside/groups/{id}/members",
                 get(group_members),
             )
+            .route("/admin/realms/riverside/users/{id}", get(one_user))
+            .route("/admin/realms/riverside/groups/{id}", get(one_group))
+            .route(
+                "/admin/realms/riverside/group-by-path/{*path}",
+                get(group_by_path),
+            )
+            .route("/admin/realms/riverside/events/config", get(events_config))
+            .route("/admin/realms/riverside/admin-events", get(admin_events))
             .with_state(kc.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         kc
     }
 
-    /// Sets a user's `enabled`.
+    /// Sets a user's `enabled` (an admin event USER UPDATE).
     pub fn enable(&self, username: &str, enabled: bool) {
         let mut r = self.realm.lock().unwrap();
         let u = r
@@ -130,6 +151,39 @@ impl Keycloak {
             .find(|u| u["username"] == username)
             .unwrap();
         u["enabled"] = json!(enabled);
+        let id = u["id"].as_str().unwrap().to_string();
+        r.log("USER", "UPDATE", format!("users/{id}"));
+    }
+
+    /// Removes a user from a group, by the group's path (an admin event GROUP_MEMBERSHIP
+    /// DELETE).
+    pub fn leave(&self, username: &str, group_path: &str) {
+        let uid = self.user_id(username);
+        let mut r = self.realm.lock().unwrap();
+        let gid = r.group(|g| g["path"] == group_path).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        r.members
+            .entry(gid.clone())
+            .or_default()
+            .retain(|m| *m != uid);
+        r.log(
+            "GROUP_MEMBERSHIP",
+            "DELETE",
+            format!("users/{uid}/groups/{gid}"),
+        );
+    }
+
+    /// Deletes a user (an admin event USER DELETE).
+    pub fn delete_user(&self, username: &str) {
+        let uid = self.user_id(username);
+        let mut r = self.realm.lock().unwrap();
+        r.users.retain(|u| u["id"] != uid.as_str());
+        for m in r.members.values_mut() {
+            m.retain(|m| *m != uid);
+        }
+        r.log("USER", "DELETE", format!("users/{uid}"));
     }
 
     /// The id of a user.
@@ -139,6 +193,35 @@ impl Keycloak {
             .as_str()
             .unwrap()
             .to_string()
+    }
+}
+
+impl Realm {
+    fn log(&mut self, resource: &str, operation: &str, path: String) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        self.clock = now.max(self.clock + 1);
+        if self.admin_events {
+            self.events.push(json!({
+                "id": uuid::Uuid::new_v4().to_string(),
+                "time": self.clock,
+                "realmId": "51460a23-3bc9-4dfa-aad2-65a1a5a193d1",
+                "operationType": operation,
+                "resourceType": resource,
+                "resourcePath": path,
+            }));
+        }
+    }
+
+    /// The first group, at any depth, that `pick` chooses.
+    fn group(&self, pick: impl Fn(&Value) -> bool) -> Option<Value> {
+        self.top
+            .iter()
+            .chain(self.children.values().flatten())
+            .find(|g| pick(g))
+            .cloned()
     }
 }
 
@@ -297,4 +380,110 @@ async fn group_members(
         .filter_map(|m| r.users.iter().find(|u| u["id"] == m.as_str()).cloned())
         .collect();
     axum::Json(page(&rows, &q)).into_response()
+}
+
+async fn one_user(
+    State(kc): State<Keycloak>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&kc, &headers, format!("users/{id}")) {
+        return r;
+    }
+    let r = kc.realm.lock().unwrap();
+    match r.users.iter().find(|u| u["id"] == id.as_str()) {
+        Some(u) => axum::Json(u.clone()).into_response(),
+        None => not_found("User not found"),
+    }
+}
+
+async fn one_group(
+    State(kc): State<Keycloak>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&kc, &headers, format!("groups/{id}")) {
+        return r;
+    }
+    let r = kc.realm.lock().unwrap();
+    match r.group(|g| g["id"] == id.as_str()) {
+        Some(g) => axum::Json(g).into_response(),
+        None => not_found("Could not find group by id"),
+    }
+}
+
+async fn group_by_path(
+    State(kc): State<Keycloak>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&kc, &headers, format!("group-by-path/{path}")) {
+        return r;
+    }
+    let r = kc.realm.lock().unwrap();
+    let want = format!("/{}", path.trim_start_matches('/'));
+    match r.group(|g| g["path"] == want.as_str()) {
+        Some(g) => axum::Json(g).into_response(),
+        None => not_found("Group path does not exist"),
+    }
+}
+
+async fn events_config(State(kc): State<Keycloak>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&kc, &headers, "events/config".into()) {
+        return r;
+    }
+    let r = kc.realm.lock().unwrap();
+    axum::Json(json!({
+        "eventsEnabled": false,
+        "eventsListeners": ["jboss-logging"],
+        "enabledEventTypes": [],
+        "adminEventsEnabled": r.admin_events,
+        "adminEventsDetailsEnabled": false,
+    }))
+    .into_response()
+}
+
+async fn admin_events(
+    State(kc): State<Keycloak>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let mut described: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    described.sort();
+    if let Some(r) = refused(
+        &kc,
+        &headers,
+        format!("admin-events?{}", described.join("&")),
+    ) {
+        return r;
+    }
+    let one = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let types: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "resourceTypes")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let from: i64 = one("dateFrom").and_then(|d| d.parse().ok()).unwrap_or(0);
+    let r = kc.realm.lock().unwrap();
+    let mut rows: Vec<Value> = r
+        .events
+        .iter()
+        .filter(|e| e["time"].as_i64().unwrap_or(0) >= from)
+        .filter(|e| types.is_empty() || types.contains(&e["resourceType"].as_str().unwrap_or("")))
+        .cloned()
+        .collect();
+    // Newest first unless asked otherwise, as Keycloak lists them.
+    if one("direction").as_deref() != Some("asc") {
+        rows.reverse();
+    }
+    let q: HashMap<String, String> = pairs.iter().cloned().collect();
+    axum::Json(page(&rows, &q)).into_response()
+}
+
+fn not_found(message: &str) -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": message}))).into_response()
 }
