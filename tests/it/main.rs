@@ -28,3 +28,4 @@ mod store_conformance;
 mod workbench;
 mod workbench_loop;
 mod workbench_tmux;
+mod zitadel;

@@ -7,6 +7,7 @@
 
 pub mod idp;
 pub mod keycloak;
+pub mod zitadel;
 
 use scimdesk::crypto::MasterKey;
 use scimdesk::domain::OrganizationId;
