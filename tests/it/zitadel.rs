@@ -143,20 +143,21 @@ async fn users_and_role_keys_are_read_and_mapped(h: &Harness) {
     );
 
     // The token carried the API audience; both searches were paged by offset.
-    let i = z.instance.lock().unwrap();
+    let (scopes, requests) = {
+        let i = z.instance.lock().unwrap();
+        (i.scopes.clone(), i.requests.clone())
+    };
     assert!(
-        i.scopes[0].contains("urn:zitadel:iam:org:project:id:zitadel:aud"),
-        "{:?}",
-        i.scopes
+        scopes[0].contains("urn:zitadel:iam:org:project:id:zitadel:aud"),
+        "{scopes:?}"
     );
     for asked in [
         "POST /v2/users offset=0",
         "POST /v2/users offset=2",
         "POST ListAuthorizations offset=2",
     ] {
-        assert!(i.requests.iter().any(|r| r == asked), "{:?}", i.requests);
+        assert!(requests.iter().any(|r| r == asked), "{requests:?}");
     }
-    drop(i);
 
     // Nothing changed: nothing written. Then a role revoked and a user deactivated.
     let again = sync(s, org, &c).await;
