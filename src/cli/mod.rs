@@ -124,6 +124,58 @@ pub enum Command {
     /// Exceptions for people to resolve: unmapped groups, conflicts, unknown resources.
     #[command(subcommand, alias = "exception")]
     Exceptions(ExceptionsCommand),
+    /// The organization's users: their source, groups, roles and status at each target.
+    #[command(subcommand, alias = "user")]
+    Users(UsersCommand),
+    /// The organization's groups: their source, path, members, roles and status at targets.
+    #[command(subcommand, alias = "group")]
+    Groups(GroupsCommand),
+}
+
+/// `scimdesk users ...`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users by userName, with their roles and status at each target.
+    #[command(alias = "ls")]
+    List {
+        /// Only users whose userName, display name or e-mail contains this (any case).
+        #[arg(long)]
+        search: Option<String>,
+        /// Only users of this source connection (name or id).
+        #[arg(long)]
+        source: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One user, whole: attributes, groups, roles, status at each target.
+    Show {
+        /// The user's id or userName.
+        user: String,
+    },
+}
+
+/// `scimdesk groups ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// List groups by path, with their member counts and roles.
+    #[command(alias = "ls")]
+    List {
+        /// Only groups whose name or path contains this (any case).
+        #[arg(long)]
+        search: Option<String>,
+        /// Only groups of this source connection (name or id).
+        #[arg(long)]
+        source: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One group, whole: path, source, members, roles, status at each target.
+    Show {
+        /// The group's id, name or path.
+        group: String,
+    },
 }
 
 /// Which groups a mapping matches and the role it grants.

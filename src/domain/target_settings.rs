@@ -198,6 +198,15 @@ impl TargetSettings {
         }
     }
 
+    /// Why the target receives nobody, when its settings say so: no user scope and no bound
+    /// role (the state a new target starts in). Surfaces show it, since such a target
+    /// otherwise looks healthy while provisioning no one.
+    pub fn receives_nobody(&self) -> Option<&'static str> {
+        (self.scope() == UserScope::BoundRoles && self.roles.is_empty()).then_some(
+            "bound to no role, so it receives nobody: bind roles with `connection set NAME --roles R,...` (or --user-scope all)",
+        )
+    }
+
     /// Whether the target's scope is a filter, which may read a user's groups (so a change of
     /// membership can change whether the user belongs there even when no role changes).
     pub fn scope_is_filter(&self) -> bool {

@@ -108,6 +108,9 @@ pub struct HealthReport {
     /// The latest full reconciliation.
     #[serde(default)]
     pub last_reconcile: Option<ReconcileSummary>,
+    /// What is wrong with its policy though nothing fails: a target bound to no role
+    /// receives nobody.
+    pub warning: Option<String>,
 }
 
 /// The latest full reconciliation of a target, as health reports it.
@@ -211,6 +214,10 @@ pub fn assess(
         p50_ms: hist.quantile_ms(0.5),
         p95_ms: hist.quantile_ms(0.95),
         last_reconcile: None,
+        warning: crate::domain::TargetSettings::from_json(&connection.settings.0)
+            .ok()
+            .and_then(|s| s.receives_nobody())
+            .map(str::to_string),
     }
 }
 

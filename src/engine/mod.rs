@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod events;
 pub mod health;
 mod leases;

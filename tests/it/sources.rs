@@ -27,6 +27,7 @@ on_both_backends!(
     one_sync_per_source_at_a_time,
     the_engine_syncs_sources_on_their_schedule,
     an_incremental_sync_reads_what_changed_since_the_cursor,
+    the_cli_shows_users_groups_and_targets_that_receive_nobody,
 );
 
 fn op() -> Actor {
@@ -742,4 +743,165 @@ async fn an_incremental_sync_reads_what_changed_since_the_cursor(h: &Harness) {
         2,
         "a run that changed something is recorded"
     );
+}
+
+/// `users` and `groups` show the directory with roles and status at each target; a target
+/// bound to no role says that it receives nobody when it is added and in its health.
+async fn the_cli_shows_users_groups_and_targets_that_receive_nobody(h: &Harness) {
+    let s: Arc<dyn Store> = h.store.clone();
+    let (src, _) = authority(s.clone()).await;
+    let org = s.create_organization(&op(), "Riverside").await.unwrap();
+    let icu = commands::ensure_role(&*s, &op(), org.id, "icu-nurse")
+        .await
+        .unwrap();
+    commands::set_mapping(
+        &*s,
+        &op(),
+        org.id,
+        &commands::MappingChange::Set {
+            id: None,
+            draft: RoleMappingDraft {
+                source_connection_id: None,
+                selector: GroupSelector::DisplayName,
+                match_mode: MatchMode::Exact,
+                pattern: "ICU".into(),
+                role_id: icu.id,
+            },
+        },
+        &Guard::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut c = h.cli(dir.path());
+        c.args(["--org", "Riverside"]).args(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    run(
+        &[
+            "connection",
+            "add",
+            "Upstream",
+            "--kind",
+            "scim-source",
+            "--base-url",
+            &src.base,
+            "--secret-stdin",
+        ],
+        Some(&src.token),
+    );
+    let (_, warned) = run(
+        &[
+            "connection",
+            "add",
+            "EHR",
+            "--kind",
+            "scim-target",
+            "--base-url",
+            "http://127.0.0.1:9/scim/v2",
+            "--auth",
+            "none",
+        ],
+        None,
+    );
+    assert!(warned.contains("receives nobody"), "{warned}");
+    let (health, _) = run(&["--json", "connection", "health", "EHR"], None);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert!(
+        health[0]["warning"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("receives nobody"),
+        "{health}"
+    );
+    let (table, _) = run(&["connection", "health"], None);
+    assert!(table.contains("receives nobody"), "{table}");
+    run(&["connection", "set", "EHR", "--roles", "icu-nurse"], None);
+    let (health, _) = run(&["--json", "connection", "health", "EHR"], None);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert!(health[0]["warning"].is_null(), "{health}");
+    run(&["connection", "sync", "Upstream"], None);
+
+    let (list, _) = run(&["--json", "users", "list"], None);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    let nurse0 = list
+        .iter()
+        .find(|v| v["user"]["user_name"] == "nurse0@riverside.example")
+        .unwrap();
+    assert_eq!(nurse0["roles"], json!(["icu-nurse"]));
+    assert_eq!(nurse0["source"], "Upstream");
+    assert_eq!(nurse0["targets"][0]["target"], "EHR");
+    assert_eq!(
+        nurse0["targets"][0]["state"], "pending",
+        "queued, no worker runs here"
+    );
+    let nurse4 = list
+        .iter()
+        .find(|v| v["user"]["user_name"] == "nurse4@riverside.example")
+        .unwrap();
+    assert_eq!(nurse4["roles"], json!([]));
+    // Every change is queued for every target and each worker narrows it by its scope, so
+    // an operation waits for nurse4 too.
+    assert_eq!(nurse4["targets"][0]["target"], "EHR");
+    let (found, _) = run(&["users", "list", "--search", "NURSE1"], None);
+    assert!(found.contains("nurse1@riverside.example"), "{found}");
+    assert!(!found.contains("nurse2@riverside.example"), "{found}");
+    let (mine, _) = run(&["--json", "users", "list", "--source", "Upstream"], None);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&mine)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    let (shown, _) = run(&["users", "show", "nurse0@riverside.example"], None);
+    for part in ["icu-nurse", "/ICU", "EHR", "pending", "Upstream"] {
+        assert!(shown.contains(part), "{part}: {shown}");
+    }
+
+    let (groups, _) = run(&["groups", "list"], None);
+    assert!(
+        groups.contains("/ICU") && groups.contains("/Ward"),
+        "{groups}"
+    );
+    let (g, _) = run(&["--json", "groups", "show", "ICU"], None);
+    let g: serde_json::Value = serde_json::from_str(&g).unwrap();
+    assert_eq!(
+        (g["members"].as_u64(), &g["roles"]),
+        (Some(3), &json!(["icu-nurse"]))
+    );
+    let out = h
+        .cli(dir.path())
+        .args(["--org", "Riverside", "groups", "show", "Nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no group \"Nope\""));
 }

@@ -104,6 +104,7 @@ fn health(
             drift: 2,
             error: None,
         }),
+        warning: None,
     }
 }
 
@@ -1022,4 +1023,29 @@ fn a_pulled_source_shows_its_syncs_and_syncs_on_s() {
         commands(&press(&mut app, "S")),
         vec![Command::SyncSource(ConnectionId(uuid(20)))]
     );
+}
+
+/// A target bound to no role looks healthy otherwise; its row says it receives nobody.
+#[test]
+fn a_target_bound_to_no_role_says_so_on_its_row() {
+    let mut app = app();
+    let mut h = health(
+        &app.connections[0].connection,
+        HealthState::Healthy,
+        0,
+        0,
+        0,
+    );
+    h.warning = Some("bound to no role, so it receives nobody".into());
+    app.connections[0].health = Some(h);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| ui::draw(f, &mut app)).unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("Workday IdP         no role"), "{screen}");
 }

@@ -5,7 +5,7 @@ use crate::cli::error::{CliError, CliResult};
 use crate::cli::{ConnectionAdd, ConnectionCommand, output};
 use crate::crypto::MASK;
 use crate::domain::{
-    AuthMethod, Connection, ConnectionKind, NewConnection, Organization, validate,
+    AuthMethod, Connection, ConnectionKind, NewConnection, Organization, TargetSettings, validate,
 };
 use crate::engine::{commands, health};
 use serde_json::{Map, Value};
@@ -265,7 +265,10 @@ pub async fn run(
                         output::or_dash(r.oldest_pending_secs.map(|s| format!("{s}s"))),
                         output::or_dash(r.p50_ms.map(|m| format!("≤{m}ms"))),
                         output::or_dash(r.p95_ms.map(|m| format!("≤{m}ms"))),
-                        r.reason.clone(),
+                        match &r.warning {
+                            Some(w) => format!("{}; {w}", r.reason),
+                            None => r.reason.clone(),
+                        },
                     ]
                 }),
             );
@@ -404,6 +407,13 @@ async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool)
         "added {} connection {:?} ({}) to {:?}",
         conn.kind, conn.name, conn.id, org.name
     );
+    if conn.kind == ConnectionKind::ScimTarget
+        && let Some(w) = TargetSettings::from_json(&conn.settings.0)
+            .ok()
+            .and_then(|s| s.receives_nobody())
+    {
+        eprintln!("warning: {:?} is {w}", conn.name);
+    }
     if auth != AuthMethod::None && !conn.has_secret {
         eprintln!(
             "note: no secret stored yet; add one with `scimdesk --org {:?} connection rotate-secret {:?} --secret-stdin`",

@@ -5,6 +5,7 @@ mod bench;
 mod connection;
 mod db;
 mod demo;
+mod directory;
 mod exceptions;
 mod key;
 mod mapping;
@@ -72,6 +73,8 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Ops(c) => ops::run(&ctx, org, c, json).await,
         Command::Mapping(c) => mapping::run(&ctx, org, c, json).await,
         Command::Exceptions(c) => exceptions::run(&ctx, org, c, json).await,
+        Command::Users(c) => directory::users(&ctx, org, c, json).await,
+        Command::Groups(c) => directory::groups(&ctx, org, c, json).await,
         Command::Bench(_) | Command::Demo { .. } => Ok(()),
     }
 }

@@ -137,9 +137,16 @@ fn connections(app: &App, area: Rect) -> PaneTable {
                 }
                 (Some(h), _) => {
                     let pending = h.queue.pending + h.queue.in_flight + h.queue.retry_wait;
+                    // A target that receives nobody looks healthy otherwise.
+                    let state = match &h.warning {
+                        Some(_) if h.state == HealthState::Healthy => {
+                            Cell::from(Span::styled("no role", app.theme.style("degraded")))
+                        }
+                        _ => health_word(app, h.state),
+                    };
                     let mut v = vec![
                         Cell::from(conn.name.clone()),
-                        health_word(app, h.state),
+                        state,
                         Cell::from(h.last_success_at.map_or("never".into(), |t| age(now, t))),
                         Cell::from(format!("{:.0}%", h.errors_5m.rate() * 100.0)),
                         Cell::from(pending.to_string()),
