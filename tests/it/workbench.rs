@@ -1049,3 +1049,68 @@ fn a_target_bound_to_no_role_says_so_on_its_row() {
         .collect();
     assert!(screen.contains("Workday IdP         no role"), "{screen}");
 }
+
+/// A sync the deletion guard stopped waits in Failed; its detail shows what it would have
+/// suspended, and the re-map key asks before applying it anyway.
+#[test]
+fn a_sync_stopped_by_the_guard_is_reviewed_then_applied_from_failed() {
+    let mut app = App::new(
+        Keymap::default(),
+        Theme::load("default", false).unwrap(),
+        "sqlite scimdesk.db".into(),
+        Workers::Running,
+    );
+    app.organization = Some(org());
+    let guard = PolicyException {
+        id: ExceptionId(uuid(310)),
+        kind: ExceptionKind::SyncGuard,
+        subject_key: "sync_guard:x".into(),
+        connection_id: Some(ConnectionId(uuid(20))),
+        subject: "Keycloak".into(),
+        summary: "the sync would suspend 40 of the source's 40 active users, more than its deletion guard allows; nothing was changed".into(),
+        details: Json(serde_json::json!({
+            "suspending": 40, "active": 40, "first": ["aokafor", "ehughes", "lbrennan"],
+        })),
+        ..unmapped()
+    };
+    app.on_loaded(loaded(PaneData::Failed(Page {
+        rows: vec![FailedItem::Exception(guard.clone())],
+        offset: 0,
+        more: false,
+        total: None,
+    })));
+    app.now = now();
+    press(&mut app, "3");
+    assert_eq!(
+        app.on_key(code(KeyCode::Enter)),
+        vec![Effect::Detail(DetailRequest::Exception(ExceptionId(uuid(
+            310
+        ))))]
+    );
+    app.on_detail(Detail::Exception(guard));
+    let mut terminal = Terminal::new(TestBackend::new(100, 40)).unwrap();
+    terminal.draw(|f| ui::draw(f, &mut app)).unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("\"suspending\": 40"), "{screen}");
+    assert!(screen.contains("ehughes"), "{screen}");
+    assert!(screen.contains("apply the sync anyway"), "{screen}");
+    assert!(press(&mut app, "m").is_empty(), "asks first");
+    let Some(Overlay::Confirm(c)) = app.overlays.last() else {
+        panic!("no question")
+    };
+    assert!(
+        c.question.contains("suspends 40 of 40 users"),
+        "{}",
+        c.question
+    );
+    assert_eq!(
+        commands(&press(&mut app, "y")),
+        vec![Command::ApplySync(ExceptionId(uuid(310)))]
+    );
+}

@@ -50,6 +50,20 @@ impl Loader {
                 .await?;
                 done(format!("{} {:?} dismissed", ex.kind, ex.subject))
             }
+            Command::ApplySync(id) => {
+                let ex = commands::resolve_exception(
+                    store,
+                    actor,
+                    org,
+                    *id,
+                    &Resolution::ApplySync,
+                    &self.guard,
+                    true,
+                )
+                .await?;
+                self.tell_engine();
+                done(format!("the stopped sync of {} was applied", ex.subject))
+            }
             Command::Pause(id, reason) => {
                 let c = commands::pause(store, actor, org, *id, reason).await?;
                 self.tell_engine();

@@ -188,6 +188,32 @@ impl App {
                     });
                     Vec::new()
                 }
+                Action::Remap if ex.kind == ExceptionKind::SyncGuard => {
+                    // The diff was in the detail; the question names it once more.
+                    let n = |k: &str| ex.details.0.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                    let first: Vec<&str> = ex
+                        .details
+                        .0
+                        .get("first")
+                        .and_then(|f| f.as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str())
+                        .take(3)
+                        .collect();
+                    let question = format!(
+                        "Apply the stopped sync of {} anyway? It suspends {} of {} users ({}…).",
+                        ex.subject,
+                        n("suspending"),
+                        n("active"),
+                        first.join(", ")
+                    );
+                    self.overlays.push(Overlay::Confirm(Confirm {
+                        question,
+                        then: Command::ApplySync(ex.id),
+                    }));
+                    Vec::new()
+                }
                 Action::Skip => {
                     self.prompt(
                         PromptPurpose::Dismiss(ex.id),

@@ -44,6 +44,8 @@ pub enum Command {
     Skip(OperationId, String),
     /// Dismiss an exception.
     Dismiss(ExceptionId, String),
+    /// Apply a sync the deletion guard stopped, anyway.
+    ApplySync(ExceptionId),
     /// Pause a connection.
     Pause(ConnectionId, String),
     /// Resume a connection.

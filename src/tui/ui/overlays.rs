@@ -378,9 +378,14 @@ fn detail_lines(app: &App, detail: &Detail) -> (String, Vec<Line<'static>>) {
                 lines.extend(pretty.lines().map(|l| Line::from(format!("  {l}"))));
             }
             lines.push(Line::from(""));
+            let first = if e.kind == ExceptionKind::SyncGuard {
+                "apply the sync anyway"
+            } else {
+                "map the group to a role"
+            };
             lines.push(Line::from(Span::styled(
                 format!(
-                    "{} map the group to a role · {} dismiss · {} back",
+                    "{} {first} · {} dismiss · {} back",
                     app.key_name(crate::tui::keymap::Action::Remap),
                     app.key_name(crate::tui::keymap::Action::Skip),
                     app.key_name(crate::tui::keymap::Action::Back)
