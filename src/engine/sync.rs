@@ -25,10 +25,10 @@ use std::collections::HashMap;
 
 /// Resources written per store transaction.
 const BATCH: usize = 500;
-/// How long a sync's claim on its source lasts (a sync that takes longer may meet a second
-/// one started after its claim expired; both apply the same source, so the second finds
-/// little to do).
-const CLAIM_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long a sync's claim on its source lasts unless renewed (`sync_claim_secs`): the sync
+/// renews it every third of that while it runs, so a sync of any length keeps it, and one
+/// whose process died frees it this soon.
+const CLAIM_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 /// Rows of each kind a report names.
 const SAMPLE: usize = 10;
 
@@ -158,8 +158,17 @@ pub async fn sync_source(
         })?;
     // One sync per source at a time, across processes; the claim expires if this one dies.
     let owner = uuid::Uuid::now_v7();
-    let until = Timestamp::now().after(CLAIM_FOR);
-    if !store.claim_sync(org, connection_id, owner, until).await? {
+    let lease = connection
+        .settings
+        .0
+        .get("sync_claim_secs")
+        .and_then(|v| v.as_u64())
+        .filter(|s| *s > 0)
+        .map_or(CLAIM_FOR, std::time::Duration::from_secs);
+    if !store
+        .claim_sync(org, connection_id, owner, Timestamp::now().after(lease))
+        .await?
+    {
         return Err(SyncError::Busy(connection.name));
     }
     let mut run = Run {
@@ -174,7 +183,24 @@ pub async fn sync_source(
         incremental: false,
         note: None,
     };
-    let error = run.go(guard).await.err().map(|e| e.to_string());
+    // The claim is renewed while the run goes; a run that loses it (its renewals failed
+    // past the lease, and another process took over) stops.
+    let renew = async {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            // A failed renewal is tried again; only a claim another owner holds stops us.
+            if let Ok(false) = store
+                .claim_sync(org, connection_id, owner, Timestamp::now().after(lease))
+                .await
+            {
+                return;
+            }
+        }
+    };
+    let error = tokio::select! {
+        r = run.go(guard) => r.err().map(|e| e.to_string()),
+        () = renew => Some("another process took the source over (this sync's claim expired)".into()),
+    };
     let released = store.release_sync(org, connection_id, owner).await;
     let record = SyncRun {
         id: SyncRunId::new(),

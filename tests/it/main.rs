@@ -25,6 +25,7 @@ mod scim_http;
 mod scim_sql;
 mod sources;
 mod store_conformance;
+mod sync_kill;
 mod workbench;
 mod workbench_loop;
 mod workbench_tmux;
