@@ -487,6 +487,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         interval: u64,
     },
+    /// A source scimdesk pulls from: a generated SCIM server (users, groups nested three
+    /// deep) synced in full, again with nothing changed, then incrementally one change at a
+    /// time while the engine delivers to a local application.
+    Sync {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Users at the source.
+        #[arg(long, default_value_t = 50_000)]
+        users: usize,
+        /// Groups at the source.
+        #[arg(long, default_value_t = 2_000)]
+        groups: usize,
+        /// Incremental changes timed.
+        #[arg(long, default_value_t = 20)]
+        changes: usize,
+    },
     /// The workbench over a large store: frame render time, key press to screen, start-up to
     /// first frame, and its memory (measured in a process of its own).
     Workbench {

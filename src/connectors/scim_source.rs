@@ -47,14 +47,44 @@ impl ScimSource {
 
     /// Every user the server holds (what a Zitadel source reads through its SCIM endpoint).
     pub async fn read_users(&self) -> Result<Vec<SourceUser>, SourceError> {
-        let docs = self.walk("Users", "").await?;
-        docs.iter().map(source_user).collect()
+        Ok(self.read_users_with_cursor().await?.0)
+    }
+
+    /// Every user, converted as each page arrives, with the newest `meta.lastModified` seen.
+    async fn read_users_with_cursor(
+        &self,
+    ) -> Result<(Vec<SourceUser>, Option<Timestamp>), SourceError> {
+        let mut users = Vec::new();
+        let mut newest: Option<Timestamp> = None;
+        self.visit("Users", "", |doc| {
+            newest = newest.max(last_modified(&doc));
+            users.push(source_user(&doc)?);
+            Ok(())
+        })
+        .await?;
+        Ok((users, newest))
     }
 
     /// Every resource of one endpoint matching `filter` (all when empty), page by page, each
     /// once.
     async fn walk(&self, endpoint: &str, filter: &str) -> Result<Vec<Value>, SourceError> {
         let mut all = Vec::new();
+        self.visit(endpoint, filter, |doc| {
+            all.push(doc);
+            Ok(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// [`ScimSource::walk`], handing each resource to `each` as its page arrives (so a
+    /// large listing is never held whole as JSON).
+    async fn visit(
+        &self,
+        endpoint: &str,
+        filter: &str,
+        mut each: impl FnMut(Value) -> Result<(), SourceError>,
+    ) -> Result<(), SourceError> {
         let mut ids: HashSet<String> = HashSet::new();
         let mut start = 1u64;
         let filter = if filter.is_empty() {
@@ -67,18 +97,18 @@ impl ScimSource {
             let body = self.client.get_path(&path).await?;
             let (resources, total) = list_response(endpoint, body)?;
             if resources.is_empty() {
-                return Ok(all);
+                return Ok(());
             }
             start += resources.len() as u64;
             for r in resources {
                 let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
                 // A resource seen twice (rows moved between pages) is kept once.
                 if id.is_empty() || ids.insert(id.to_string()) {
-                    all.push(r);
+                    each(r)?;
                 }
             }
             if start > total {
-                return Ok(all);
+                return Ok(());
             }
         }
         Err(SourceError::Garbage(format!(
@@ -122,22 +152,23 @@ impl ScimSource {
 #[async_trait::async_trait]
 impl SourceReader for ScimSource {
     async fn read_all(&self) -> Result<SourceSnapshot, SourceError> {
-        let user_docs = self.walk("Users", "").await?;
+        let (users, newest_user) = self.read_users_with_cursor().await?;
         let group_docs = self.walk("Groups", "").await?;
-        let mut users = Vec::with_capacity(user_docs.len());
-        for doc in &user_docs {
-            users.push(source_user(doc)?);
-        }
         let none = Known::default();
         let members = Members::of(&users, &none, &group_docs);
         let mut groups = Vec::with_capacity(group_docs.len());
         for doc in &group_docs {
             groups.push(members.source_group(doc)?);
         }
+        let newest = group_docs
+            .iter()
+            .filter_map(last_modified)
+            .chain(newest_user)
+            .max();
         Ok(SourceSnapshot {
             users,
             groups,
-            cursor: cursor_after(user_docs.iter().chain(&group_docs)),
+            cursor: newest.map(|t| t.before(CURSOR_MARGIN).to_rfc3339()),
         })
     }
 

@@ -491,15 +491,23 @@ impl Run<'_> {
         let conn = self.connection;
         let local = self.all_users().await?;
         let stored = self.store.sync_cursor(self.org, conn.id).await?;
-        let reading = self.read(&local, stored.as_deref()).await?;
-        let users = match plan_users(
+        let Reading {
+            users: source_users,
+            gone,
+            groups: group_scope,
+            cursor: new_cursor,
+        } = self.read(&local, stored.as_deref()).await?;
+        let planned = plan_users(
             conn.id,
-            &reading.users,
-            reading.gone.as_deref(),
+            &source_users,
+            gone.as_deref(),
             &local,
             guard,
             self.options.force,
-        ) {
+        );
+        // The plan holds what it needs; a large source's users are not kept twice.
+        drop(source_users);
+        let users = match planned {
             Ok(plan) => plan,
             Err(tripped) => return Err(self.refuse(tripped).await?.into()),
         };
@@ -540,6 +548,13 @@ impl Run<'_> {
                 }
             }
         } else {
+            let created = !users.create.is_empty();
+            // An update may give a stored user this source's id (a take-over by userName).
+            let retagged: Vec<(String, UserId)> = users
+                .update
+                .iter()
+                .filter_map(|(id, d)| d.external_id.clone().map(|e| (e, *id)))
+                .collect();
             let mut batch = SyncBatch::default();
             for d in users.create {
                 batch.create_users.push(d);
@@ -550,19 +565,28 @@ impl Run<'_> {
                 self.flush_if_full(&mut batch).await?;
             }
             self.flush(&mut batch).await?;
-            for u in self.all_users().await? {
-                if let Some(e) = u.external_id
+            // Updates keep their ids; only creates need the store's answer.
+            let fresh;
+            let after = if created {
+                fresh = self.all_users().await?;
+                &fresh
+            } else {
+                &local
+            };
+            for u in after {
+                if let Some(e) = &u.external_id
                     && u.source_connection_id == Some(conn.id)
                 {
-                    ids.insert(e, u.id);
+                    ids.insert(e.clone(), u.id);
                 }
             }
+            ids.extend(retagged);
         }
 
         // The cursor goes with the last batch, so it never runs ahead of the changes; an
         // unchanged one is not written again.
-        let cursor = reading.cursor.filter(|c| stored.as_ref() != Some(c));
-        let Some(scope) = reading.groups else {
+        let cursor = new_cursor.filter(|c| stored.as_ref() != Some(c));
+        let Some(scope) = group_scope else {
             if !self.options.dry_run {
                 let mut batch = SyncBatch {
                     cursor,

@@ -1,4 +1,4 @@
-//! `scimdesk bench wave|drain|policy|workbench`: prints the figures (text, or JSON with --json).
+//! `scimdesk bench wave|drain|policy|sync|workbench`: prints the figures (text, or JSON with --json).
 
 use crate::cli::BenchCommand;
 use crate::cli::error::{CliError, CliResult, Exit};
@@ -9,6 +9,47 @@ use std::time::Duration;
 pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
     let fail = |e: StandInError| CliError::new(Exit::Internal, format!("benchmark failed: {e}"));
     match cmd {
+        BenchCommand::Sync {
+            postgres,
+            users,
+            groups,
+            changes,
+        } => {
+            let r = crate::stand_ins::bench::sync(crate::stand_ins::bench::SyncBenchOptions {
+                postgres,
+                users,
+                groups,
+                changes,
+            })
+            .await
+            .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            println!(
+                "sync on {}: {} users, {} groups nested three deep, {} memberships after flattening",
+                r.backend, r.users, r.groups, r.memberships
+            );
+            println!("  full first sync:                {:.2} s", r.full_secs);
+            println!(
+                "  full re-sync, nothing changed:  {:.2} s, {} writes",
+                r.resync_secs, r.resync_writes
+            );
+            println!(
+                "  incremental poll, no change:    {:.3} s",
+                r.idle_incremental_secs
+            );
+            println!(
+                "  incremental sync of one change: p50 {:.3} s, p95 {:.3} s",
+                r.incremental_secs.p50, r.incremental_secs.p95
+            );
+            println!(
+                "  change at the source to the application: p50 {:.0} ms, p95 {:.0} ms (plus the poll interval, 5 s by default)",
+                r.change_to_target_ms.p50, r.change_to_target_ms.p95
+            );
+            println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
+            Ok(())
+        }
         BenchCommand::Wave {
             postgres,
             users,

@@ -20,12 +20,14 @@ pub mod directory;
 pub mod drain;
 pub mod measuring;
 pub mod policy;
+pub mod sync;
 pub mod wave;
 pub mod workbench;
 
 pub use directory::{directory_group, directory_user};
 pub use drain::{DrainReport, drain};
 pub use measuring::{CpuClock, CpuPerUser, Percentiles, peak_rss_mb, percentiles};
+pub use sync::{SyncBenchOptions, SyncBenchReport, sync};
 pub use wave::{WaveOptions, WaveReport, WaveTarget, wave};
 
 pub use super::StandInError;

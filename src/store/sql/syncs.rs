@@ -33,13 +33,20 @@ impl Syncs for ThisStore {
         }
         let mut tx = self.begin_write().await?;
         let now = Timestamp::now();
-        for draft in &batch.create_users {
-            let user = User::from_draft(UserId::new(), org, draft, now);
-            let details = serde_json::json!({
-                "user_name": draft.user_name, "active": draft.active, "source": source,
-            });
-            users::insert(&mut tx, actor, &user, details).await?;
-        }
+        let created: Vec<User> = batch
+            .create_users
+            .iter()
+            .map(|draft| User::from_draft(UserId::new(), org, draft, now))
+            .collect();
+        users::insert_many(
+            &mut tx,
+            actor,
+            org,
+            Some(source),
+            &created,
+            |u| serde_json::json!({"user_name": u.user_name, "active": u.active, "source": source}),
+        )
+        .await?;
         for (id, draft) in &batch.update_users {
             users::update(&mut tx, actor, org, *id, draft, None).await?;
         }

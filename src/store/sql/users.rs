@@ -2,10 +2,10 @@
 //! targets: the user's own operation at each of them, and (for one leaving) what policy's
 //! fan-out says about the groups they were in.
 
-use super::{Conn, ThisStore, as_i64, audit, conflict, directory, fanout, queue};
+use super::{Conn, Db, ThisStore, as_i64, audit, conflict, directory, fanout, queue};
 use crate::domain::{
-    Actor, InvalidInput, Json, OperationAction, OrganizationId, Timestamp, User, UserDraft, UserId,
-    validate,
+    Actor, AuditEventId, ConnectionId, InvalidInput, Json, OperationAction, OperationId,
+    OrganizationId, ResourceType, Timestamp, User, UserDraft, UserId, validate,
 };
 use crate::store::api::{ListRange, ScimQuery, Users};
 use crate::store::scim_query::ScimTable;
@@ -97,6 +97,116 @@ pub(super) async fn insert(
         details,
     )
     .await?;
+    Ok(())
+}
+
+/// Rows written per statement by [`insert_many`] (16 values a user: within both backends'
+/// limits on bound values).
+const MANY: usize = 1000;
+
+/// Writes many new users of one organization (a source sync's batch), with their operations
+/// at every target and their audit events, on the caller's transaction: what [`insert`] does
+/// for each, in a few multi-row statements instead of five round trips a user. `details`
+/// gives each user's audit details.
+pub(super) async fn insert_many(
+    conn: &mut Conn,
+    actor: &Actor,
+    org: OrganizationId,
+    source: Option<ConnectionId>,
+    users: &[User],
+    details: impl Fn(&User) -> serde_json::Value,
+) -> StoreResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let parents: i64 = sqlx::query_scalar(concat!(
+        "SELECT COUNT(*) FROM organizations",
+        parents_exist!("$1", "$2")
+    ))
+    .bind(org)
+    .bind(source)
+    .fetch_one(&mut *conn)
+    .await?;
+    if parents == 0 {
+        return Err(StoreError::NotFound(format!(
+            "organization {org} or its source connection"
+        )));
+    }
+    for chunk in users.chunks(MANY) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(insert_users!());
+        q.push_values(chunk, |mut b, u| {
+            b.push_bind(u.id)
+                .push_bind(org)
+                .push_bind(&u.user_name)
+                .push_bind(validate::user_name_key(&u.user_name))
+                .push_bind(&u.external_id)
+                .push_bind(&u.display_name)
+                .push_bind(&u.given_name)
+                .push_bind(&u.family_name)
+                .push_bind(&u.emails)
+                .push_bind(u.active)
+                .push_bind(u.lifecycle_state.as_str())
+                .push_bind(u.source_connection_id)
+                .push_bind(&u.attributes)
+                .push_bind(1i64)
+                .push_bind(u.created_at)
+                .push_bind(u.created_at);
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(conflict(format!(
+                "a user of this batch (from {:?})",
+                chunk
+                    .first()
+                    .map(|u| u.user_name.as_str())
+                    .unwrap_or_default()
+            )))?;
+    }
+    let targets = super::connections::target_ids(conn, org).await?;
+    let now = Timestamp::now();
+    let ops: Vec<(ConnectionId, UserId)> = users
+        .iter()
+        .filter(|u| u.active)
+        .flat_map(|u| targets.iter().map(move |t| (*t, u.id)))
+        .collect();
+    for chunk in ops.chunks(MANY) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(insert_operation!());
+        q.push_values(chunk, |mut b, (target, user)| {
+            b.push_bind(OperationId::new())
+                .push_bind(org)
+                .push_bind(*target)
+                .push_bind(ResourceType::User.as_str())
+                .push_bind(user.0)
+                .push_bind(OperationAction::Create.as_str())
+                .push_bind(Json(serde_json::json!({})))
+                .push_bind("pending")
+                .push_bind(0i32)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    for chunk in users.chunks(MANY) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(concat!(
+            "INSERT INTO audit_events (",
+            audit_cols!(),
+            ") "
+        ));
+        q.push_values(chunk, |mut b, u| {
+            b.push_bind(AuditEventId::new())
+                .push_bind(org)
+                .push_bind(now)
+                .push_bind(actor.kind.as_str())
+                .push_bind(&actor.name)
+                .push_bind("user.create")
+                .push_bind("user")
+                .push_bind(u.id.to_string())
+                .push_bind(Json(details(u)));
+        });
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
