@@ -442,17 +442,7 @@ fn source_user(u: KcUser) -> SourceUser {
         display_name: display,
         given_name: u.first_name,
         family_name: u.last_name,
-        emails: u
-            .email
-            .filter(|e| !e.is_empty())
-            .map(|value| Email {
-                value,
-                kind: Some("work".into()),
-                primary: Some(true),
-                display: None,
-            })
-            .into_iter()
-            .collect(),
+        emails: Email::primary_work(u.email).into_iter().collect(),
         active: u.enabled,
     }
 }

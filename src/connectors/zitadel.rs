@@ -282,15 +282,7 @@ fn source_user(u: ZUser) -> SourceUser {
         display_name: display,
         given_name: given,
         family_name: family,
-        emails: nonempty(email)
-            .map(|value| Email {
-                value,
-                kind: Some("work".into()),
-                primary: Some(true),
-                display: None,
-            })
-            .into_iter()
-            .collect(),
+        emails: Email::primary_work(email).into_iter().collect(),
         active,
         attributes: json!({}),
     }

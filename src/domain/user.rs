@@ -33,6 +33,19 @@ pub struct Email {
     pub display: Option<String>,
 }
 
+impl Email {
+    /// A source's one address for a user (Keycloak's and Zitadel's `email`): the primary,
+    /// work address; `None` when it is empty.
+    pub fn primary_work(value: Option<String>) -> Option<Self> {
+        value.filter(|v| !v.trim().is_empty()).map(|value| Email {
+            value,
+            kind: Some("work".into()),
+            primary: Some(true),
+            display: None,
+        })
+    }
+}
+
 /// A local user as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct User {

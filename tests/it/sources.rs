@@ -158,6 +158,31 @@ async fn groups(s: &dyn Store, org: OrganizationId) -> Vec<(String, Vec<String>)
     out
 }
 
+/// `scimdesk --org Riverside ARGS` on the harness's store, with `stdin` piped in.
+fn run_cli(
+    h: &Harness,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut c = h.cli(dir);
+    c.args(["--org", "Riverside"]).args(args);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
 async fn a_full_sync_then_a_resync_that_writes_nothing(h: &Harness) {
     let s: Arc<dyn Store> = h.store.clone();
     let (src, ids) = authority(s.clone()).await;
@@ -459,24 +484,7 @@ async fn the_cli_adds_and_syncs_a_source(h: &Harness) {
     let (src, _) = authority(s.clone()).await;
     s.create_organization(&op(), "Riverside").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], stdin: Option<&str>| {
-        let mut c = h.cli(dir.path());
-        c.args(["--org", "Riverside"]).args(args);
-        c.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        if let Some(text) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], stdin: Option<&str>| run_cli(h, dir.path(), args, stdin);
     // The kebab-case spelling of the kind is accepted.
     let out = run(
         &[
@@ -775,22 +783,7 @@ async fn the_cli_shows_users_groups_and_targets_that_receive_nobody(h: &Harness)
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], stdin: Option<&str>| {
-        let mut c = h.cli(dir.path());
-        c.args(["--org", "Riverside"]).args(args);
-        c.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        if let Some(text) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
+        let out = run_cli(h, dir.path(), args, stdin);
         assert!(
             out.status.success(),
             "{args:?}: {}",

@@ -1,7 +1,7 @@
 //! Bulk loading for benchmarks: rows written directly, bypassing the change path.
 
 use super::{Db, ThisStore, as_i64};
-use crate::domain::{ConnectionId, OrganizationId, Timestamp, validate};
+use crate::domain::{ConnectionId, OrganizationId, Timestamp};
 use crate::store::StoreResult;
 use crate::store::api::{BulkLoad, BulkRows};
 use std::sync::LazyLock;
@@ -37,28 +37,7 @@ impl BulkLoad for ThisStore {
 
     async fn bulk_load(&self, org: OrganizationId, rows: &BulkRows<'_>) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        for chunk in rows.users.chunks(1000) {
-            let mut q = sqlx::QueryBuilder::<Db>::new(insert_users!());
-            q.push_values(chunk, |mut b, u| {
-                b.push_bind(u.id)
-                    .push_bind(org)
-                    .push_bind(&u.user_name)
-                    .push_bind(validate::user_name_key(&u.user_name))
-                    .push_bind(&u.external_id)
-                    .push_bind(&u.display_name)
-                    .push_bind(&u.given_name)
-                    .push_bind(&u.family_name)
-                    .push_bind(&u.emails)
-                    .push_bind(u.active)
-                    .push_bind(u.lifecycle_state.as_str())
-                    .push_bind(u.source_connection_id)
-                    .push_bind(&u.attributes)
-                    .push_bind(u.version)
-                    .push_bind(u.created_at)
-                    .push_bind(u.updated_at);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        super::users::insert_rows(&mut tx, org, rows.users).await?;
         for chunk in rows.groups.chunks(1000) {
             let mut q = sqlx::QueryBuilder::<Db>::new(concat!(
                 "INSERT INTO groups (id, organization_id, display_name, external_id, source_connection_id, ",

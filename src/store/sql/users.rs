@@ -104,6 +104,38 @@ pub(super) async fn insert(
 /// limits on bound values).
 const MANY: usize = 1000;
 
+/// Inserts user rows of one organization as they are (versions and times included), many to
+/// a statement: for a sync's batch and for the bench's bulk load alike.
+pub(super) async fn insert_rows(
+    conn: &mut Conn,
+    org: OrganizationId,
+    users: &[User],
+) -> Result<(), sqlx::Error> {
+    for chunk in users.chunks(MANY) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(insert_users!());
+        q.push_values(chunk, |mut b, u| {
+            b.push_bind(u.id)
+                .push_bind(org)
+                .push_bind(&u.user_name)
+                .push_bind(validate::user_name_key(&u.user_name))
+                .push_bind(&u.external_id)
+                .push_bind(&u.display_name)
+                .push_bind(&u.given_name)
+                .push_bind(&u.family_name)
+                .push_bind(&u.emails)
+                .push_bind(u.active)
+                .push_bind(u.lifecycle_state.as_str())
+                .push_bind(u.source_connection_id)
+                .push_bind(&u.attributes)
+                .push_bind(u.version)
+                .push_bind(u.created_at)
+                .push_bind(u.updated_at);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Writes many new users of one organization (a source sync's batch), with their operations
 /// at every target and their audit events, on the caller's transaction: what [`insert`] does
 /// for each, in a few multi-row statements instead of five round trips a user. `details`
@@ -132,37 +164,15 @@ pub(super) async fn insert_many(
             "organization {org} or its source connection"
         )));
     }
-    for chunk in users.chunks(MANY) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(insert_users!());
-        q.push_values(chunk, |mut b, u| {
-            b.push_bind(u.id)
-                .push_bind(org)
-                .push_bind(&u.user_name)
-                .push_bind(validate::user_name_key(&u.user_name))
-                .push_bind(&u.external_id)
-                .push_bind(&u.display_name)
-                .push_bind(&u.given_name)
-                .push_bind(&u.family_name)
-                .push_bind(&u.emails)
-                .push_bind(u.active)
-                .push_bind(u.lifecycle_state.as_str())
-                .push_bind(u.source_connection_id)
-                .push_bind(&u.attributes)
-                .push_bind(1i64)
-                .push_bind(u.created_at)
-                .push_bind(u.created_at);
-        });
-        q.build()
-            .execute(&mut *conn)
-            .await
-            .map_err(conflict(format!(
-                "a user of this batch (from {:?})",
-                chunk
-                    .first()
-                    .map(|u| u.user_name.as_str())
-                    .unwrap_or_default()
-            )))?;
-    }
+    insert_rows(&mut *conn, org, users)
+        .await
+        .map_err(conflict(format!(
+            "a user of this batch (from {:?})",
+            users
+                .first()
+                .map(|u| u.user_name.as_str())
+                .unwrap_or_default()
+        )))?;
     let targets = super::connections::target_ids(conn, org).await?;
     let now = Timestamp::now();
     let ops: Vec<(ConnectionId, UserId)> = users

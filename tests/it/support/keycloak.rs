@@ -23,12 +23,7 @@ use std::sync::{Arc, Mutex};
 pub const SECRET: &str = "kc-client-secret";
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/keycloak/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str::<Value>(&text).unwrap()["body"].clone()
+    super::fixture_body("keycloak", name)
 }
 
 /// The realm's state, changeable by tests.

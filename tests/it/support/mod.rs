@@ -25,6 +25,17 @@ pub fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
+/// The `body` of a fixture in `tests/fixtures/{dir}/{name}.json` (the shared shapes of real
+/// systems that the test doubles answer with).
+pub fn fixture_body(dir: &str, name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/tests/fixtures/{dir}/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["body"].clone()
+}
+
 /// Whether PostgreSQL tests must run (CI) rather than skip.
 pub fn pg_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

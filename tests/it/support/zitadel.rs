@@ -23,12 +23,7 @@ pub const SECRET: &str = "zitadel-secret";
 const AUDIENCE: &str = "urn:zitadel:iam:org:project:id:zitadel:aud";
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/zitadel/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str::<Value>(&text).unwrap()["body"].clone()
+    super::fixture_body("zitadel", name)
 }
 
 /// The instance's state, changeable by tests.
