@@ -1442,3 +1442,35 @@ async fn bench_wave_runs_on_both_stores() {
         assert!(r["paced_latency_ms"]["p95"].as_f64().unwrap() > 0.0, "{r}");
     }
 }
+
+/// `bench sync` runs its phases on both stores: memberships flattened three levels up, a
+/// re-sync of an unchanged source writing nothing, and changes reaching the application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sync_runs_on_both_stores() {
+    let sandbox = Sandbox::sqlite();
+    let mut runs = vec![vec![]];
+    if support::pg_required() || support::pg_schema().await.is_some() {
+        runs.push(vec!["--postgres".to_string(), support::pg_url()]);
+    }
+    for store in runs {
+        let mut args = vec![
+            "--json", "bench", "sync", "--users", "400", "--groups", "40",
+        ];
+        args.extend(["--changes", "2"]);
+        args.extend(store.iter().map(String::as_str));
+        let (code, out, err) = sandbox.run(&args, None);
+        assert_eq!(code, 0, "{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["users"], json!(400));
+        // Every user in one leaf, and so in its two groups above too.
+        assert_eq!(r["memberships"], json!(1200), "{r}");
+        assert_eq!(r["resync_writes"], json!(0), "{r}");
+        for figure in ["full_secs", "resync_secs", "peak_rss_mb"] {
+            assert!(r[figure].as_f64().unwrap() > 0.0, "{figure}: {r}");
+        }
+        assert!(
+            r["change_to_target_ms"]["p95"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+    }
+}
