@@ -104,8 +104,9 @@ impl GroupScope {
 /// changes cause at targets, their audit events, and the cursor when the batch carries it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncBatch {
-    /// Users to create.
-    pub create_users: Vec<UserDraft>,
+    /// Users to create, with the ids the sync gives them (so it knows them without reading
+    /// them back).
+    pub create_users: Vec<(UserId, UserDraft)>,
     /// Users to replace (updates, suspensions and reactivations), by id.
     pub update_users: Vec<(UserId, UserDraft)>,
     /// Groups to create, with their (flattened) members.

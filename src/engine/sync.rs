@@ -526,38 +526,34 @@ impl Run<'_> {
             .collect();
         self.samples.conflicts = users.conflicts.iter().take(SAMPLE).cloned().collect();
 
-        // The users' ids, as the group half needs them: after the writes, or (dry) as they
-        // would be.
-        let mut ids: HashMap<String, UserId> = HashMap::new();
-        if self.options.dry_run {
-            for u in &local {
-                if let Some(e) = &u.external_id
-                    && u.source_connection_id == Some(conn.id)
-                {
-                    ids.insert(e.clone(), u.id);
-                }
+        // The users' ids by the source's ids, as the group half needs them: those stored,
+        // those an update gives this source's id (a take-over by userName), and the new ones.
+        // Then the organization's users are let go: a large source is not held twice.
+        let mut ids: HashMap<String, UserId> = local
+            .iter()
+            .filter(|u| u.source_connection_id == Some(conn.id))
+            .filter_map(|u| u.external_id.clone().map(|e| (e, u.id)))
+            .collect();
+        drop(local);
+        for (id, d) in &users.update {
+            if let Some(e) = &d.external_id {
+                ids.insert(e.clone(), *id);
             }
-            for (id, d) in &users.update {
-                if let Some(e) = &d.external_id {
-                    ids.insert(e.clone(), *id);
-                }
+        }
+        let creates: Vec<(UserId, UserDraft)> = users
+            .create
+            .into_iter()
+            .map(|d| (UserId::new(), d))
+            .collect();
+        for (id, d) in &creates {
+            if let Some(e) = &d.external_id {
+                ids.insert(e.clone(), *id);
             }
-            for d in &users.create {
-                if let Some(e) = &d.external_id {
-                    ids.insert(e.clone(), UserId::new());
-                }
-            }
-        } else {
-            let created = !users.create.is_empty();
-            // An update may give a stored user this source's id (a take-over by userName).
-            let retagged: Vec<(String, UserId)> = users
-                .update
-                .iter()
-                .filter_map(|(id, d)| d.external_id.clone().map(|e| (e, *id)))
-                .collect();
+        }
+        if !self.options.dry_run {
             let mut batch = SyncBatch::default();
-            for d in users.create {
-                batch.create_users.push(d);
+            for c in creates {
+                batch.create_users.push(c);
                 self.flush_if_full(&mut batch).await?;
             }
             for u in users.update {
@@ -565,22 +561,6 @@ impl Run<'_> {
                 self.flush_if_full(&mut batch).await?;
             }
             self.flush(&mut batch).await?;
-            // Updates keep their ids; only creates need the store's answer.
-            let fresh;
-            let after = if created {
-                fresh = self.all_users().await?;
-                &fresh
-            } else {
-                &local
-            };
-            for u in after {
-                if let Some(e) = &u.external_id
-                    && u.source_connection_id == Some(conn.id)
-                {
-                    ids.insert(e.clone(), u.id);
-                }
-            }
-            ids.extend(retagged);
         }
 
         // The cursor goes with the last batch, so it never runs ahead of the changes; an

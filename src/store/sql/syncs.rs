@@ -3,9 +3,7 @@
 //! source's cursor stored in the transaction of the changes it covers.
 
 use super::{ThisStore, audit, groups, users};
-use crate::domain::{
-    Actor, ConnectionId, OrganizationId, SyncBatch, SyncRun, Timestamp, User, UserId,
-};
+use crate::domain::{Actor, ConnectionId, OrganizationId, SyncBatch, SyncRun, Timestamp, User};
 use crate::store::StoreResult;
 use crate::store::api::Syncs;
 
@@ -18,7 +16,7 @@ impl Syncs for ThisStore {
         source: ConnectionId,
         batch: &SyncBatch,
     ) -> StoreResult<()> {
-        for draft in &batch.create_users {
+        for (_, draft) in &batch.create_users {
             users::check(draft)?;
         }
         for (_, draft) in &batch.update_users {
@@ -36,7 +34,7 @@ impl Syncs for ThisStore {
         let created: Vec<User> = batch
             .create_users
             .iter()
-            .map(|draft| User::from_draft(UserId::new(), org, draft, now))
+            .map(|(id, draft)| User::from_draft(*id, org, draft, now))
             .collect();
         users::insert_many(
             &mut tx,
