@@ -132,22 +132,27 @@ pub enum Command {
     Groups(GroupsCommand),
 }
 
+/// Which users or groups `users list` and `groups list` show.
+#[derive(Debug, Clone, Args)]
+pub struct DirectoryFilter {
+    /// Only those whose names contain this (any case).
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only those of this source connection (name or id).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
 /// `scimdesk users ...`
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// List users by userName, with their roles and status at each target.
+    /// List users by userName, with their roles and status at each target (`--search`
+    /// matches the userName, display name or an e-mail).
     #[command(alias = "ls")]
-    List {
-        /// Only users whose userName, display name or e-mail contains this (any case).
-        #[arg(long)]
-        search: Option<String>,
-        /// Only users of this source connection (name or id).
-        #[arg(long)]
-        source: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
+    List(DirectoryFilter),
     /// One user, whole: attributes, groups, roles, status at each target.
     Show {
         /// The user's id or userName.
@@ -158,19 +163,10 @@ pub enum UsersCommand {
 /// `scimdesk groups ...`
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
-    /// List groups by path, with their member counts and roles.
+    /// List groups by path, with their member counts and roles (`--search` matches the
+    /// name or path).
     #[command(alias = "ls")]
-    List {
-        /// Only groups whose name or path contains this (any case).
-        #[arg(long)]
-        search: Option<String>,
-        /// Only groups of this source connection (name or id).
-        #[arg(long)]
-        source: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
+    List(DirectoryFilter),
     /// One group, whole: path, source, members, roles, status at each target.
     Show {
         /// The group's id, name or path.

@@ -333,7 +333,9 @@ async fn sync_on_schedule(
 ) {
     use crate::domain::ConnectionId;
     use std::collections::{HashMap, HashSet};
-    let check_every = Duration::from_millis(config.supervise_interval_ms.clamp(50, 1000));
+    // Intervals are whole seconds: checking more often than once a second finds nothing due.
+    let check_every =
+        Duration::from_millis(config.supervise_interval_ms.max(50)).max(Duration::from_secs(1));
     let actor = crate::domain::Actor::system("engine");
     let mut tried_full: HashMap<ConnectionId, tokio::time::Instant> = HashMap::new();
     let mut tried_incremental: HashMap<ConnectionId, tokio::time::Instant> = HashMap::new();

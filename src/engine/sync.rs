@@ -158,13 +158,7 @@ pub async fn sync_source(
         })?;
     // One sync per source at a time, across processes; the claim expires if this one dies.
     let owner = uuid::Uuid::now_v7();
-    let lease = connection
-        .settings
-        .0
-        .get("sync_claim_secs")
-        .and_then(|v| v.as_u64())
-        .filter(|s| *s > 0)
-        .map_or(CLAIM_FOR, std::time::Duration::from_secs);
+    let lease = interval(&connection, "sync_claim_secs", CLAIM_FOR).unwrap_or(CLAIM_FOR);
     if !store
         .claim_sync(org, connection_id, owner, Timestamp::now().after(lease))
         .await?
@@ -262,6 +256,7 @@ pub const FULL_SYNC_WITHOUT_FEED_EVERY: std::time::Duration = std::time::Duratio
 /// (`incremental_sync_every_secs`; 0 turns it off).
 pub const INCREMENTAL_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A duration setting in seconds: the default when unset, `None` when 0.
 fn interval(
     connection: &Connection,
     key: &str,
@@ -581,15 +576,12 @@ impl Run<'_> {
             .iter()
             .map(|g| g.external_id.as_str())
             .collect();
-        let groups: Vec<(Group, Vec<UserId>)> = self
-            .source_groups()
-            .await?
-            .into_iter()
-            .filter(|(g, _)| {
+        let groups = self
+            .source_groups(|g| {
                 let e = g.external_id.as_deref();
                 scope.covers(e, &g.path()) || e.is_some_and(|e| reported.contains(e))
             })
-            .collect();
+            .await?;
         let plan = plan_groups(conn.id, &scope.groups, &ids, &groups, &mut self.counts);
         self.samples.groups_created = plan
             .create
@@ -657,9 +649,14 @@ impl Run<'_> {
         Ok(users)
     }
 
-    /// The source's groups in the store, with their members.
-    async fn source_groups(&self) -> Result<Vec<(Group, Vec<UserId>)>, StoreError> {
-        let mine = self.source_group_rows().await?;
+    /// The source's groups in the store that `keep` chooses, with their members (read for
+    /// those only: an incremental sync of one tree does not read every group's members).
+    async fn source_groups(
+        &self,
+        keep: impl Fn(&Group) -> bool,
+    ) -> Result<Vec<(Group, Vec<UserId>)>, StoreError> {
+        let mut mine = self.source_group_rows().await?;
+        mine.retain(|g| keep(g));
         let ids: Vec<GroupId> = mine.iter().map(|g| g.id).collect();
         let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
         for chunk in ids.chunks(1000) {

@@ -8,13 +8,10 @@
 use crate::support::Harness;
 use crate::support::keycloak::{Keycloak, SECRET};
 use scimdesk::domain::*;
-use scimdesk::engine::commands::{self, MappingChange};
 use scimdesk::engine::sync::{SyncOptions, SyncReport, sync_source};
-use scimdesk::policy::impact::Guard;
 use scimdesk::policy::roles::RoleResolver;
 use scimdesk::store::{ListRange, Store};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 on_both_backends!(
     the_tree_is_walked_flattened_and_mapped_by_path,
@@ -65,48 +62,11 @@ async fn sync(s: &dyn Store, org: OrganizationId, c: &Connection) -> SyncReport 
     .unwrap()
 }
 
-/// Group path → members' userNames.
-async fn tree(s: &dyn Store, org: OrganizationId) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for g in s.list_groups(org, ListRange::first(100)).await.unwrap() {
-        let ids = s.group_members(org, g.id).await.unwrap();
-        let mut names: Vec<String> = s
-            .users_by_ids(org, &ids)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|u| u.user_name)
-            .collect();
-        names.sort();
-        out.insert(g.path(), names);
-    }
-    out
-}
-
 async fn the_tree_is_walked_flattened_and_mapped_by_path(h: &Harness) {
     let s = &*h.store;
     let kc = Keycloak::start().await;
     let (org, c) = realm_source(s, &kc, SECRET).await;
-    let nurse = commands::ensure_role(s, &op(), org, "nurse").await.unwrap();
-    commands::set_mapping(
-        s,
-        &op(),
-        org,
-        &MappingChange::Set {
-            id: None,
-            draft: RoleMappingDraft {
-                source_connection_id: None,
-                selector: GroupSelector::Path,
-                match_mode: MatchMode::Exact,
-                pattern: "/Clinical/Nursing".into(),
-                role_id: nurse.id,
-            },
-        },
-        &Guard::default(),
-        true,
-    )
-    .await
-    .unwrap();
+    let nurse = crate::support::map_path_to_role(s, org, "/Clinical/Nursing", "nurse").await;
 
     let run = sync(s, org, &c).await;
     assert_eq!(run.run.error, None);
@@ -127,7 +87,7 @@ async fn the_tree_is_walked_flattened_and_mapped_by_path(h: &Harness) {
     );
 
     let both = vec!["ehughes".to_string(), "lbrennan".to_string()];
-    let t = tree(s, org).await;
+    let t = crate::support::group_tree(s, org).await;
     assert_eq!(t["/Clinical/Nursing/ICU Nurses"], both);
     assert_eq!(
         t["/Clinical/Nursing"], both,
@@ -292,7 +252,7 @@ async fn admin_events_drive_an_incremental_sync(h: &Harness) {
             .unwrap()
             .active
     );
-    let t = tree(s, org).await;
+    let t = crate::support::group_tree(s, org).await;
     let only = vec!["ehughes".to_string()];
     assert_eq!(t["/Clinical/Nursing/ICU Nurses"], only);
     assert_eq!(t["/Clinical/Nursing"], only);

@@ -7,13 +7,10 @@
 use crate::support::Harness;
 use crate::support::zitadel::{ORG, SECRET, Zitadel};
 use scimdesk::domain::*;
-use scimdesk::engine::commands::{self, MappingChange};
 use scimdesk::engine::sync::{SyncOptions, SyncReport, sync_source};
-use scimdesk::policy::impact::Guard;
 use scimdesk::policy::roles::RoleResolver;
 use scimdesk::store::{ListRange, Store};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 on_both_backends!(
     users_and_role_keys_are_read_and_mapped,
@@ -55,24 +52,6 @@ async fn sync(s: &dyn Store, org: OrganizationId, c: &Connection) -> SyncReport 
         .unwrap()
 }
 
-/// Group path → members' userNames.
-async fn tree(s: &dyn Store, org: OrganizationId) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for g in s.list_groups(org, ListRange::first(100)).await.unwrap() {
-        let ids = s.group_members(org, g.id).await.unwrap();
-        let mut names: Vec<String> = s
-            .users_by_ids(org, &ids)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|u| u.user_name)
-            .collect();
-        names.sort();
-        out.insert(g.path(), names);
-    }
-    out
-}
-
 const AMARA: &str = "amara.okafor@riverside-hospital.example";
 const LIAM: &str = "liam.brennan@riverside-hospital.example";
 
@@ -85,28 +64,8 @@ async fn users_and_role_keys_are_read_and_mapped(h: &Harness) {
         json!({"organization_id": ORG, "client_id": "scimdesk", "page_size": 2}),
     )
     .await;
-    let writer = commands::ensure_role(s, &op(), org, "chart-writer")
-        .await
-        .unwrap();
-    commands::set_mapping(
-        s,
-        &op(),
-        org,
-        &MappingChange::Set {
-            id: None,
-            draft: RoleMappingDraft {
-                source_connection_id: None,
-                selector: GroupSelector::Path,
-                match_mode: MatchMode::Exact,
-                pattern: "/EHR Portal/chart-write".into(),
-                role_id: writer.id,
-            },
-        },
-        &Guard::default(),
-        true,
-    )
-    .await
-    .unwrap();
+    let writer =
+        crate::support::map_path_to_role(s, org, "/EHR Portal/chart-write", "chart-writer").await;
 
     let run = sync(s, org, &c).await;
     assert_eq!(run.run.error, None);
@@ -128,7 +87,7 @@ async fn users_and_role_keys_are_read_and_mapped(h: &Harness) {
     assert_eq!(by(AMARA).emails.0[0].value, AMARA);
 
     // Role keys of active authorizations only (Sofia's is inactive: no medication-verify).
-    let t = tree(s, org).await;
+    let t = crate::support::group_tree(s, org).await;
     let both = vec![AMARA.to_string(), LIAM.to_string()];
     assert_eq!(t["/EHR Portal/chart-read"], both);
     assert_eq!(t["/EHR Portal/chart-write"], both);
@@ -171,7 +130,7 @@ async fn users_and_role_keys_are_read_and_mapped(h: &Harness) {
         "{:?}",
         changed.counts
     );
-    let t = tree(s, org).await;
+    let t = crate::support::group_tree(s, org).await;
     assert_eq!(t["/EHR Portal/chart-write"], vec![AMARA.to_string()]);
 }
 
@@ -203,7 +162,7 @@ async fn users_can_come_from_the_scim_endpoint(h: &Harness) {
     );
     // Liam's role keys still come from the authorizations (Amara is not among the SCIM
     // users, so her grants have no member here).
-    let t = tree(s, org).await;
+    let t = crate::support::group_tree(s, org).await;
     assert_eq!(t["/EHR Portal/chart-read"], vec![LIAM.to_string()]);
 }
 

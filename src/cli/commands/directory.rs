@@ -4,13 +4,31 @@
 use super::connection::find as find_connection;
 use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult};
-use crate::cli::{GroupsCommand, UsersCommand, output};
+use crate::cli::{DirectoryFilter, GroupsCommand, UsersCommand, output};
 use crate::domain::*;
 use crate::engine::directory::{Directory, TargetStatus};
 use crate::store::ListRange;
 
 /// Rows read per page while listing.
 const PAGE: u32 = 1000;
+
+/// A list filter as the listing uses it: the search lower-cased, the source connection's id,
+/// the limit.
+async fn resolve(
+    ctx: &Context,
+    org: &Organization,
+    filter: DirectoryFilter,
+) -> CliResult<(Option<String>, Option<ConnectionId>, usize)> {
+    let source = match filter.source {
+        Some(s) => Some(find_connection(ctx, org, &s).await?.id),
+        None => None,
+    };
+    Ok((
+        filter.search.map(|s| s.to_lowercase()),
+        source,
+        filter.limit,
+    ))
+}
 
 /// `name:state` per target, for a table cell.
 fn at_targets(targets: &[TargetStatus]) -> String {
@@ -46,16 +64,8 @@ pub async fn users(ctx: &Context, org: Option<&str>, cmd: UsersCommand, json: bo
     let store = ctx.store.as_ref();
     let dir = Directory::open(store, org.id).await?;
     match cmd {
-        UsersCommand::List {
-            search,
-            source,
-            limit,
-        } => {
-            let source = match source {
-                Some(s) => Some(find_connection(ctx, &org, &s).await?.id),
-                None => None,
-            };
-            let needle = search.map(|s| s.to_lowercase());
+        UsersCommand::List(filter) => {
+            let (needle, source, limit) = resolve(ctx, &org, filter).await?;
             let wanted = |u: &User| {
                 source.is_none_or(|s| u.source_connection_id == Some(s))
                     && needle.as_deref().is_none_or(|n| {
@@ -192,16 +202,8 @@ pub async fn groups(ctx: &Context, org: Option<&str>, cmd: GroupsCommand, json: 
         }
     }
     match cmd {
-        GroupsCommand::List {
-            search,
-            source,
-            limit,
-        } => {
-            let source = match source {
-                Some(s) => Some(find_connection(ctx, &org, &s).await?.id),
-                None => None,
-            };
-            let needle = search.map(|s| s.to_lowercase());
+        GroupsCommand::List(filter) => {
+            let (needle, source, limit) = resolve(ctx, &org, filter).await?;
             let mut found: Vec<Group> = all
                 .into_iter()
                 .filter(|g| source.is_none_or(|s| g.source_connection_id == Some(s)))

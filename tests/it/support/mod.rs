@@ -36,6 +36,65 @@ pub fn fixture_body(dir: &str, name: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&text).unwrap()["body"].clone()
 }
 
+/// Each group's path → its members' userNames, sorted (what a sync left in the store).
+pub async fn group_tree(
+    s: &dyn Store,
+    org: scimdesk::domain::OrganizationId,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for g in s
+        .list_groups(org, scimdesk::store::ListRange::first(1000))
+        .await
+        .unwrap()
+    {
+        let ids = s.group_members(org, g.id).await.unwrap();
+        let mut names: Vec<String> = s
+            .users_by_ids(org, &ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.user_name)
+            .collect();
+        names.sort();
+        out.insert(g.path(), names);
+    }
+    out
+}
+
+/// Maps the groups at exactly `path` to a role named `role` (made if missing), as an
+/// operator would, past the guard; returns the role.
+pub async fn map_path_to_role(
+    s: &dyn Store,
+    org: scimdesk::domain::OrganizationId,
+    path: &str,
+    role: &str,
+) -> scimdesk::domain::Role {
+    use scimdesk::domain::*;
+    use scimdesk::engine::commands::{self, MappingChange};
+    let op = Actor::operator("tester");
+    let role = commands::ensure_role(s, &op, org, role).await.unwrap();
+    commands::set_mapping(
+        s,
+        &op,
+        org,
+        &MappingChange::Set {
+            id: None,
+            draft: RoleMappingDraft {
+                source_connection_id: None,
+                selector: GroupSelector::Path,
+                match_mode: MatchMode::Exact,
+                pattern: path.into(),
+                role_id: role.id,
+            },
+        },
+        &scimdesk::policy::impact::Guard::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    role
+}
+
 /// Whether PostgreSQL tests must run (CI) rather than skip.
 pub fn pg_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
