@@ -176,6 +176,7 @@ pub async fn sync_source(
         guard: None,
         incremental: false,
         note: None,
+        group_rows: None,
     };
     // The claim is renewed while the run goes; a run that loses it (its renewals failed
     // past the lease, and another process took over) stops.
@@ -426,6 +427,9 @@ struct Run<'a> {
     incremental: bool,
     /// Why an incremental sync ran in full.
     note: Option<String>,
+    /// The source's stored groups, once read (an incremental read needs their paths before
+    /// the group half needs them again; user writes do not change them).
+    group_rows: Option<Vec<Group>>,
 }
 
 impl Run<'_> {
@@ -462,7 +466,7 @@ impl Run<'_> {
     }
 
     /// What the store holds for the source, as an incremental read needs it.
-    async fn known(&self, local: &[User]) -> Result<Known, StoreError> {
+    async fn known(&mut self, local: &[User]) -> Result<Known, StoreError> {
         let mut known = Known::default();
         for u in local {
             if u.source_connection_id == Some(self.connection.id)
@@ -474,11 +478,13 @@ impl Run<'_> {
                     .insert(u.user_name.to_lowercase(), e.clone());
             }
         }
-        for g in self.source_group_rows().await? {
+        let rows = self.source_group_rows().await?;
+        for g in &rows {
             if let Some(e) = &g.external_id {
                 known.group_paths.insert(e.clone(), g.path());
             }
         }
+        self.group_rows = Some(rows);
         Ok(known)
     }
 
@@ -652,10 +658,13 @@ impl Run<'_> {
     /// The source's groups in the store that `keep` chooses, with their members (read for
     /// those only: an incremental sync of one tree does not read every group's members).
     async fn source_groups(
-        &self,
+        &mut self,
         keep: impl Fn(&Group) -> bool,
     ) -> Result<Vec<(Group, Vec<UserId>)>, StoreError> {
-        let mut mine = self.source_group_rows().await?;
+        let mut mine = match self.group_rows.take() {
+            Some(rows) => rows,
+            None => self.source_group_rows().await?,
+        };
         mine.retain(|g| keep(g));
         let ids: Vec<GroupId> = mine.iter().map(|g| g.id).collect();
         let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
