@@ -63,8 +63,13 @@ pub struct GroupDraft {
     pub source_connection_id: Option<ConnectionId>,
     /// Other attributes.
     pub attributes: serde_json::Value,
-    /// The exact member list to store, or `None` to leave memberships as they are.
+    /// The exact list of users named as members of the group itself, or `None` to leave
+    /// memberships as they are.
     pub members: Option<Vec<super::UserId>>,
+    /// The exact list of groups inside this one (RFC 7643 §4.2 `type: "Group"` members), or
+    /// `None` to leave them as they are. Their users are members of this group too, however
+    /// deep: the store keeps the flattened memberships that mappings read.
+    pub child_groups: Option<Vec<super::GroupId>>,
 }
 
 impl GroupDraft {
@@ -76,6 +81,7 @@ impl GroupDraft {
             source_connection_id: None,
             attributes: serde_json::Value::Object(Default::default()),
             members: None,
+            child_groups: None,
         }
     }
 }

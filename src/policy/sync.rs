@@ -298,6 +298,8 @@ pub fn plan_groups(
             source_connection_id: Some(source),
             attributes,
             members: Some(members.iter().copied().collect()),
+            // Flattened above: a source's hierarchy is its paths and these member lists.
+            child_groups: None,
         };
         match mine.get(g.external_id.as_str()) {
             Some((group, have)) => {

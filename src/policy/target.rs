@@ -134,8 +134,8 @@ impl TargetPolicy {
             Scope::All => true,
             Scope::BoundRoles => roles.iter().any(|r| self.bound.contains(r)),
             Scope::Filter(f) => {
-                let owned: Vec<Group> = groups.iter().map(|g| (*g).clone()).collect();
-                let mut doc = user_to_doc(user, Some(&owned), "");
+                let of: Vec<(&Group, bool)> = groups.iter().map(|g| (*g, true)).collect();
+                let mut doc = user_to_doc(user, Some(&of), "");
                 if let Some(m) = doc.as_object_mut() {
                     let mut names: Vec<&String> = roles
                         .iter()

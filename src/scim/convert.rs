@@ -5,10 +5,12 @@
 //! `name.familyName` as copies for search); everything else, extension objects included, stays in
 //! the `attributes` JSON. On the way out the two are joined again with `id`, `groups` and `meta`.
 
-use crate::domain::{ConnectionId, Email, Group, GroupDraft, User, UserDraft, UserId};
+use crate::domain::{ConnectionId, Email, Group, GroupDraft, GroupId, User, UserDraft, UserId};
 use scimdesk_scim::error::{ScimError, ScimResult};
 use scimdesk_scim::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+use uuid::Uuid;
 
 /// Keys that live in columns or are computed, never in `attributes`.
 const USER_COLUMN_KEYS: &[&str] = &[
@@ -37,7 +39,9 @@ pub fn etag(version: i64) -> String {
 }
 
 /// The SCIM document of a user. `base` is the SCIM base URL, e.g. `https://host/scim/v2`.
-pub fn user_to_doc(user: &User, groups: Option<&[Group]>, base: &str) -> Value {
+/// `groups` are the user's groups, each with whether the user was named as its member
+/// (`type: "direct"`) or is there through a group inside it (`"indirect"`).
+pub fn user_to_doc(user: &User, groups: Option<&[(&Group, bool)]>, base: &str) -> Value {
     let mut doc = match &user.attributes.0 {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
@@ -63,7 +67,10 @@ pub fn user_to_doc(user: &User, groups: Option<&[Group]>, base: &str) -> Value {
     if let Some(groups) = groups.filter(|g| !g.is_empty()) {
         let list: Vec<Value> = groups
             .iter()
-            .map(|g| json!({ "value": g.id.to_string(), "$ref": format!("{base}/Groups/{}", g.id), "display": g.display_name, "type": "direct" }))
+            .map(|(g, direct)| {
+                let kind = if *direct { "direct" } else { "indirect" };
+                json!({ "value": g.id.to_string(), "$ref": format!("{base}/Groups/{}", g.id), "display": g.display_name, "type": kind })
+            })
             .collect();
         doc.insert("groups".into(), Value::Array(list));
     }
@@ -135,12 +142,15 @@ pub fn doc_to_user_draft(doc: &Value, source: Option<ConnectionId>) -> ScimResul
     })
 }
 
-/// A group member as `members` shows it.
+/// A group member as `members` shows it: a user named as a member of the group itself, or
+/// a group inside it (RFC 7643 §4.2).
 pub struct Member<'a> {
-    /// The user's id.
-    pub id: UserId,
+    /// The user's or the group's id.
+    pub id: Uuid,
     /// What to show.
     pub display: &'a str,
+    /// Whether the member is a group.
+    pub is_group: bool,
 }
 
 /// The SCIM document of a group.
@@ -160,7 +170,10 @@ pub fn group_to_doc(group: &Group, members: &[Member<'_>], base: &str) -> Value 
     }
     let list: Vec<Value> = members
         .iter()
-        .map(|m| json!({ "value": m.id.to_string(), "$ref": format!("{base}/Users/{}", m.id), "display": m.display, "type": "User" }))
+        .map(|m| {
+            let (kind, path) = if m.is_group { ("Group", "Groups") } else { ("User", "Users") };
+            json!({ "value": m.id.to_string(), "$ref": format!("{base}/{path}/{}", m.id), "display": m.display, "type": kind })
+        })
         .collect();
     doc.insert("members".into(), Value::Array(list));
     doc.insert(
@@ -176,8 +189,61 @@ pub fn group_to_doc(group: &Group, members: &[Member<'_>], base: &str) -> Value 
     Value::Object(doc)
 }
 
-/// The stored form of a canonical group document, with its exact member list.
-pub fn doc_to_group_draft(doc: &Value, source: Option<ConnectionId>) -> ScimResult<GroupDraft> {
+/// A group document as received: its draft, and the members it named without saying whether
+/// they are users or groups (no `type`, no telling `$ref`), which only the store can tell
+/// apart. [`GroupInput::resolve`] settles them.
+#[derive(Debug)]
+pub struct GroupInput {
+    /// The draft, with the typed members placed.
+    pub draft: GroupDraft,
+    /// Member ids that may be users or groups.
+    pub untyped: Vec<Uuid>,
+}
+
+impl GroupInput {
+    /// The draft, with each untyped member that is one of `groups` placed as a group inside
+    /// this one and every other as a user.
+    pub fn resolve(mut self, groups: &HashSet<Uuid>) -> GroupDraft {
+        let users = self.draft.members.get_or_insert_with(Vec::new);
+        let children = self.draft.child_groups.get_or_insert_with(Vec::new);
+        // Each id was named once (doc_to_group_draft drops repeats), so nothing is doubled.
+        for id in self.untyped {
+            if groups.contains(&id) {
+                children.push(GroupId(id));
+            } else {
+                users.push(UserId(id));
+            }
+        }
+        self.draft
+    }
+}
+
+/// What a `members` value names, by its `type` or else its `$ref`.
+enum MemberType {
+    User,
+    Group,
+    Unknown,
+}
+
+fn member_type(v: &Value) -> MemberType {
+    if let Some(t) = v.get("type").and_then(Value::as_str) {
+        if t.eq_ignore_ascii_case("group") {
+            return MemberType::Group;
+        }
+        if t.eq_ignore_ascii_case("user") {
+            return MemberType::User;
+        }
+    }
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) if r.contains("/Groups/") => MemberType::Group,
+        Some(r) if r.contains("/Users/") => MemberType::User,
+        _ => MemberType::Unknown,
+    }
+}
+
+/// The stored form of a canonical group document, with its exact member lists: users, groups
+/// inside it, and the members whose kind the store must tell.
+pub fn doc_to_group_draft(doc: &Value, source: Option<ConnectionId>) -> ScimResult<GroupInput> {
     let Value::Object(m) = doc else {
         return Err(ScimError::invalid_syntax("a group must be a JSON object"));
     };
@@ -186,7 +252,10 @@ pub fn doc_to_group_draft(doc: &Value, source: Option<ConnectionId>) -> ScimResu
     if display_name.trim().is_empty() {
         return Err(ScimError::invalid_value("displayName must not be empty"));
     }
-    let mut members = Vec::new();
+    let mut members: Vec<UserId> = Vec::new();
+    let mut children: Vec<GroupId> = Vec::new();
+    let mut untyped: Vec<Uuid> = Vec::new();
+    let mut seen: HashSet<Uuid> = HashSet::new();
     for v in m
         .get("members")
         .and_then(Value::as_array)
@@ -194,31 +263,40 @@ pub fn doc_to_group_draft(doc: &Value, source: Option<ConnectionId>) -> ScimResu
         .flatten()
     {
         let id = v.get("value").and_then(Value::as_str).unwrap_or_default();
-        let type_is_group = v
-            .get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case("group"));
-        if type_is_group {
-            return Err(ScimError::invalid_value(
-                "nested groups are not supported; members must be users",
-            ));
-        }
-        let parsed = id.parse::<UserId>().map_err(|_| {
-            ScimError::invalid_value(format!("member {id:?} is not a user of this organization"))
+        let kind = member_type(v);
+        let parsed = id.parse::<Uuid>().map_err(|_| {
+            let what = match kind {
+                MemberType::Group => "group",
+                MemberType::User => "user",
+                MemberType::Unknown => "user or group",
+            };
+            ScimError::invalid_value(format!(
+                "member {id:?} is not a {what} of this organization"
+            ))
         })?;
-        if !members.contains(&parsed) {
-            members.push(parsed);
+        // A member named twice is one member.
+        if !seen.insert(parsed) {
+            continue;
+        }
+        match kind {
+            MemberType::User => members.push(UserId(parsed)),
+            MemberType::Group => children.push(GroupId(parsed)),
+            MemberType::Unknown => untyped.push(parsed),
         }
     }
     let mut attributes = m.clone();
     for k in GROUP_COLUMN_KEYS {
         attributes.remove(*k);
     }
-    Ok(GroupDraft {
-        display_name,
-        external_id: str_field(m, "externalId"),
-        source_connection_id: source,
-        attributes: Value::Object(attributes),
-        members: Some(members),
+    Ok(GroupInput {
+        draft: GroupDraft {
+            display_name,
+            external_id: str_field(m, "externalId"),
+            source_connection_id: source,
+            attributes: Value::Object(attributes),
+            members: Some(members),
+            child_groups: Some(children),
+        },
+        untyped,
     })
 }

@@ -17,6 +17,7 @@ mod engine_processes;
 mod keycloak;
 mod layering;
 mod memory_target;
+mod nested_groups;
 mod oauth;
 mod policy;
 mod queue;

@@ -37,17 +37,26 @@ pub(super) async fn render(
     base: &str,
     with_members: bool,
 ) -> Result<serde_json::Value, ApiError> {
-    let refs = if with_members {
-        state.store.group_member_refs(t.org, group.id).await?
+    let (refs, children) = if with_members {
+        (
+            state.store.group_member_refs(t.org, group.id).await?,
+            state.store.group_child_refs(t.org, group.id).await?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let members: Vec<Member<'_>> = refs
         .iter()
         .map(|r| Member {
-            id: r.user_id,
+            id: r.user_id.0,
             display: r.display_name.as_deref().unwrap_or(&r.user_name),
+            is_group: false,
         })
+        .chain(children.iter().map(|c| Member {
+            id: c.group_id.0,
+            display: &c.display_name,
+            is_group: true,
+        }))
         .collect();
     let mut doc = group_to_doc(group, &members, base);
     if !with_members && let Some(m) = doc.as_object_mut() {
@@ -62,6 +71,9 @@ fn member_error(e: StoreError) -> ApiError {
         StoreError::NotFound(what) if what.starts_with("user") => ApiError(
             ScimError::invalid_value(format!("{what} is not a user of this organization")),
         ),
+        StoreError::NotFound(what) if what.starts_with("group") => ApiError(
+            ScimError::invalid_value(format!("{what} is not a group of this organization")),
+        ),
         other => other.into(),
     }
 }
@@ -75,11 +87,21 @@ fn publish(state: &ScimState, t: &Tenant, id: GroupId, kind: ChangeKind) {
     });
 }
 
-fn draft(
+/// The draft of a group document, with the members it named without a `type` told apart:
+/// those that are groups of the organization are groups inside this one, the rest users.
+async fn draft(
+    state: &ScimState,
+    t: &Tenant,
     doc: &serde_json::Value,
     source: Option<crate::domain::ConnectionId>,
 ) -> Result<GroupDraft, ApiError> {
-    Ok(doc_to_group_draft(doc, source)?)
+    let input = doc_to_group_draft(doc, source)?;
+    let groups = if input.untyped.is_empty() {
+        Default::default()
+    } else {
+        state.store.groups_among(t.org, &input.untyped).await?
+    };
+    Ok(input.resolve(&groups))
 }
 
 /// `POST /Groups`
@@ -92,7 +114,11 @@ pub async fn create(
     let doc = canonicalize(&body, &GROUP)?;
     let group = state
         .store
-        .create_group(&t.actor(), t.org, &draft(&doc, Some(t.connection.id))?)
+        .create_group(
+            &t.actor(),
+            t.org,
+            &draft(&state, &t, &doc, Some(t.connection.id)).await?,
+        )
         .await
         .map_err(member_error)?;
     publish(&state, &t, group.id, ChangeKind::Created);
@@ -176,7 +202,13 @@ pub async fn replace(
     let current = load(&state, &t, &id).await?;
     let version = if_match(&headers)?;
     let doc = canonicalize(&body, &GROUP)?;
-    let d = draft(&doc, current.source_connection_id.or(Some(t.connection.id)))?;
+    let d = draft(
+        &state,
+        &t,
+        &doc,
+        current.source_connection_id.or(Some(t.connection.id)),
+    )
+    .await?;
     let group = state
         .store
         .replace_group(&t.actor(), t.org, current.id, &d, version)
@@ -203,7 +235,13 @@ pub async fn modify(
         let before = render(&state, &t, &current, &base, true).await?;
         let patched = patch::apply(&before, &body, &GROUP)?;
         let doc = canonicalize(&patched, &GROUP)?;
-        let d = draft(&doc, current.source_connection_id.or(Some(t.connection.id)))?;
+        let d = draft(
+            &state,
+            &t,
+            &doc,
+            current.source_connection_id.or(Some(t.connection.id)),
+        )
+        .await?;
         match state
             .store
             .replace_group(&t.actor(), t.org, current.id, &d, Some(current.version))

@@ -36,8 +36,10 @@ async fn render(
     user: &User,
     base: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let groups = state.store.user_groups(t.org, user.id).await?;
-    Ok(user_to_doc(user, Some(&groups), base))
+    let groups = state.store.user_group_refs(t.org, user.id).await?;
+    let of: Vec<(&crate::domain::Group, bool)> =
+        groups.iter().map(|g| (&g.group, g.direct)).collect();
+    Ok(user_to_doc(user, Some(&of), base))
 }
 
 fn publish(state: &ScimState, t: &Tenant, id: UserId, kind: ChangeKind) {

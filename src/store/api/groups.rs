@@ -16,6 +16,26 @@ pub struct MemberRef {
     pub display_name: Option<String>,
 }
 
+/// A group inside another, as a SCIM `members` value shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChildGroupRef {
+    /// The group inside.
+    pub group_id: GroupId,
+    /// Its display name.
+    pub display_name: String,
+}
+
+/// A group a user is in, and whether they were named as its member (`direct`) or are there
+/// through a group inside it (RFC 7643 §4.1.2 `groups.type`: direct or indirect).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UserGroup {
+    /// The group.
+    #[sqlx(flatten)]
+    pub group: Group,
+    /// Named as a member of the group itself.
+    pub direct: bool,
+}
+
 /// An organization's groups and memberships. A change queues, in its own transaction, what
 /// policy's fan-out says it causes at the organization's targets.
 #[async_trait]
@@ -69,11 +89,31 @@ pub trait Groups {
         group: GroupId,
         user: UserId,
     ) -> StoreResult<bool>;
-    /// A group's members.
+    /// A group's effective members: those named directly and, flattened, the users of every
+    /// group inside it.
     async fn group_members(&self, org: OrganizationId, group: GroupId) -> StoreResult<Vec<UserId>>;
-    /// The groups a user is in.
+    /// The groups a user is in, directly or through a group inside them.
     async fn user_groups(&self, org: OrganizationId, user: UserId) -> StoreResult<Vec<Group>>;
-    /// A group's members with their names, for SCIM `members`.
+    /// The groups a user is in, each saying whether directly, for SCIM `groups`.
+    async fn user_group_refs(
+        &self,
+        org: OrganizationId,
+        user: UserId,
+    ) -> StoreResult<Vec<UserGroup>>;
+    /// The groups directly inside a group, for SCIM `members` of `type: "Group"`.
+    async fn group_child_refs(
+        &self,
+        org: OrganizationId,
+        group: GroupId,
+    ) -> StoreResult<Vec<ChildGroupRef>>;
+    /// Which of `ids` are groups of the organization: tells apart the members a client
+    /// named without a `type`.
+    async fn groups_among(
+        &self,
+        org: OrganizationId,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<std::collections::HashSet<uuid::Uuid>>;
+    /// The users named as members of a group itself, with their names, for SCIM `members`.
     async fn group_member_refs(
         &self,
         org: OrganizationId,

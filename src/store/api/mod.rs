@@ -31,7 +31,7 @@ pub use audit::Audit;
 pub use bulk::{BulkLoad, BulkRows, LoadableStore};
 pub use connections::{Connections, StateChange};
 pub use exceptions::Exceptions;
-pub use groups::{Groups, MemberRef};
+pub use groups::{ChildGroupRef, Groups, MemberRef, UserGroup};
 pub use keys::Keys;
 pub use links::Links;
 pub use mappings::Mappings;

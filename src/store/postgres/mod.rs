@@ -148,6 +148,9 @@ impl PgStore {
     const CLAIM_CLOSE: &str = " FOR UPDATE SKIP LOCKED))";
     /// Keeps a worker from claiming an update that a change is about to coalesce into.
     const ROW_LOCK: &str = " FOR UPDATE";
+    /// Makes nesting changes of one organization ($1) take turns, so that two which each close
+    /// half of a cycle cannot both pass the check; held until the transaction ends.
+    const NESTING_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7643))";
     /// Makes a claim's or an outcome's commit not wait for the disk: losing one in a database
     /// crash only means work is redone (idempotently) after its lease expires, never lost.
     const RELAXED_COMMIT: &str = "SET LOCAL synchronous_commit TO OFF";

@@ -2,12 +2,12 @@
 //! ([`fanout::apply`]) on its transaction: members' roles, role groups and mirrored groups at
 //! targets, and the group's unmapped-group exception follow in the same commit.
 
-use super::{Conn, Db, ThisStore, as_i64, audit, conflict, directory, fanout};
+use super::{Conn, Db, ThisStore, as_i64, audit, conflict, directory, fanout, memberships};
 use crate::domain::{
     Actor, DirectoryChange, Group, GroupDraft, GroupId, InvalidInput, Json, OperationAction,
     OrganizationId, Timestamp, UserId, validate,
 };
-use crate::store::api::{Groups, ListRange, MemberRef, ScimQuery};
+use crate::store::api::{ChildGroupRef, Groups, ListRange, MemberRef, ScimQuery, UserGroup};
 use crate::store::scim_query::ScimTable;
 use crate::store::{StoreError, StoreResult};
 use std::collections::HashSet;
@@ -25,79 +25,27 @@ pub(super) fn check(draft: &GroupDraft) -> StoreResult<()> {
     Ok(())
 }
 
-/// The group's members, on the caller's transaction.
-pub(super) async fn members(
+/// Applies a draft's member lists (users named directly, groups inside) to the group and
+/// reflattens it; returns its effective members (added, removed).
+async fn apply_members(
     conn: &mut Conn,
     org: OrganizationId,
-    group: GroupId,
-) -> StoreResult<Vec<UserId>> {
-    Ok(sqlx::query_scalar(
-        "SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2",
-    )
-    .bind(org)
-    .bind(group)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
-/// Makes a group's members exactly `wanted`; returns (added, removed).
-pub(super) async fn set_members(
-    conn: &mut Conn,
-    org: OrganizationId,
-    group: GroupId,
-    wanted: &[UserId],
+    id: GroupId,
+    draft: &GroupDraft,
 ) -> StoreResult<(Vec<UserId>, Vec<UserId>)> {
-    let current = members(conn, org, group).await?;
-    let wanted: HashSet<UserId> = wanted.iter().copied().collect();
-    let have: HashSet<UserId> = current.iter().copied().collect();
-    let now = Timestamp::now();
-    // In chunks, a statement or two each, rather than a statement per member: a group of
-    // thousands is set in one request.
-    let removed: Vec<UserId> = have.difference(&wanted).copied().collect();
-    for chunk in removed.chunks(500) {
-        let mut q =
-            sqlx::QueryBuilder::<Db>::new("DELETE FROM memberships WHERE organization_id = ");
-        q.push_bind(org);
-        q.push(" AND group_id = ");
-        q.push_bind(group);
-        q.push(" AND user_id");
-        push_in_list!(q, chunk, |user| *user);
-        q.build().persistent(false).execute(&mut *conn).await?;
+    if draft.members.is_none() && draft.child_groups.is_none() {
+        return Ok((Vec::new(), Vec::new()));
     }
-    let added: Vec<UserId> = wanted.difference(&have).copied().collect();
-    for chunk in added.chunks(500) {
-        // Named, unlike a foreign key violation: which user does not exist.
-        let found: HashSet<UserId> =
-            ThisStore::users_in_org::<(UserId,), _>(&mut *conn, org, chunk, "id")
-                .await?
-                .into_iter()
-                .map(|(id,)| id)
-                .collect();
-        if let Some(missing) = chunk.iter().find(|u| !found.contains(u)) {
-            return Err(StoreError::NotFound(format!("user {missing}")));
-        }
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO memberships (organization_id, group_id, user_id, created_at) ",
-        );
-        q.push_values(chunk, |mut row, user| {
-            row.push_bind(org)
-                .push_bind(group)
-                .push_bind(*user)
-                .push_bind(now);
-        });
-        q.build()
-            .persistent(false)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                // "user …" so that the SCIM layer answers 400 (an unknown member), not 404.
-                StoreError::NotFound(_) => {
-                    StoreError::NotFound("user (a member deleted meanwhile)".into())
-                }
-                other => other,
-            })?;
+    let mut rows = memberships::rows(conn, org, id).await?;
+    let before: HashSet<UserId> = rows.keys().copied().collect();
+    if let Some(users) = &draft.members {
+        memberships::set_direct(conn, org, id, &mut rows, users).await?;
     }
-    Ok((added, removed))
+    if let Some(children) = &draft.child_groups {
+        memberships::set_children(conn, org, id, children).await?;
+    }
+    memberships::reflatten(conn, org, id, &mut rows).await?;
+    Ok(memberships::difference(&before, &rows))
 }
 
 /// Bumps the group's version after a change of its members alone.
@@ -114,7 +62,11 @@ async fn touch(conn: &mut Conn, org: OrganizationId, group: GroupId) -> StoreRes
 }
 
 /// The group by id on the caller's transaction.
-async fn read(conn: &mut Conn, org: OrganizationId, id: GroupId) -> StoreResult<Option<Group>> {
+pub(super) async fn read(
+    conn: &mut Conn,
+    org: OrganizationId,
+    id: GroupId,
+) -> StoreResult<Option<Group>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         group_cols!(),
@@ -157,10 +109,7 @@ impl ThisStore {
         .ok_or_else(|| {
             StoreError::NotFound(format!("organization {org} or its source connection"))
         })?;
-        let added = match &draft.members {
-            Some(m) => set_members(&mut *conn, org, id, m).await?.0,
-            None => Vec::new(),
-        };
+        let (added, _) = apply_members(&mut *conn, org, id, draft).await?;
         let change = DirectoryChange::GroupChanged {
             group: &group,
             before: None,
@@ -221,15 +170,12 @@ impl ThisStore {
             )
             .await);
         };
-        let (added, removed) = match &draft.members {
-            Some(m) => set_members(&mut *conn, org, id, m).await?,
-            None => (Vec::new(), Vec::new()),
-        };
+        let (added, removed) = apply_members(&mut *conn, org, id, draft).await?;
         // A change of what mappings select groups by can change which mappings cover the
         // group, and so every member's roles; otherwise only the changed members'.
         let reselected = before.as_ref().filter(|b| group.selectors_differ(b));
         let users: Vec<UserId> = if reselected.is_some() {
-            let mut all = members(&mut *conn, org, id).await?;
+            let mut all = memberships::members(&mut *conn, org, id).await?;
             all.extend(removed.iter().copied());
             all
         } else {
@@ -243,6 +189,10 @@ impl ThisStore {
             users: &users,
         };
         fanout::apply(self, &mut *conn, org, &change).await?;
+        if !added.is_empty() || !removed.is_empty() {
+            let up = memberships::parents(&mut *conn, org, id).await?;
+            self.propagate(&mut *conn, org, up).await?;
+        }
         audit::append(
             &mut *conn,
             actor,
@@ -268,7 +218,8 @@ impl ThisStore {
         org: OrganizationId,
         id: GroupId,
     ) -> StoreResult<bool> {
-        let members = members(&mut *conn, org, id).await?;
+        let members = memberships::members(&mut *conn, org, id).await?;
+        let parents = memberships::parents(&mut *conn, org, id).await?;
         let gone: Option<Group> = sqlx::query_as(concat!(
             "DELETE FROM groups WHERE organization_id = $1 AND id = $2 RETURNING ",
             group_cols!()
@@ -288,6 +239,8 @@ impl ThisStore {
             users: &members,
         };
         fanout::apply(self, &mut *conn, org, &change).await?;
+        // Its users leave the groups it was inside, unless held there otherwise.
+        self.propagate(&mut *conn, org, parents).await?;
         audit::append(
             &mut *conn,
             actor,
@@ -300,19 +253,45 @@ impl ThisStore {
         .await?;
         Ok(true)
     }
-    /// What one member's joining or leaving `group` causes (`action`: add or remove members):
-    /// the group's version moves, the fan-out is queued, and the change is audited.
-    async fn member_changed(
+    /// Names `user` as a member of `group` itself (`join`) or stops naming them. Returns
+    /// false if nothing changed. The group's version moves and the change is audited; when
+    /// the user's effective membership changed (they were not, or are no longer, held there
+    /// through a group inside it), the fan-out is queued and the groups above follow.
+    async fn change_direct_member(
         &self,
         conn: &mut Conn,
         actor: &Actor,
         org: OrganizationId,
         group_id: GroupId,
         user: UserId,
-        action: OperationAction,
-    ) -> StoreResult<()> {
+        join: bool,
+    ) -> StoreResult<bool> {
+        let Some(group) = read(conn, org, group_id).await? else {
+            return Err(StoreError::NotFound(format!("group {group_id}")));
+        };
+        let mut rows = memberships::rows(conn, org, group_id).await?;
+        if (rows.get(&user) == Some(&true)) == join {
+            return Ok(false);
+        }
+        let before: HashSet<UserId> = rows.keys().copied().collect();
+        let mut direct: Vec<UserId> = rows
+            .iter()
+            .filter(|(u, d)| **d && **u != user)
+            .map(|(u, _)| *u)
+            .collect();
+        if join {
+            direct.push(user);
+        }
+        memberships::set_direct(conn, org, group_id, &mut rows, &direct).await?;
+        memberships::reflatten(conn, org, group_id, &mut rows).await?;
         touch(conn, org, group_id).await?;
-        if let Some(group) = read(conn, org, group_id).await? {
+        let (added, removed) = memberships::difference(&before, &rows);
+        if !added.is_empty() || !removed.is_empty() {
+            let action = if join {
+                OperationAction::AddMembers
+            } else {
+                OperationAction::RemoveMembers
+            };
             let change = DirectoryChange::GroupChanged {
                 group: &group,
                 before: None,
@@ -321,10 +300,13 @@ impl ThisStore {
                 users: &[user],
             };
             fanout::apply(self, conn, org, &change).await?;
+            let up = memberships::parents(conn, org, group_id).await?;
+            self.propagate(conn, org, up).await?;
         }
-        let audited = match action {
-            OperationAction::RemoveMembers => "group.member_remove",
-            _ => "group.member_add",
+        let audited = if join {
+            "group.member_add"
+        } else {
+            "group.member_remove"
         };
         audit::append(
             conn,
@@ -335,8 +317,8 @@ impl ThisStore {
             &group_id.to_string(),
             serde_json::json!({ "user_id": user }),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(true)
     }
 }
 
@@ -430,34 +412,9 @@ impl Groups for ThisStore {
         user: UserId,
     ) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        let added = sqlx::query(
-            "INSERT INTO memberships (organization_id, group_id, user_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(org)
-        .bind(group)
-        .bind(user)
-        .bind(Timestamp::now())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::NotFound(_) => {
-                StoreError::NotFound(format!("group {group} or user {user}"))
-            }
-            other => other,
-        })?
-        .rows_affected()
-            > 0;
-        if added {
-            self.member_changed(
-                &mut tx,
-                actor,
-                org,
-                group,
-                user,
-                OperationAction::AddMembers,
-            )
+        let added = self
+            .change_direct_member(&mut tx, actor, org, group, user, true)
             .await?;
-        }
         tx.commit().await?;
         self.signal.bump(org);
         Ok(added)
@@ -471,27 +428,9 @@ impl Groups for ThisStore {
         user: UserId,
     ) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        let removed = sqlx::query(
-            "DELETE FROM memberships WHERE organization_id = $1 AND group_id = $2 AND user_id = $3",
-        )
-        .bind(org)
-        .bind(group)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if removed {
-            self.member_changed(
-                &mut tx,
-                actor,
-                org,
-                group,
-                user,
-                OperationAction::RemoveMembers,
-            )
+        let removed = self
+            .change_direct_member(&mut tx, actor, org, group, user, false)
             .await?;
-        }
         tx.commit().await?;
         self.signal.bump(org);
         Ok(removed)
@@ -520,6 +459,48 @@ impl Groups for ThisStore {
         .await?)
     }
 
+    async fn user_group_refs(
+        &self,
+        org: OrganizationId,
+        user: UserId,
+    ) -> StoreResult<Vec<UserGroup>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT g.id, g.organization_id, g.display_name, g.external_id, g.source_connection_id, ",
+            "g.attributes, g.version, g.created_at, g.updated_at, m.direct ",
+            "FROM memberships m JOIN groups g ON g.id = m.group_id ",
+            "WHERE m.organization_id = $1 AND m.user_id = $2 ORDER BY g.display_name"
+        ))
+        .bind(org)
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn group_child_refs(
+        &self,
+        org: OrganizationId,
+        group: GroupId,
+    ) -> StoreResult<Vec<ChildGroupRef>> {
+        Ok(sqlx::query_as(
+            "SELECT g.id AS group_id, g.display_name FROM group_nesting n \
+             JOIN groups g ON g.id = n.child_id \
+             WHERE n.organization_id = $1 AND n.parent_id = $2 ORDER BY g.id",
+        )
+        .bind(org)
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn groups_among(
+        &self,
+        org: OrganizationId,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<HashSet<uuid::Uuid>> {
+        let mut conn = self.pool.acquire().await?;
+        memberships::groups_among(&mut conn, org, ids).await
+    }
+
     async fn group_member_refs(
         &self,
         org: OrganizationId,
@@ -532,7 +513,7 @@ impl Groups for ThisStore {
         Ok(sqlx::query_as(concat!(
             "SELECT u.id AS user_id, u.user_name, u.display_name FROM memberships m ",
             "JOIN users u ON u.id = m.user_id ",
-            "WHERE m.organization_id = $1 AND m.group_id = $2 ORDER BY u.id"
+            "WHERE m.organization_id = $1 AND m.group_id = $2 AND m.direct ORDER BY u.id"
         ))
         .bind(org)
         .bind(group)

@@ -33,6 +33,7 @@ mod groups;
 mod keys;
 mod links;
 mod mappings;
+mod memberships;
 mod queue;
 mod statistics;
 mod syncs;

@@ -98,6 +98,8 @@ impl SqliteStore {
     /// No row locks: the writer lock keeps a worker from claiming an update that a change is
     /// about to coalesce into.
     const ROW_LOCK: &str = "";
+    /// Nothing: SQLite's write transactions already take turns.
+    const NESTING_LOCK: &str = "";
     /// Commits wait as they always do (`synchronous=NORMAL` already spares the disk).
     const RELAXED_COMMIT: &str = "";
     /// The rows `bench drain` queues.
