@@ -18,7 +18,7 @@ use crate::connectors::scim_source::{PAGE, ScimSource};
 use crate::connectors::source::{Incremental, Known, SourceError, SourceReader};
 use crate::connectors::zitadel::{self, ZitadelSource, ZitadelUsers};
 use crate::domain::*;
-use crate::policy::sync::{GuardTripped, plan_groups, plan_users};
+use crate::policy::sync::{GuardTripped, StoredUser, plan_groups, plan_users, suspension_of};
 use crate::store::{ListRange, Store, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -434,7 +434,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Reads the source: what changed, when asked and the source can say, else everything.
-    async fn read(&mut self, local: &[User], stored: Option<&str>) -> Result<Reading, RunError> {
+    async fn read(
+        &mut self,
+        local: &[StoredUser],
+        stored: Option<&str>,
+    ) -> Result<Reading, RunError> {
         let reader = reader(self.store, self.connection).await?;
         if !self.options.full {
             match stored {
@@ -466,7 +470,7 @@ impl Run<'_> {
     }
 
     /// What the store holds for the source, as an incremental read needs it.
-    async fn known(&mut self, local: &[User]) -> Result<Known, StoreError> {
+    async fn known(&mut self, local: &[StoredUser]) -> Result<Known, StoreError> {
         let mut known = Known::default();
         for u in local {
             if u.source_connection_id == Some(self.connection.id)
@@ -522,8 +526,10 @@ impl Run<'_> {
         self.samples.updated = users
             .update
             .iter()
+            .map(|(_, d)| &d.user_name)
+            .chain(users.suspend.iter().map(|(_, name)| name))
             .take(SAMPLE)
-            .map(|(_, d)| d.user_name.clone())
+            .cloned()
             .collect();
         self.samples.conflicts = users.conflicts.iter().take(SAMPLE).cloned().collect();
 
@@ -560,6 +566,15 @@ impl Run<'_> {
             for u in users.update {
                 batch.update_users.push(u);
                 self.flush_if_full(&mut batch).await?;
+            }
+            // Users gone from the source are suspended as they are stored: read back in
+            // pages, as only these few are needed whole.
+            let gone: Vec<UserId> = users.suspend.iter().map(|(id, _)| *id).collect();
+            for chunk in gone.chunks(BATCH.max(1)) {
+                for user in self.store.users_by_ids(self.org, chunk).await? {
+                    batch.update_users.push((user.id, suspension_of(&user)));
+                    self.flush_if_full(&mut batch).await?;
+                }
             }
             self.flush(&mut batch).await?;
         }
@@ -642,15 +657,16 @@ impl Run<'_> {
             .await
     }
 
-    /// Every user of the organization (userNames are unique across sources).
-    async fn all_users(&self) -> Result<Vec<User>, StoreError> {
+    /// Every user of the organization (userNames are unique across sources), as the plan
+    /// compares them: a page at a time is held whole.
+    async fn all_users(&self) -> Result<Vec<StoredUser>, StoreError> {
         let mut users = Vec::new();
         let mut after = None;
         loop {
             let page = self.store.users_after(self.org, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
-            users.extend(page);
+            users.extend(page.iter().map(StoredUser::of));
         }
         Ok(users)
     }

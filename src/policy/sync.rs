@@ -12,15 +12,94 @@ use crate::domain::{
     ConnectionId, Group, GroupDraft, GroupId, SourceGroup, SourceUser, SyncCounts, SyncGuard, User,
     UserDraft, UserId, validate,
 };
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// What the plan needs of a stored user: who they are, and a digest of the content a sync
+/// writes ([`fingerprint`]). A full sync compares every user of the organization with every
+/// user of the source; holding the stored ones whole beside the source's doubled the sync's
+/// memory for nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    /// The store's id.
+    pub id: UserId,
+    /// Their userName.
+    pub user_name: String,
+    /// The source's id for them.
+    pub external_id: Option<String>,
+    /// The source that owns them.
+    pub source_connection_id: Option<ConnectionId>,
+    /// SCIM `active`.
+    pub active: bool,
+    /// The digest of their content as a sync would write it.
+    pub fingerprint: [u8; 32],
+}
+
+impl StoredUser {
+    /// The plan's view of `user`.
+    pub fn of(user: &User) -> Self {
+        Self {
+            id: user.id,
+            user_name: user.user_name.clone(),
+            external_id: user.external_id.clone(),
+            source_connection_id: user.source_connection_id,
+            active: user.active,
+            fingerprint: fingerprint(&draft_from(user)),
+        }
+    }
+}
+
+/// Feeds what serde writes into the digest.
+struct DigestWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for DigestWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A digest of everything a draft stores: two drafts have the same one exactly when they are
+/// equal (the JSON of a tuple delimits and escapes every field, and objects serialize with
+/// sorted keys).
+pub fn fingerprint(d: &UserDraft) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    let fields = (
+        &d.user_name,
+        &d.external_id,
+        &d.display_name,
+        &d.given_name,
+        &d.family_name,
+        &d.emails,
+        d.active,
+        d.source_connection_id.map(|c| c.0),
+        &d.attributes,
+    );
+    // Writing into a digest cannot fail, and these types always serialize.
+    let _ = serde_json::to_writer(DigestWriter(&mut digest), &fields);
+    digest.finalize().into()
+}
+
+/// The draft that suspends a user the source no longer has: their stored content, inactive.
+pub fn suspension_of(user: &User) -> UserDraft {
+    let mut draft = draft_from(user);
+    draft.active = false;
+    draft
+}
 
 /// What the users of a sync change.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserPlan {
     /// Users to create.
     pub create: Vec<UserDraft>,
-    /// Users to replace (updates, suspensions, reactivations).
+    /// Users to replace (updates, suspensions of users disabled at the source, reactivations).
     pub update: Vec<(UserId, UserDraft)>,
+    /// Users gone from the source, to suspend as they are stored ([`suspension_of`]), with
+    /// their userNames.
+    pub suspend: Vec<(UserId, String)>,
     /// The userNames of source users left alone because another source owns that userName.
     pub conflicts: Vec<String>,
     /// What the plan found, so far (the group half adds its own).
@@ -78,12 +157,6 @@ fn draft_from(user: &User) -> UserDraft {
     }
 }
 
-/// Whether storing `draft` would change nothing about `user` (a deprovisioned user the source
-/// still has disabled stays deprovisioned).
-fn same(user: &User, draft: &UserDraft) -> bool {
-    draft_from(user) == *draft
-}
-
 /// Plans the users of `source`. `reported` is everything the source holds when `gone` is
 /// `None` (a full sync: a stored user it leaves out is gone), or, incremental, the users that
 /// changed, with `gone` naming by external id those the source no longer has. `local` is every
@@ -93,18 +166,18 @@ pub fn plan_users(
     source: ConnectionId,
     reported: &[SourceUser],
     gone: Option<&[String]>,
-    local: &[User],
+    local: &[StoredUser],
     guard: SyncGuard,
     force: bool,
 ) -> Result<UserPlan, GuardTripped> {
     let mut plan = UserPlan::default();
     plan.counts.source_users = reported.len() as u64;
-    let mine: HashMap<&str, &User> = local
+    let mine: HashMap<&str, &StoredUser> = local
         .iter()
         .filter(|u| u.source_connection_id == Some(source))
         .filter_map(|u| u.external_id.as_deref().map(|e| (e, u)))
         .collect();
-    let by_name: HashMap<String, &User> = local
+    let by_name: HashMap<String, &StoredUser> = local
         .iter()
         .map(|u| (validate::user_name_key(&u.user_name), u))
         .collect();
@@ -130,7 +203,7 @@ pub fn plan_users(
                 seen.insert(user.id);
                 // Disabled at the source and already off here: content changes of a user
                 // nobody can use wait until they are enabled again.
-                if same(user, &draft) || (!draft.active && !user.active) {
+                if user.fingerprint == fingerprint(&draft) || (!draft.active && !user.active) {
                     plan.counts.unchanged += 1;
                     continue;
                 }
@@ -157,18 +230,16 @@ pub fn plan_users(
     // Gone from the source: suspended here (a person may be back; deleting is the targets'
     // delete mode's business).
     let gone: Option<HashSet<&str>> = gone.map(|g| g.iter().map(String::as_str).collect());
-    let is_gone = |u: &User| match &gone {
+    let is_gone = |u: &StoredUser| match &gone {
         None => true,
         Some(g) => u.external_id.as_deref().is_some_and(|e| g.contains(e)),
     };
     for user in local.iter().filter(|u| {
         u.source_connection_id == Some(source) && u.active && !seen.contains(&u.id) && is_gone(u)
     }) {
-        let mut draft = draft_from(user);
-        draft.active = false;
         plan.counts.suspended += 1;
         suspending.push(user.user_name.clone());
-        plan.update.push((user.id, draft));
+        plan.suspend.push((user.id, user.user_name.clone()));
     }
     let active = local
         .iter()
@@ -358,8 +429,13 @@ mod tests {
             .collect()
     }
 
+    /// The users a first sync of `r` stores, as the plan sees them.
+    fn stored(r: &[SourceUser]) -> Vec<StoredUser> {
+        stored_users(r).iter().map(StoredUser::of).collect()
+    }
+
     /// The users a first sync of `r` stores.
-    fn stored(r: &[SourceUser]) -> Vec<User> {
+    fn stored_users(r: &[SourceUser]) -> Vec<User> {
         r.iter()
             .enumerate()
             .map(|(i, u)| {
@@ -414,18 +490,19 @@ mod tests {
         assert_eq!(plan.counts.conflicts, 1);
         assert_eq!(plan.conflicts, vec!["Taken@Riverside.example".to_string()]);
         assert!(plan.create.is_empty());
-        let gone = plan
-            .update
-            .iter()
-            .find(|(id, _)| *id == local[2].id)
-            .unwrap();
-        assert!(!gone.1.active);
+        assert!(plan.suspend.iter().any(|(id, _)| *id == local[2].id));
+        assert!(
+            plan.update
+                .iter()
+                .any(|(id, d)| *id == local[1].id && !d.active)
+        );
         // Suspended, then enabled again at the source.
-        let mut off = local.clone();
+        let mut off = stored_users(&reported(4));
         off[1].active = false;
         off[1].lifecycle_state = LifecycleState::Suspended;
+        let off: Vec<StoredUser> = off.iter().map(StoredUser::of).collect();
         let back = reported(4);
-        let plan = plan_users(conn(), &back, None, &off[..4], guard, false).unwrap();
+        let plan = plan_users(conn(), &back, None, &off, guard, false).unwrap();
         assert_eq!(plan.counts.reactivated, 1);
     }
 
@@ -467,10 +544,9 @@ mod tests {
             (1, 1),
             "the four not named are left alone"
         );
-        assert!(
-            plan.update
-                .iter()
-                .any(|(id, d)| *id == local[1].id && !d.active)
+        assert_eq!(
+            plan.suspend,
+            vec![(local[1].id, local[1].user_name.clone())]
         );
         // The guard counts what an incremental sync suspends too.
         let all: Vec<String> = r.iter().map(|u| u.external_id.clone()).collect();
