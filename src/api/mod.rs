@@ -2,5 +2,6 @@
 //! engine issue on, of the engine); none talks to a downstream target itself.
 
 pub mod changes;
+pub mod graphql;
 pub mod scim;
 pub mod serve;

@@ -1,4 +1,5 @@
-//! The HTTP server `scimdesk serve` runs: the SCIM API and health endpoints.
+//! The HTTP server `scimdesk serve` runs: the SCIM API, the GraphQL management API and health
+//! endpoints.
 
 use super::changes::ChangeFeed;
 use super::scim::{self, BASE_PATH, ScimState};
@@ -11,8 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The SCIM API with `/healthz` and `/readyz` (no engine: no `/metrics`).
+/// The SCIM API and `/graphql` with `/healthz` and `/readyz` (no engine: no `/metrics`).
 pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String>) -> Router {
+    let graphql = super::graphql::router(store.clone(), &super::graphql::ApiSettings::default());
     let state = ScimState {
         store: store.clone(),
         changes,
@@ -21,6 +23,7 @@ pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String
     };
     Router::new()
         .nest(BASE_PATH, scim::router(state))
+        .merge(graphql)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -626,7 +626,8 @@ pub enum TokenCommand {
         /// The inbound SCIM connection it authenticates (makes it a SCIM token).
         #[arg(long)]
         connection: Option<String>,
-        /// scim or api [default: scim with --connection, else api].
+        /// read, operate or admin for an API token (see docs/access.md), or scim for an
+        /// inbound SCIM token [default: scim with --connection, else read].
         #[arg(long)]
         scope: Option<String>,
         /// Refuse the token after this many days.

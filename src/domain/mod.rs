@@ -3,6 +3,7 @@
 //! Rows derive `sqlx::FromRow` so both stores can decode them directly; that is a derive, not a
 //! dependency on a database.
 
+pub mod access;
 mod audit;
 mod connection;
 mod connection_stats;
@@ -23,6 +24,7 @@ mod token;
 mod user;
 pub mod validate;
 
+pub use access::{Access, Action, Denied};
 pub use audit::{Actor, ActorKind, AuditEvent, AuditFilter};
 pub use connection::{
     AuthMethod, Connection, ConnectionKind, ConnectionState, ConnectionUpdate, NewConnection,

@@ -28,6 +28,9 @@ pub struct ApiToken {
     /// What it may be used for.
     #[sqlx(try_from = "String")]
     pub scope: TokenScope,
+    /// For API tokens: what it may do in its organization.
+    #[sqlx(try_from = "String")]
+    pub access: super::Access,
     /// Creation time.
     pub created_at: Timestamp,
     /// After this time it is refused.
@@ -52,6 +55,8 @@ pub struct NewApiToken {
     pub scope: TokenScope,
     /// For SCIM tokens, the inbound connection.
     pub connection_id: Option<ConnectionId>,
+    /// For API tokens, what it may do (SCIM tokens are stored as `read` and ignore it).
+    pub access: super::Access,
     /// Optional expiry.
     pub expires_at: Option<Timestamp>,
 }

@@ -111,7 +111,7 @@ macro_rules! audit_cols {
 }
 macro_rules! token_cols {
     () => {
-        "id, organization_id, connection_id, name, scope, created_at, expires_at, revoked_at"
+        "id, organization_id, connection_id, name, scope, access, created_at, expires_at, revoked_at"
     };
 }
 

@@ -14,6 +14,7 @@ mod cli;
 mod demo;
 mod engine;
 mod engine_processes;
+mod graphql;
 mod keycloak;
 mod layering;
 mod memory_target;

@@ -461,6 +461,7 @@ async fn tenants_never_see_each_other(h: &Harness) {
             &Actor::operator("t"),
             s.org,
             &NewApiToken {
+                access: Access::Read,
                 name: "api".into(),
                 scope: TokenScope::Api,
                 connection_id: None,

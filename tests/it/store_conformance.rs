@@ -897,6 +897,7 @@ async fn tokens_issue_authenticate_revoke(h: &Harness) {
         .await
         .unwrap();
     let scim = |name: &str, connection_id| NewApiToken {
+        access: Access::Read,
         name: name.into(),
         scope: TokenScope::Scim,
         connection_id,
@@ -944,6 +945,7 @@ async fn tokens_issue_authenticate_revoke(h: &Harness) {
             &op(),
             o.id,
             &NewApiToken {
+                access: Access::Read,
                 name: "old".into(),
                 scope: TokenScope::Api,
                 connection_id: None,
@@ -1039,6 +1041,7 @@ async fn tenant_isolation(h: &Harness) {
             &op(),
             a.id,
             &NewApiToken {
+                access: Access::Read,
                 name: "t".into(),
                 scope: TokenScope::Scim,
                 connection_id: Some(inb.id),

@@ -4,7 +4,7 @@ use crate::cli::TokenCommand;
 use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output;
-use crate::domain::{NewApiToken, Timestamp, TokenScope};
+use crate::domain::{Access, NewApiToken, Timestamp, TokenScope};
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool) -> CliResult {
     let org = ctx.organization(org).await?;
@@ -30,11 +30,7 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool
                 ),
                 None => None,
             };
-            let scope = match scope {
-                Some(s) => s.parse()?,
-                None if connection_id.is_some() => TokenScope::Scim,
-                None => TokenScope::Api,
-            };
+            let (scope, access) = token_scope(scope.as_deref(), connection_id.is_some())?;
             let expires_at =
                 expires_in_days.map(|d| Timestamp::now().add(time::Duration::days(i64::from(d))));
             let issued = ctx
@@ -45,6 +41,7 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool
                     &NewApiToken {
                         name,
                         scope,
+                        access,
                         connection_id,
                         expires_at,
                     },
@@ -58,9 +55,13 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool
                 }))?;
             } else {
                 println!("{}", issued.text.expose());
+                let what = match issued.token.scope {
+                    TokenScope::Scim => "SCIM".to_string(),
+                    TokenScope::Api => format!("{} API", issued.token.access),
+                };
                 eprintln!(
-                    "issued {} token {:?} ({}); this is the only time it is shown",
-                    issued.token.scope, issued.token.name, issued.token.id
+                    "issued {what} token {:?} ({}); this is the only time it is shown",
+                    issued.token.name, issued.token.id
                 );
             }
             Ok(())
@@ -96,7 +97,10 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool
                     vec![
                         t.id.to_string(),
                         t.name.clone(),
-                        t.scope.to_string(),
+                        match t.scope {
+                            TokenScope::Scim => "scim".to_string(),
+                            TokenScope::Api => t.access.to_string(),
+                        },
                         output::or_dash(conn),
                         t.created_at.to_string(),
                         output::or_dash(t.expires_at),
@@ -127,5 +131,28 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool
                 Ok(())
             }
         }
+    }
+}
+
+/// The kind and level a `--scope` names: `scim` (the default with `--connection`), or an API
+/// token's `read` (the default otherwise: least privilege), `operate` or `admin`. `api`, the
+/// spelling before levels existed, is refused with what to write instead.
+fn token_scope(scope: Option<&str>, has_connection: bool) -> CliResult<(TokenScope, Access)> {
+    match scope.map(|s| s.trim().to_ascii_lowercase()) {
+        None if has_connection => Ok((TokenScope::Scim, Access::Read)),
+        None => Ok((TokenScope::Api, Access::Read)),
+        Some(s) if s == "scim" => Ok((TokenScope::Scim, Access::Read)),
+        Some(s) if s == "api" => Err(CliError::invalid(
+            "--scope api is not a level: use read, operate or admin",
+        )),
+        Some(s) => match s.parse::<Access>() {
+            Ok(access) if !has_connection => Ok((TokenScope::Api, access)),
+            Ok(_) => Err(CliError::invalid(
+                "an API token (read, operate, admin) is not bound to a connection; drop --connection or use --scope scim",
+            )),
+            Err(_) => Err(CliError::invalid(format!(
+                "unknown --scope {s:?}: use read, operate, admin or scim"
+            ))),
+        },
     }
 }

@@ -56,6 +56,7 @@ pub async fn inbound_organization(
             actor,
             org.id,
             &NewApiToken {
+                access: crate::domain::Access::Read,
                 name: "idp".into(),
                 scope: TokenScope::Scim,
                 connection_id: Some(conn.id),

@@ -62,8 +62,8 @@ impl Tokens for ThisStore {
             }
         }
         let token: ApiToken = sqlx::query_as(concat!(
-            "INSERT INTO api_tokens (id, organization_id, connection_id, name, scope, secret_hash, created_at, expires_at, revoked_at) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING ",
+            "INSERT INTO api_tokens (id, organization_id, connection_id, name, scope, access, secret_hash, created_at, expires_at, revoked_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $9, $6, $7, $8, NULL) RETURNING ",
             token_cols!()
         ))
         .bind(id)
@@ -74,6 +74,10 @@ impl Tokens for ThisStore {
         .bind(&issued.hash)
         .bind(Timestamp::now())
         .bind(new.expires_at)
+        .bind(match new.scope {
+            TokenScope::Scim => crate::domain::Access::Read,
+            TokenScope::Api => new.access,
+        }.as_str())
         .fetch_one(&mut *tx)
         .await?;
         audit::append(
@@ -83,7 +87,7 @@ impl Tokens for ThisStore {
             "token.create",
             "api_token",
             &id.to_string(),
-            serde_json::json!({ "name": name, "scope": new.scope.as_str(), "connection_id": new.connection_id }),
+            serde_json::json!({ "name": name, "scope": new.scope.as_str(), "access": token.access.as_str(), "connection_id": new.connection_id }),
         )
         .await?;
         tx.commit().await?;

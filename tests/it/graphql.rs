@@ -1,0 +1,377 @@
+//! The GraphQL management API over real HTTP against the server `scimdesk serve` mounts, on both
+//! stores: authentication, the access levels, tenant isolation, pagination, limits, secrets
+//! never returned, audit of mutations, and the exported schema.
+
+use crate::support;
+
+use reqwest::StatusCode;
+use scimdesk::api::changes::ChangeFeed;
+use scimdesk::api::serve;
+use scimdesk::domain::*;
+use scimdesk::store::Store;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use support::Harness;
+
+on_both_backends!(
+    only_api_tokens_get_in,
+    access_levels_decide_what_a_token_may_do,
+    a_token_never_sees_another_organization,
+    users_page_with_stable_cursors,
+    abusive_queries_are_refused,
+    no_stored_secret_is_ever_returned,
+);
+
+fn op() -> Actor {
+    Actor::operator("tester")
+}
+
+/// A running server on an ephemeral port.
+struct Api {
+    url: String,
+    http: reqwest::Client,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(store: Arc<dyn Store>) -> Api {
+    scimdesk::connectors::ensure_tls_provider();
+    let (addr, tx) = serve::spawn_local(serve::app(store, ChangeFeed::default(), None))
+        .await
+        .unwrap();
+    Api {
+        url: format!("http://{addr}/graphql"),
+        http: reqwest::Client::new(),
+        _shutdown: tx,
+    }
+}
+
+impl Api {
+    async fn raw(&self, token: Option<&str>, body: String) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn query(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self
+            .raw(
+                Some(token),
+                json!({"query": query, "variables": variables}).to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+/// An API token of `org` with `access`.
+async fn token(s: &dyn Store, org: OrganizationId, name: &str, access: Access) -> String {
+    s.create_api_token(
+        &op(),
+        org,
+        &NewApiToken {
+            name: name.into(),
+            scope: TokenScope::Api,
+            access,
+            connection_id: None,
+            expires_at: None,
+        },
+    )
+    .await
+    .unwrap()
+    .text
+    .expose()
+    .to_string()
+}
+
+/// An organization with one target connection (secret `secret`) and `users` users.
+async fn tenant(s: &dyn Store, name: &str, secret: &str, users: usize) -> OrganizationId {
+    let org = s.create_organization(&op(), name).await.unwrap();
+    s.create_connection(
+        &op(),
+        org.id,
+        &NewConnection {
+            name: "ehr".into(),
+            kind: ConnectionKind::ScimTarget,
+            base_url: Some("http://127.0.0.1:9/scim/v2".into()),
+            auth_method: AuthMethod::Bearer,
+            settings: json!({"user_scope": "all"}),
+        },
+        Some(&scimdesk::crypto::Secret::new(secret.to_string())),
+    )
+    .await
+    .unwrap();
+    for i in 0..users {
+        s.create_user(
+            &op(),
+            org.id,
+            &UserDraft::new(format!("u{i:03}@{}.example", name.to_lowercase())),
+        )
+        .await
+        .unwrap();
+    }
+    org.id
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+async fn only_api_tokens_get_in(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let (_, scim_token) = support::inbound_tenant(&*s, "Riverside").await;
+    let q = json!({"query": "{ organization { name } }"}).to_string();
+    for presented in [None, Some("not-a-token"), Some(scim_token.as_str())] {
+        let (status, body) = api.raw(presented, q.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(code(&body), "UNAUTHENTICATED");
+        assert!(body["data"].is_null(), "nothing but the error: {body}");
+    }
+    let org = s.organization_by_name("Riverside").await.unwrap().unwrap();
+    let t = token(&*s, org.id, "dashboard", Access::Read).await;
+    let body = api.query(&t, "{ organization { name } }", json!({})).await;
+    assert_eq!(body["data"]["organization"]["name"], "Riverside");
+}
+
+async fn access_levels_decide_what_a_token_may_do(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let org = tenant(&*s, "Riverside", "target-secret", 1).await;
+    let read = token(&*s, org, "dashboard", Access::Read).await;
+    let operate = token(&*s, org, "oncall-bot", Access::Operate).await;
+    let pause =
+        "mutation { pauseConnection(connection: \"ehr\", reason: \"maintenance\") { state } }";
+    let body = api.query(&read, pause, json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs operate access"),
+        "{body}"
+    );
+    let c = s.connection_by_name(org, "ehr").await.unwrap().unwrap();
+    assert_eq!(
+        c.state,
+        ConnectionState::Active,
+        "a refusal changes nothing"
+    );
+
+    let body = api.query(&operate, pause, json!({})).await;
+    assert_eq!(body["data"]["pauseConnection"]["state"], "paused", "{body}");
+    let audit = s
+        .list_audit(
+            org,
+            &AuditFilter {
+                action_prefix: Some("connection.pause".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].actor_kind, audit[0].actor.as_str()),
+        (ActorKind::Api, "oncall-bot"),
+        "audited with the token's name"
+    );
+    let body = api
+        .query(
+            &operate,
+            "mutation { resumeConnection(connection: \"ehr\") { state } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["resumeConnection"]["state"], "active",
+        "{body}"
+    );
+    // Reading is every level's.
+    let body = api
+        .query(
+            &read,
+            "{ connections { name health { state pending failed } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["connections"][0]["name"], "ehr", "{body}");
+    assert!(body["data"]["connections"][0]["health"]["state"].is_string());
+}
+
+async fn a_token_never_sees_another_organization(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let a = tenant(&*s, "Riverside", "secret-a", 2).await;
+    let b = tenant(&*s, "Lakeside", "secret-b", 2).await;
+    let admin_a = token(&*s, a, "a-admin", Access::Admin).await;
+    let b_user = s
+        .list_users(b, scimdesk::store::ListRange::first(1))
+        .await
+        .unwrap();
+    let b_conn = s.connection_by_name(b, "ehr").await.unwrap().unwrap();
+    let body = api
+        .query(
+            &admin_a,
+            "query($u: ID!, $c: ID!) { user(id: $u) { userName } connection(id: $c) { name } users { edges { node { userName } } } }",
+            json!({"u": b_user[0].id.to_string(), "c": b_conn.id.to_string()}),
+        )
+        .await;
+    assert!(body["data"]["user"].is_null(), "{body}");
+    assert!(body["data"]["connection"].is_null(), "{body}");
+    let names: Vec<&str> = body["data"]["users"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["userName"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.ends_with("@riverside.example")),
+        "{names:?}"
+    );
+    // Pausing B's connection by its id from A's token: not found, and B's stays active.
+    let body = api
+        .query(
+            &admin_a,
+            "mutation($c: String!) { pauseConnection(connection: $c, reason: \"x\") { state } }",
+            json!({"c": b_conn.id.to_string()}),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let still = s.connection(b, b_conn.id).await.unwrap().unwrap();
+    assert_eq!(still.state, ConnectionState::Active);
+}
+
+async fn users_page_with_stable_cursors(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let org = tenant(&*s, "Riverside", "x", 5).await;
+    let t = token(&*s, org, "reader", Access::Read).await;
+    let page = "query($after: String) { users(first: 2, after: $after) { edges { cursor node { userName roles } } pageInfo { hasNextPage endCursor } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    let mut pages = 0;
+    loop {
+        let body = api.query(&t, page, json!({"after": after})).await;
+        let users = &body["data"]["users"];
+        for e in users["edges"].as_array().unwrap() {
+            seen.push(e["node"]["userName"].as_str().unwrap().to_string());
+        }
+        pages += 1;
+        if pages == 1 {
+            // Users added while paging come after the cursor: no page shifts or repeats.
+            s.create_user(&op(), org, &UserDraft::new("late@riverside.example"))
+                .await
+                .unwrap();
+        }
+        if !users["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = users["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(pages, 3);
+    let mut expected: Vec<String> = (0..5)
+        .map(|i| format!("u{i:03}@riverside.example"))
+        .collect();
+    expected.push("late@riverside.example".into());
+    assert_eq!(seen, expected);
+    let body = api
+        .query(
+            &t,
+            "{ users(after: \"nonsense\") { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_INPUT", "{body}");
+}
+
+async fn abusive_queries_are_refused(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let org = tenant(&*s, "Riverside", "x", 1).await;
+    let t = token(&*s, org, "reader", Access::Read).await;
+    // Too deep (introspection nests without end).
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
+        "{ ofType ".repeat(10),
+        "}".repeat(10)
+    );
+    let body = api.query(&t, &deep, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{body}"
+    );
+    // Too complex: large pages of users, many times over.
+    let aliases: String = (0..10)
+        .map(|i| format!("a{i}: users(first: 500) {{ edges {{ node {{ userName roles groups {{ id name path }} targets {{ target status }} }} }} }} "))
+        .collect();
+    let body = api.query(&t, &format!("{{ {aliases} }}"), json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex"),
+        "{body}"
+    );
+    // Too large a body: refused before it is read.
+    let (status, _) = api
+        .raw(
+            Some(&t),
+            json!({"query": format!("{{ organization {{ name }} }} #{}", "x".repeat(100_000))})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Not a GraphQL request at all: a clear 400.
+    let (status, body) = api.raw(Some(&t), "<html>".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+async fn no_stored_secret_is_ever_returned(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let secret = "plaintext-target-secret-7643";
+    let org = tenant(&*s, "Riverside", secret, 1).await;
+    let t = token(&*s, org, "admin", Access::Admin).await;
+    let body = api
+        .query(
+            &t,
+            "{ connections { id name kind baseUrl authMethod hasSecret settings state health { reason } } organization { id name } }",
+            json!({}),
+        )
+        .await;
+    let text = body.to_string();
+    assert!(!text.contains(secret), "{text}");
+    assert!(!text.contains(&t), "the token itself is not echoed");
+    assert_eq!(body["data"]["connections"][0]["hasSecret"], true);
+}
+
+/// The exported schema is the code's: regenerate with `SCIMDESK_UPDATE_SCHEMA=1`.
+#[test]
+fn schema_graphql_is_the_codes_schema() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+    let sdl = scimdesk::api::graphql::sdl();
+    if std::env::var_os("SCIMDESK_UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, &sdl).unwrap();
+    }
+    let stored = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        stored == sdl,
+        "schema.graphql drifted from the code; run `SCIMDESK_UPDATE_SCHEMA=1 cargo test schema_graphql` and commit it"
+    );
+}
