@@ -4,6 +4,7 @@
 //! built-in defaults. Directories come from the platform (`directories`), overridable with
 //! `SCIMDESK_CONFIG` (the config directory) and `SCIMDESK_DATA_DIR` (the data directory).
 
+use crate::domain::Access;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,38 @@ pub struct FileConfig {
     pub policy: Option<PolicyConfig>,
     /// The terminal workbench (`[workbench]`: theme, keys).
     pub workbench: Option<crate::tui::WorkbenchConfig>,
+    /// Local operators' access levels (`[access.operators.NAME]`).
+    pub access: Option<AccessConfig>,
+}
+
+/// `[access]` in config.toml: each local operator's level per organization, the same levels
+/// API tokens carry (`domain::access`). Without `[access]` a local operator is `admin`; with
+/// it, only the operators it lists have access, each to the organizations it names (`"*"`
+/// for every other one).
+///
+/// ```toml
+/// [access.operators.alice]
+/// "*" = "admin"
+/// [access.operators.oncall]
+/// Riverside = "operate"
+/// Lakeside = "read"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Operator name → organization name (or `*`) → level.
+    pub operators: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Access>>,
+}
+
+impl AccessConfig {
+    /// The level `operator` has in the organization named `organization`, if any.
+    pub fn level(&self, operator: &str, organization: &str) -> Option<Access> {
+        let grants = self.operators.get(operator)?;
+        grants
+            .get(organization)
+            .or_else(|| grants.get("*"))
+            .copied()
+    }
 }
 
 /// `[policy]` in config.toml.
@@ -80,6 +113,19 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The terminal workbench.
     pub workbench: crate::tui::WorkbenchConfig,
+    /// Local operators' access levels; `None`: every local operator is admin.
+    pub access: Option<AccessConfig>,
+}
+
+impl Config {
+    /// The operator's level in the organization named `organization`: admin without
+    /// `[access]`, else what it grants (`None`: no access at all).
+    pub fn operator_access(&self, organization: &str) -> Option<Access> {
+        match &self.access {
+            None => Some(Access::Admin),
+            Some(a) => a.level(&self.operator, organization),
+        }
+    }
 }
 
 /// Why configuration could not be resolved.
@@ -134,6 +180,7 @@ impl Config {
             engine: file.engine.unwrap_or_default(),
             policy: file.policy.unwrap_or_default(),
             workbench: file.workbench.unwrap_or_default(),
+            access: file.access,
         })
     }
 

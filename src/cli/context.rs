@@ -91,6 +91,38 @@ impl Context {
         .into())
     }
 
+    /// The organization, once the operator may take `action` in it (`[access]`; the same
+    /// check the API applies to tokens).
+    pub async fn organization_for(
+        &self,
+        name_or_id: Option<&str>,
+        action: crate::domain::Action,
+    ) -> CliResult<Organization> {
+        let org = self.organization(name_or_id).await?;
+        self.authorize(&org, action)?;
+        Ok(org)
+    }
+
+    /// Whether the operator may take `action` in `org`, as a CLI error if not.
+    pub fn authorize(&self, org: &Organization, action: crate::domain::Action) -> CliResult<()> {
+        let who = &self.config.operator;
+        let Some(level) = self.config.operator_access(&org.name) else {
+            return Err(CliError::new(
+                Exit::Forbidden,
+                format!(
+                    "operator {who:?} has no access to organization {:?} ([access] in config.toml)",
+                    org.name
+                ),
+            ));
+        };
+        level.check(action).map_err(|denied| {
+            CliError::new(
+                Exit::Forbidden,
+                format!("operator {who:?} in organization {:?}: {denied}", org.name),
+            )
+        })
+    }
+
     /// Finds an organization by id or name, with a clear error naming what was asked for.
     pub async fn organization(&self, name_or_id: Option<&str>) -> CliResult<Organization> {
         let Some(name_or_id) = name_or_id else {

@@ -23,6 +23,8 @@ pub enum Exit {
     Config = 6,
     /// 7: a guard refused the change (`--force` overrides it).
     Refused = 7,
+    /// 8: the operator's access level does not allow it (`[access]` in config.toml).
+    Forbidden = 8,
 }
 
 /// A failure with a message for people and an exit code for scripts.

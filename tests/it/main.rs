@@ -10,6 +10,7 @@
 #[macro_use]
 mod support;
 
+mod access;
 mod cli;
 mod demo;
 mod engine;

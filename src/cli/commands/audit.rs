@@ -7,7 +7,9 @@ use crate::cli::output;
 use crate::domain::AuditFilter;
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: AuditCommand, json: bool) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let org = ctx
+        .organization_for(org, crate::domain::Action::View)
+        .await?;
     let AuditCommand::List {
         limit,
         actor,

@@ -24,7 +24,19 @@ pub async fn run(
     cmd: ConnectionCommand,
     json: bool,
 ) -> CliResult {
-    let org = ctx.organization(org).await?;
+    use crate::domain::Action;
+    let action = match &cmd {
+        ConnectionCommand::List
+        | ConnectionCommand::Show { .. }
+        | ConnectionCommand::Health { .. } => Action::View,
+        ConnectionCommand::Pause { .. } | ConnectionCommand::Resume { .. } => Action::Pause,
+        ConnectionCommand::Sync { .. } => Action::Sync,
+        ConnectionCommand::RotateSecret { .. } => Action::ManageSecrets,
+        ConnectionCommand::Add(_)
+        | ConnectionCommand::Set(_)
+        | ConnectionCommand::Remove { .. } => Action::ManageConnections,
+    };
+    let org = ctx.organization_for(org, action).await?;
     match cmd {
         ConnectionCommand::Add(args) => add(ctx, &org, args, json).await,
         ConnectionCommand::List => {

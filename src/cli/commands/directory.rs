@@ -60,7 +60,9 @@ fn status(user: &User) -> String {
 }
 
 pub async fn users(ctx: &Context, org: Option<&str>, cmd: UsersCommand, json: bool) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let org = ctx
+        .organization_for(org, crate::domain::Action::View)
+        .await?;
     let store = ctx.store.as_ref();
     let dir = Directory::open(store, org.id).await?;
     match cmd {
@@ -179,7 +181,9 @@ fn print_targets(targets: &[TargetStatus]) {
 }
 
 pub async fn groups(ctx: &Context, org: Option<&str>, cmd: GroupsCommand, json: bool) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let org = ctx
+        .organization_for(org, crate::domain::Action::View)
+        .await?;
     let store = ctx.store.as_ref();
     let dir = Directory::open(store, org.id).await?;
     let mut all = Vec::new();

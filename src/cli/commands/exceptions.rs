@@ -13,7 +13,11 @@ pub async fn run(
     cmd: ExceptionsCommand,
     json: bool,
 ) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let action = match &cmd {
+        ExceptionsCommand::List { .. } => crate::domain::Action::View,
+        ExceptionsCommand::Resolve { .. } => crate::domain::Action::Resolve,
+    };
+    let org = ctx.organization_for(org, action).await?;
     match cmd {
         ExceptionsCommand::List {
             state,

@@ -9,7 +9,13 @@ use crate::engine::commands::{self, MappingChange};
 use crate::policy::impact::Impact;
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: MappingCommand, json: bool) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let action = match &cmd {
+        MappingCommand::List | MappingCommand::Impact { .. } => crate::domain::Action::View,
+        MappingCommand::Set { .. } | MappingCommand::Remove { .. } => {
+            crate::domain::Action::ManageMappings
+        }
+    };
+    let org = ctx.organization_for(org, action).await?;
     let guard = ctx.config.policy.guard;
     match cmd {
         MappingCommand::List => list(ctx, &org, json).await,

@@ -10,7 +10,12 @@ use crate::store::OperationFilter;
 use std::collections::HashMap;
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: OpsCommand, json: bool) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let action = match &cmd {
+        OpsCommand::List { .. } | OpsCommand::Show { .. } => crate::domain::Action::View,
+        OpsCommand::Retry { .. } => crate::domain::Action::Retry,
+        OpsCommand::Skip { .. } => crate::domain::Action::Skip,
+    };
+    let org = ctx.organization_for(org, action).await?;
     match cmd {
         OpsCommand::List {
             connection,

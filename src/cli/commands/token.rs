@@ -7,7 +7,13 @@ use crate::cli::output;
 use crate::domain::{Access, NewApiToken, Timestamp, TokenScope};
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: TokenCommand, json: bool) -> CliResult {
-    let org = ctx.organization(org).await?;
+    let action = match &cmd {
+        TokenCommand::List => crate::domain::Action::View,
+        TokenCommand::Create { .. } | TokenCommand::Revoke { .. } => {
+            crate::domain::Action::ManageTokens
+        }
+    };
+    let org = ctx.organization_for(org, action).await?;
     match cmd {
         TokenCommand::Create {
             name,
