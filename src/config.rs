@@ -4,7 +4,7 @@
 //! built-in defaults. Directories come from the platform (`directories`), overridable with
 //! `SCIMDESK_CONFIG` (the config directory) and `SCIMDESK_DATA_DIR` (the data directory).
 
-use crate::domain::Access;
+use crate::domain::{Access, Grants};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -59,13 +59,9 @@ pub struct AccessConfig {
 }
 
 impl AccessConfig {
-    /// The level `operator` has in the organization named `organization`, if any.
-    pub fn level(&self, operator: &str, organization: &str) -> Option<Access> {
-        let grants = self.operators.get(operator)?;
-        grants
-            .get(organization)
-            .or_else(|| grants.get("*"))
-            .copied()
+    /// What `operator` is granted (nothing, when they are not listed).
+    pub fn grants(&self, operator: &str) -> Grants {
+        Grants::PerOrganization(self.operators.get(operator).cloned().unwrap_or_default())
     }
 }
 
@@ -118,12 +114,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// The operator's level in the organization named `organization`: admin without
-    /// `[access]`, else what it grants (`None`: no access at all).
-    pub fn operator_access(&self, organization: &str) -> Option<Access> {
+    /// The operator's levels: admin everywhere without `[access]`, else what it grants.
+    pub fn operator_grants(&self) -> Grants {
         match &self.access {
-            None => Some(Access::Admin),
-            Some(a) => a.level(&self.operator, organization),
+            None => Grants::Everywhere(Access::Admin),
+            Some(a) => a.grants(&self.operator),
         }
     }
 }

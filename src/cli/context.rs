@@ -105,22 +105,10 @@ impl Context {
 
     /// Whether the operator may take `action` in `org`, as a CLI error if not.
     pub fn authorize(&self, org: &Organization, action: crate::domain::Action) -> CliResult<()> {
-        let who = &self.config.operator;
-        let Some(level) = self.config.operator_access(&org.name) else {
-            return Err(CliError::new(
-                Exit::Forbidden,
-                format!(
-                    "operator {who:?} has no access to organization {:?} ([access] in config.toml)",
-                    org.name
-                ),
-            ));
-        };
-        level.check(action).map_err(|denied| {
-            CliError::new(
-                Exit::Forbidden,
-                format!("operator {who:?} in organization {:?}: {denied}", org.name),
-            )
-        })
+        self.config
+            .operator_grants()
+            .check(&self.config.operator, &org.name, action)
+            .map_err(|refused| CliError::new(Exit::Forbidden, refused.to_string()))
     }
 
     /// Finds an organization by id or name, with a clear error naming what was asked for.

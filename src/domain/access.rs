@@ -112,6 +112,74 @@ pub struct Denied {
     pub has: Access,
 }
 
+/// A local operator's levels, as `[access]` in config.toml gives them: one level everywhere
+/// (without `[access]`: admin), or a level per organization name, `*` standing for every
+/// other one (an organization it does not cover: no access).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grants {
+    /// The same level in every organization.
+    Everywhere(Access),
+    /// Organization name (or `*`) → level.
+    PerOrganization(std::collections::BTreeMap<String, Access>),
+}
+
+impl Grants {
+    /// The level in the organization named `organization`, if any.
+    pub fn level(&self, organization: &str) -> Option<Access> {
+        match self {
+            Grants::Everywhere(a) => Some(*a),
+            Grants::PerOrganization(map) => map.get(organization).or_else(|| map.get("*")).copied(),
+        }
+    }
+
+    /// `Ok` if `operator` may take `action` in `organization`, else why not.
+    pub fn check(
+        &self,
+        operator: &str,
+        organization: &str,
+        action: Action,
+    ) -> Result<(), OperatorRefused> {
+        let Some(level) = self.level(organization) else {
+            return Err(OperatorRefused::NoAccess {
+                operator: operator.to_string(),
+                organization: organization.to_string(),
+            });
+        };
+        level
+            .check(action)
+            .map_err(|denied| OperatorRefused::Denied {
+                operator: operator.to_string(),
+                organization: organization.to_string(),
+                denied,
+            })
+    }
+}
+
+/// Why a local operator was refused, in the words the CLI and the workbench show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorRefused {
+    /// `[access]` gives them nothing in this organization.
+    #[error(
+        "operator {operator:?} has no access to organization {organization:?} ([access] in config.toml)"
+    )]
+    NoAccess {
+        /// Who.
+        operator: String,
+        /// Where.
+        organization: String,
+    },
+    /// Their level is too low for the action.
+    #[error("operator {operator:?} in organization {organization:?}: {denied}")]
+    Denied {
+        /// Who.
+        operator: String,
+        /// Where.
+        organization: String,
+        /// What was refused.
+        denied: Denied,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

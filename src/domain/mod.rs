@@ -24,7 +24,7 @@ mod token;
 mod user;
 pub mod validate;
 
-pub use access::{Access, Action, Denied};
+pub use access::{Access, Action, Denied, Grants, OperatorRefused};
 pub use audit::{Actor, ActorKind, AuditEvent, AuditFilter};
 pub use connection::{
     AuthMethod, Connection, ConnectionKind, ConnectionState, ConnectionUpdate, NewConnection,

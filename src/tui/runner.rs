@@ -45,6 +45,8 @@ pub struct Session {
     pub store_label: String,
     /// The organization to open on (`None`: the first by name).
     pub organization: Option<OrganizationId>,
+    /// The operator's levels (`[access]`; admin everywhere without it).
+    pub grants: crate::domain::Grants,
 }
 
 /// Test hook: with this set, the workbench panics after its first frame, so the tmux test can
@@ -107,6 +109,7 @@ pub async fn run_main_loop<B: Backend>(
         thresholds: s.engine.config().health.clone(),
         engine: (s.workers == Workers::Running).then(|| s.engine.clone()),
         health_cache: Default::default(),
+        grants: s.grants.clone(),
     };
     let mut app = App::new(s.keymap, s.theme, s.store_label, s.workers);
     app.operator = s.actor.name.clone();

@@ -10,7 +10,9 @@ use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
 use ratatui::buffer::Cell;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Position, Size};
-use scimdesk::domain::Actor;
+use scimdesk::domain::{
+    Access, Actor, AuthMethod, ConnectionKind, ConnectionState, Grants, NewConnection,
+};
 use scimdesk::engine::Engine;
 use scimdesk::policy::impact::Guard;
 use scimdesk::store::Store;
@@ -24,7 +26,8 @@ use tokio::sync::mpsc;
 
 on_both_backends!(
     the_loop_reads_draws_and_answers_keys,
-    the_loop_ends_when_its_input_closes
+    the_loop_ends_when_its_input_closes,
+    a_key_the_operators_access_refuses_says_why,
 );
 
 /// A `TestBackend` the test can read while the loop draws on it.
@@ -111,6 +114,7 @@ fn session(store: Arc<dyn Store>) -> Session {
         keymap: Keymap::default(),
         store_label: "test store".into(),
         organization: None,
+        grants: Grants::Everywhere(Access::Admin),
     }
 }
 
@@ -186,6 +190,64 @@ async fn the_loop_ends_when_its_input_closes(h: &Harness) {
     shows(&backend, "no organization").await;
     // The input closing (a terminal hanging up) ends the loop as `q` does.
     drop(keys);
+    let ended = tokio::time::timeout(Duration::from_secs(20), running).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
+
+/// With `[access]` giving the operator `read` in the organization, pausing a target is
+/// refused on screen, saying which level it needs, and the target stays active.
+async fn a_key_the_operators_access_refuses_says_why(h: &Harness) {
+    let store: Arc<dyn Store> = h.store.clone();
+    let source = Source::start(store.clone()).await;
+    let target = store
+        .create_connection(
+            &Actor::operator("tester"),
+            source.org,
+            &NewConnection {
+                name: "ehr".into(),
+                kind: ConnectionKind::ScimTarget,
+                base_url: Some("http://127.0.0.1:9/scim/v2".into()),
+                auth_method: AuthMethod::Bearer,
+                settings: serde_json::json!({"user_scope": "all"}),
+            },
+            Some(&scimdesk::crypto::Secret::new("t")),
+        )
+        .await
+        .unwrap();
+    let backend = Shared::new(120, 32);
+    let (keys, input) = mpsc::unbounded_channel();
+    let mut terminal = Terminal::new(backend.clone()).unwrap();
+    let mut s = session(store.clone());
+    s.grants = Grants::PerOrganization([("Hospital".to_string(), Access::Read)].into());
+    let running =
+        tokio::spawn(async move { run_main_loop(&mut terminal, s, Input::Events(input)).await });
+    shows(&backend, "ehr").await;
+    // The target is one of two rows; try `p` on each until the refusal shows.
+    let refusal = "needs operate access";
+    let mut refused = false;
+    for _ in 0..3 {
+        keys.send(key('p')).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if backend.screen().contains(refusal) {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if refused {
+            break;
+        }
+        keys.send(key('j')).unwrap();
+    }
+    assert!(refused, "{}", backend.screen());
+    let still = store
+        .connection(source.org, target.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.state, ConnectionState::Active);
+    keys.send(key('q')).unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(20), running).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
 }

@@ -82,7 +82,11 @@ pub async fn run(ctx: &Context, org: Option<&str>, view: View) -> CliResult {
     need_terminal()?;
     let (theme, keymap) = look(&ctx.config, view.theme.as_deref())?;
     let organization = match org {
-        Some(_) => Some(ctx.organization(org).await?.id),
+        Some(_) => Some(
+            ctx.organization_for(org, crate::domain::Action::View)
+                .await?
+                .id,
+        ),
         None => None,
     };
     let engine = Arc::new(Engine::new(ctx.store.clone(), ctx.config.engine.clone()));
@@ -105,6 +109,7 @@ pub async fn run(ctx: &Context, org: Option<&str>, view: View) -> CliResult {
         keymap,
         store_label: store_label(&ctx.config.database_url),
         organization,
+        grants: ctx.config.operator_grants(),
     })
     .await;
     engine.shutdown().await;
@@ -154,6 +159,7 @@ pub async fn demo(config: Config, options: DemoOptions, view: View) -> CliResult
         keymap,
         store_label: label,
         organization: Some(demo.organization),
+        grants: config.operator_grants(),
     })
     .await;
     player.abort();

@@ -248,6 +248,7 @@ pub async fn probe(location: StoreLocation) -> BenchResult<ProbeReport> {
         thresholds: Default::default(),
         engine: None,
         health_cache: Default::default(),
+        grants: crate::domain::Grants::Everywhere(crate::domain::Access::Admin),
     };
     let loaded = loader.load(&app.load_request()).await?;
     app.on_loaded(loaded);

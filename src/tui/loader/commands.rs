@@ -8,6 +8,9 @@ use crate::tui::state::{Command, Reply};
 impl Loader {
     /// Carries out a command through the engine command API (audited as the operator).
     pub async fn run(&self, org: OrganizationId, cmd: &Command) -> Reply {
+        if let Err(why) = self.authorize(org, cmd).await {
+            return Reply::Failed(why);
+        }
         let reply = self.try_run(org, cmd).await;
         // A command may change what health shows (state, queue counts): read it afresh.
         self.health_cache.clear();
@@ -15,6 +18,21 @@ impl Loader {
             Ok(outcome) => outcome,
             Err(e) => Reply::Failed(e.to_string()),
         }
+    }
+
+    /// Whether the operator may run `cmd` in `org`; why not, if not.
+    async fn authorize(&self, org: OrganizationId, cmd: &Command) -> Result<(), String> {
+        if let crate::domain::Grants::Everywhere(level) = &self.grants {
+            return level.check(cmd.action()).map_err(|d| d.to_string());
+        }
+        let name = match self.store.organization(org).await {
+            Ok(Some(o)) => o.name,
+            Ok(None) => return Err(format!("organization {org} is gone")),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.grants
+            .check(&self.actor.name, &name, cmd.action())
+            .map_err(|refused| refused.to_string())
     }
 
     async fn try_run(&self, org: OrganizationId, cmd: &Command) -> Result<Reply, LoadError> {

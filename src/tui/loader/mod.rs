@@ -69,6 +69,8 @@ pub struct Loader {
     pub engine: Option<Arc<Engine>>,
     /// The last health read, reused for a while by panes other than Connections.
     pub health_cache: HealthCache,
+    /// The operator's levels (`[access]`): a command they may not take is refused, saying why.
+    pub grants: crate::domain::Grants,
 }
 
 /// Health is the costly part of a read (queue counts and a day of statistics per target), so

@@ -64,6 +64,24 @@ pub enum Command {
     Apply(MappingForm, bool),
 }
 
+impl Command {
+    /// The action the command takes, as the one authorization model names it: the
+    /// workbench refuses what the operator's `[access]` level does not allow, as the CLI and
+    /// the API do.
+    pub fn action(&self) -> crate::domain::Action {
+        use crate::domain::Action;
+        match self {
+            Command::Retry(_) | Command::RetryAll(_) => Action::Retry,
+            Command::Skip(..) => Action::Skip,
+            Command::Dismiss(..) | Command::ApplySync(_) => Action::Resolve,
+            Command::Pause(..) | Command::Resume(_) => Action::Pause,
+            Command::SyncNow(_) | Command::SyncSource(_) | Command::Reconcile(_) => Action::Sync,
+            Command::RemapOperation(_) | Command::Preview(_) => Action::View,
+            Command::Apply(..) => Action::ManageMappings,
+        }
+    }
+}
+
 /// What a key asks the runner to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
