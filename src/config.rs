@@ -37,6 +37,25 @@ pub struct FileConfig {
     pub workbench: Option<crate::tui::WorkbenchConfig>,
     /// Local operators' access levels (`[access.operators.NAME]`).
     pub access: Option<AccessConfig>,
+    /// The GraphQL management API (`[api]`).
+    pub api: Option<ApiConfig>,
+}
+
+/// `[api]` in config.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Whether authenticated API tokens may introspect the schema (unauthenticated requests
+    /// never can). Default true.
+    pub introspection: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            introspection: true,
+        }
+    }
 }
 
 /// `[access]` in config.toml: each local operator's level per organization, the same levels
@@ -111,6 +130,8 @@ pub struct Config {
     pub workbench: crate::tui::WorkbenchConfig,
     /// Local operators' access levels; `None`: every local operator is admin.
     pub access: Option<AccessConfig>,
+    /// The GraphQL management API.
+    pub api: ApiConfig,
 }
 
 impl Config {
@@ -176,6 +197,7 @@ impl Config {
             policy: file.policy.unwrap_or_default(),
             workbench: file.workbench.unwrap_or_default(),
             access: file.access,
+            api: file.api.unwrap_or_default(),
         })
     }
 

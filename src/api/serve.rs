@@ -2,6 +2,7 @@
 //! endpoints.
 
 use super::changes::ChangeFeed;
+use super::graphql::ApiSettings;
 use super::scim::{self, BASE_PATH, ScimState};
 use crate::engine::Engine;
 use crate::store::Store;
@@ -12,9 +13,30 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The SCIM API and `/graphql` with `/healthz` and `/readyz` (no engine: no `/metrics`).
+/// The SCIM API and `/graphql` with `/healthz` and `/readyz` (no engine: no `/metrics`), with
+/// the API's default settings.
 pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String>) -> Router {
-    let graphql = super::graphql::router(store.clone(), &super::graphql::ApiSettings::default());
+    app_with(store, changes, public_url, &ApiSettings::default())
+}
+
+/// [`app`] with the API's settings.
+pub fn app_with(
+    store: Arc<dyn Store>,
+    changes: ChangeFeed,
+    public_url: Option<String>,
+    api: &ApiSettings,
+) -> Router {
+    app_parts(store, changes, public_url, None, api)
+}
+
+fn app_parts(
+    store: Arc<dyn Store>,
+    changes: ChangeFeed,
+    public_url: Option<String>,
+    engine: Option<Arc<Engine>>,
+    api: &ApiSettings,
+) -> Router {
+    let graphql = super::graphql::router(store.clone(), engine, api);
     let state = ScimState {
         store: store.clone(),
         changes,
@@ -34,14 +56,15 @@ pub fn app(store: Arc<dyn Store>, changes: ChangeFeed, public_url: Option<String
         )
 }
 
-/// Everything `serve` mounts: [`app`] plus the engine's Prometheus `/metrics`.
+/// Everything `serve` mounts: [`app_with`] plus the engine's Prometheus `/metrics`.
 pub fn app_with_engine(
     store: Arc<dyn Store>,
     changes: ChangeFeed,
     public_url: Option<String>,
     engine: Arc<Engine>,
+    api: &ApiSettings,
 ) -> Router {
-    app(store, changes, public_url).route(
+    app_parts(store, changes, public_url, Some(engine.clone()), api).route(
         "/metrics",
         get(move || {
             let engine = engine.clone();

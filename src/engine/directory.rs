@@ -190,3 +190,70 @@ impl<'a> Directory<'a> {
         })
     }
 }
+
+/// Which users a listing wants: a search over userName, display name and e-mail addresses
+/// (case-insensitive), and the source that owns them. One definition, so the CLI's
+/// `users list` and the API's `users` answer the same question with the same users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Text to find, in any case.
+    pub search: Option<String>,
+    /// Only users this source owns.
+    pub source: Option<ConnectionId>,
+}
+
+impl UserQuery {
+    /// Whether `user` is wanted.
+    pub fn matches(&self, user: &User) -> bool {
+        let needle = self.search.as_deref().map(str::to_lowercase);
+        self.source
+            .is_none_or(|s| user.source_connection_id == Some(s))
+            && needle.as_deref().is_none_or(|n| {
+                user.user_name.to_lowercase().contains(n)
+                    || user
+                        .display_name
+                        .as_deref()
+                        .is_some_and(|d| d.to_lowercase().contains(n))
+                    || user
+                        .emails
+                        .0
+                        .iter()
+                        .any(|e| e.value.to_lowercase().contains(n))
+            })
+    }
+}
+
+/// Users read a page at a time while a listing looks for matches.
+const SCAN_PAGE: u32 = 1000;
+
+/// Up to `limit` users that `query` wants, in id (creation) order, after the user `after`;
+/// and whether more may follow.
+pub async fn find_users(
+    store: &dyn Store,
+    org: OrganizationId,
+    query: &UserQuery,
+    after: Option<UserId>,
+    limit: usize,
+) -> StoreResult<(Vec<User>, bool)> {
+    let mut found = Vec::new();
+    let mut after = after;
+    loop {
+        let page = store.users_after(org, after, SCAN_PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok((found, false));
+        };
+        after = Some(last.id);
+        let full = page.len() as u32 == SCAN_PAGE;
+        for u in page {
+            if query.matches(&u) {
+                if found.len() == limit {
+                    return Ok((found, true));
+                }
+                found.push(u);
+            }
+        }
+        if !full {
+            return Ok((found, false));
+        }
+    }
+}

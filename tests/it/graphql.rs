@@ -20,6 +20,9 @@ on_both_backends!(
     users_page_with_stable_cursors,
     abusive_queries_are_refused,
     no_stored_secret_is_ever_returned,
+    every_field_and_mutation_is_guarded_and_tenant_tight,
+    operations_page_newest_first_with_a_total,
+    a_guarded_mapping_change_is_a_typed_error_and_changes_nothing,
 );
 
 fn op() -> Actor {
@@ -374,4 +377,561 @@ fn schema_graphql_is_the_codes_schema() {
         stored == sdl,
         "schema.graphql drifted from the code; run `SCIMDESK_UPDATE_SCHEMA=1 cargo test schema_graphql` and commit it"
     );
+}
+
+/// One organization's things, for the matrix: a target `ehr` (active) and `lab` (paused), a
+/// user with queued work, a mapping, a group, an open exception.
+struct Scene {
+    org: OrganizationId,
+    ids: std::collections::HashMap<&'static str, String>,
+}
+
+async fn scene(s: &dyn Store, name: &str) -> Scene {
+    let org = tenant(s, name, "scene-secret", 1).await;
+    let lab = s
+        .create_connection(
+            &op(),
+            org,
+            &NewConnection {
+                name: "lab".into(),
+                kind: ConnectionKind::ScimTarget,
+                base_url: Some("http://127.0.0.1:9/scim/v2".into()),
+                auth_method: AuthMethod::Bearer,
+                settings: json!({"user_scope": "all"}),
+            },
+            Some(&scimdesk::crypto::Secret::new("lab-secret")),
+        )
+        .await
+        .unwrap();
+    scimdesk::engine::commands::pause(s, &op(), org, lab.id, "set up paused")
+        .await
+        .unwrap();
+    let user = s
+        .list_users(org, scimdesk::store::ListRange::first(1))
+        .await
+        .unwrap()
+        .remove(0);
+    let ehr = s.connection_by_name(org, "ehr").await.unwrap().unwrap();
+    // ehr's work for the user failed (so it can be retried or skipped).
+    let owner = uuid::Uuid::now_v7();
+    let claimed = s
+        .claim_operations(ehr.id, owner, std::time::Duration::from_secs(60), 10, None)
+        .await
+        .unwrap();
+    assert!(!claimed.is_empty());
+    let outcomes: Vec<Outcome> = claimed
+        .into_iter()
+        .map(|o| Outcome {
+            operation: o,
+            lease_owner: owner,
+            attempt: None,
+            disposition: Disposition::Failed,
+        })
+        .collect();
+    s.complete_operations(&outcomes).await.unwrap();
+    let ops = s
+        .operations_page(
+            org,
+            &scimdesk::store::OperationFilter {
+                state: Some(OperationState::Failed),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let group = s
+        .create_group(&op(), org, &GroupDraft::new("ICU"))
+        .await
+        .unwrap();
+    let role = scimdesk::engine::commands::ensure_role(s, &op(), org, "nurse")
+        .await
+        .unwrap();
+    let (_, mapping) = scimdesk::engine::commands::set_mapping(
+        s,
+        &op(),
+        org,
+        &scimdesk::engine::commands::MappingChange::Set {
+            id: None,
+            draft: RoleMappingDraft::by_display_name("Ward", false, role.id),
+        },
+        &Default::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    let exception = s
+        .raise_exception(
+            org,
+            &NewException {
+                kind: ExceptionKind::UnmappedGroup,
+                subject_key: format!("matrix-{name}"),
+                connection_id: None,
+                subject: "Porters".into(),
+                summary: "a group no mapping covers".into(),
+                details: json!({}),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids = std::collections::HashMap::new();
+    ids.insert("conn", ehr.id.to_string());
+    ids.insert("user", user.id.to_string());
+    ids.insert("op", ops[0].id.to_string());
+    ids.insert("group", group.id.to_string());
+    ids.insert("map", mapping.unwrap().id.to_string());
+    ids.insert("exc", exception.id.to_string());
+    Scene { org, ids }
+}
+
+/// Every field of Query and Mutation: the request that exercises it (`{conn}`, `{user}`, …
+/// are the scene's ids; `@` stands for the connection `ehr`, by name in its own organization
+/// and by id from another), the level it needs, and whether it is audited.
+const MATRIX: &[(&str, &str, Access, bool)] = &[
+    (
+        "organization",
+        "{ organization { name } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "connections",
+        "{ connections { name health { state } } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "connection",
+        "{ connection(id: \"{conn}\") { name } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "users",
+        "{ users(search: \"u0\") { edges { node { userName } } } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "user",
+        "{ user(id: \"{user}\") { userName roles targets { status } } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "groups",
+        "{ groups { displayName path } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "roleMappings",
+        "{ roleMappings { role pattern } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "operations",
+        "{ operations(first: 5) { totalCount edges { node { id } } } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "failedOperations",
+        "{ failedOperations { totalCount } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "operation",
+        "{ operation(id: \"{op}\") { id attempts { attemptNo } } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "exceptions",
+        "{ exceptions(state: \"open\") { id kind } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "syncRuns",
+        "{ syncRuns(connection: \"@\") { id } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "mappingImpact",
+        "{ mappingImpact(input: {pattern: \"ICU\", role: \"nurse\"}) { losingAccess } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "auditEvents",
+        "{ auditEvents(first: 5) { action } }",
+        Access::Read,
+        false,
+    ),
+    (
+        "pauseConnection",
+        "mutation { pauseConnection(connection: \"@\", reason: \"x\") { state } }",
+        Access::Operate,
+        true,
+    ),
+    (
+        "resumeConnection",
+        "mutation { resumeConnection(connection: \"lab\") { state } }",
+        Access::Operate,
+        true,
+    ),
+    (
+        "retryOperation",
+        "mutation { retryOperation(id: \"{op}\") { id } }",
+        Access::Operate,
+        false,
+    ),
+    (
+        "retryOperations",
+        "mutation { retryOperations(filter: {state: \"failed\"}) }",
+        Access::Operate,
+        false,
+    ),
+    (
+        "skipOperation",
+        "mutation { skipOperation(id: \"{op}\", reason: \"x\") { state } }",
+        Access::Operate,
+        true,
+    ),
+    (
+        "syncConnection",
+        "mutation { syncConnection(connection: \"@\") { side madeDue } }",
+        Access::Operate,
+        true,
+    ),
+    (
+        "resolveException",
+        "mutation { resolveException(id: \"{exc}\", resolution: {dismiss: \"x\"}) { state } }",
+        Access::Operate,
+        true,
+    ),
+    (
+        "createConnection",
+        "mutation { createConnection(input: {name: \"new\", kind: \"scim-target\", baseUrl: \"http://127.0.0.1:9/scim/v2\", secret: \"created-secret\"}) { name hasSecret } }",
+        Access::Admin,
+        true,
+    ),
+    (
+        "updateConnection",
+        "mutation { updateConnection(connection: \"@\", changes: \"{\\\"delete_mode\\\": \\\"suspend\\\"}\") { settings } }",
+        Access::Admin,
+        true,
+    ),
+    (
+        "rotateConnectionSecret",
+        "mutation { rotateConnectionSecret(connection: \"@\", secret: \"rotated-secret\") { hasSecret } }",
+        Access::Admin,
+        true,
+    ),
+    (
+        "removeConnection",
+        "mutation { removeConnection(connection: \"@\") }",
+        Access::Admin,
+        true,
+    ),
+    (
+        "upsertRoleMapping",
+        "mutation { upsertRoleMapping(input: {pattern: \"ICU\", role: \"nurse\"}) { dryRun impact { losingAccess } mapping { id } } }",
+        Access::Admin,
+        true,
+    ),
+    (
+        "deleteRoleMapping",
+        "mutation { deleteRoleMapping(id: \"{map}\") { impact { losingAccess } } }",
+        Access::Admin,
+        true,
+    ),
+];
+
+/// The fields of `type NAME` in the SDL.
+fn fields_of(sdl: &str, name: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut inside = false;
+    let mut in_description = false;
+    for line in sdl.lines() {
+        if line.starts_with(&format!("type {name} ")) {
+            inside = true;
+            continue;
+        }
+        if inside && line.starts_with('}') {
+            break;
+        }
+        // Descriptions sit between `"""` lines at the fields' indentation.
+        if inside && line.trim() == "\"\"\"" {
+            in_description = !in_description;
+            continue;
+        }
+        if inside
+            && !in_description
+            && let Some(rest) = line.strip_prefix('\t')
+            && rest.starts_with(|c: char| c.is_ascii_lowercase())
+        {
+            let field: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            out.insert(field);
+        }
+    }
+    out
+}
+
+fn fill(template: &str, scene: &Scene, own: bool) -> String {
+    let mut q = template.replace(
+        "\"@\"",
+        &if own {
+            "\"ehr\"".to_string()
+        } else {
+            format!("\"{}\"", scene.ids["conn"])
+        },
+    );
+    for (k, v) in &scene.ids {
+        q = q.replace(&format!("{{{k}}}"), v);
+    }
+    q
+}
+
+async fn every_field_and_mutation_is_guarded_and_tenant_tight(h: &Harness) {
+    // The matrix covers the schema: a new field without a row fails here.
+    let sdl = scimdesk::api::graphql::sdl();
+    let mut schema_fields = fields_of(&sdl, "Query");
+    schema_fields.extend(fields_of(&sdl, "Mutation"));
+    let rows: std::collections::BTreeSet<String> = MATRIX.iter().map(|r| r.0.to_string()).collect();
+    assert_eq!(
+        schema_fields, rows,
+        "every Query and Mutation field needs a row in MATRIX"
+    );
+
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let mut n = 0;
+    for (field, template, needs, audited) in MATRIX {
+        for level in [Access::Read, Access::Operate, Access::Admin] {
+            n += 1;
+            let sc = scene(&*s, &format!("Org{n}")).await;
+            let t = token(&*s, sc.org, &format!("{level}-token"), level).await;
+            let before = s
+                .list_audit(
+                    sc.org,
+                    &AuditFilter {
+                        limit: 10_000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .len();
+            let body = api.query(&t, &fill(template, &sc, true), json!({})).await;
+            if level >= *needs {
+                assert!(body["errors"].is_null(), "{field} as {level}: {body}");
+                let after = s
+                    .list_audit(
+                        sc.org,
+                        &AuditFilter {
+                            limit: 10_000,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                if *audited {
+                    assert!(after.len() > before, "{field} is audited");
+                    assert!(
+                        after.iter().any(|e| e.actor == format!("{level}-token")
+                            && e.actor_kind == ActorKind::Api),
+                        "{field} is audited as the token"
+                    );
+                }
+            } else {
+                assert_eq!(code(&body), "FORBIDDEN", "{field} as {level}: {body}");
+                assert!(
+                    body["data"].is_null() || body["data"][field].is_null(),
+                    "{body}"
+                );
+                let after = s
+                    .list_audit(
+                        sc.org,
+                        &AuditFilter {
+                            limit: 10_000,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+                    .len();
+                assert_eq!(after, before, "{field} refused to {level} changes nothing");
+            }
+        }
+        // Another organization's admin, naming this one's things: nothing of it is seen or
+        // touched.
+        n += 1;
+        let sc = scene(&*s, &format!("Org{n}")).await;
+        let other = tenant(&*s, &format!("Other{n}"), "other-secret", 0).await;
+        let t = token(&*s, other, "other-admin", Access::Admin).await;
+        let before = s
+            .list_audit(
+                sc.org,
+                &AuditFilter {
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .len();
+        let body = api.query(&t, &fill(template, &sc, false), json!({})).await;
+        let text = body.to_string();
+        for id in sc.ids.values() {
+            assert!(
+                !body["data"].to_string().contains(id.as_str()) || *field == "createConnection",
+                "{field} from another organization shows {id}: {text}"
+            );
+        }
+        assert!(
+            !text.contains("scene-secret") && !text.contains("@org"),
+            "{text}"
+        );
+        let after = s
+            .list_audit(
+                sc.org,
+                &AuditFilter {
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(
+            after, before,
+            "{field} from another organization changes nothing"
+        );
+    }
+}
+
+async fn operations_page_newest_first_with_a_total(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let org = tenant(&*s, "Riverside", "x", 5).await;
+    let t = token(&*s, org, "reader", Access::Read).await;
+    let q = "query($after: String) { operations(first: 2, after: $after) { totalCount edges { node { id resourceId action state } } pageInfo { hasNextPage endCursor } } }";
+    let mut ids = Vec::new();
+    let mut after = Value::Null;
+    let mut totals = Vec::new();
+    loop {
+        let body = api.query(&t, q, json!({"after": after})).await;
+        let page = &body["data"]["operations"];
+        totals.push(page["totalCount"].as_u64().unwrap());
+        for e in page["edges"].as_array().unwrap() {
+            ids.push(e["node"]["id"].as_str().unwrap().to_string());
+        }
+        if ids.len() == 2 {
+            // Work queued while paging is newer than the cursor: later pages do not shift.
+            s.create_user(&op(), org, &UserDraft::new("late@riverside.example"))
+                .await
+                .unwrap();
+        }
+        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(ids.len(), 5, "the five users' creates, each once: {ids:?}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(ids, sorted, "newest first");
+    assert_eq!(totals[0], 5);
+    assert_eq!(*totals.last().unwrap(), 6, "the total counts the late one");
+    // The API and the store agree; a bad filter word is a clear error.
+    let body = api
+        .query(
+            &t,
+            "{ operations(filter: {state: \"nonsense\"}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_INPUT", "{body}");
+}
+
+async fn a_guarded_mapping_change_is_a_typed_error_and_changes_nothing(h: &Harness) {
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let org = tenant(&*s, "Riverside", "x", 0).await;
+    let group = s
+        .create_group(&op(), org, &GroupDraft::new("Nurses"))
+        .await
+        .unwrap();
+    let role = scimdesk::engine::commands::ensure_role(&*s, &op(), org, "nurse")
+        .await
+        .unwrap();
+    let (_, mapping) = scimdesk::engine::commands::set_mapping(
+        &*s,
+        &op(),
+        org,
+        &scimdesk::engine::commands::MappingChange::Set {
+            id: None,
+            draft: RoleMappingDraft::by_display_name("Nurses", false, role.id),
+        },
+        &Default::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    for i in 0..30 {
+        let u = s
+            .create_user(
+                &op(),
+                org,
+                &UserDraft::new(format!("n{i}@riverside.example")),
+            )
+            .await
+            .unwrap();
+        s.add_member(&op(), org, group.id, u.id).await.unwrap();
+    }
+    let t = token(&*s, org, "admin", Access::Admin).await;
+    let delete = format!(
+        "mutation {{ deleteRoleMapping(id: \"{}\") {{ impact {{ losingAccess }} }} }}",
+        mapping.unwrap().id
+    );
+    let body = api.query(&t, &delete, json!({})).await;
+    assert_eq!(code(&body), "GUARDED", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["losing"], 30, "{body}");
+    assert_eq!(
+        s.list_role_mappings(org).await.unwrap().len(),
+        1,
+        "nothing changed"
+    );
+    // A preview says the same without the error; `force` goes through.
+    let body = api
+        .query(
+            &t,
+            "mutation { upsertRoleMapping(input: {pattern: \"Nurses\", role: \"carer\"}, dryRun: true) { dryRun impact { organizationUsers } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["upsertRoleMapping"]["dryRun"], true, "{body}");
+    assert_eq!(
+        s.list_role_mappings(org).await.unwrap().len(),
+        1,
+        "a dry run writes nothing"
+    );
+    let forced = delete.replace(") {", ", force: true) {");
+    let body = api.query(&t, &forced, json!({})).await;
+    assert_eq!(
+        body["data"]["deleteRoleMapping"]["impact"]["losingAccess"], 30,
+        "{body}"
+    );
+    assert!(s.list_role_mappings(org).await.unwrap().is_empty());
 }

@@ -25,3 +25,24 @@ pub fn api_error(e: StoreError) -> async_graphql::Error {
 pub fn bad_input(message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message.into()).extend_with(|_, x| x.set("code", "BAD_INPUT"))
 }
+
+/// The GraphQL error for a policy command's refusal. A guard refusal is typed: code
+/// `GUARDED`, with the impact's figures (who would lose access, of how many, the limits) in
+/// its extensions, and nothing was changed.
+pub fn policy_error(e: crate::engine::commands::PolicyError) -> async_graphql::Error {
+    use crate::engine::commands::PolicyError;
+    match e {
+        PolicyError::Store(s) => api_error(s),
+        PolicyError::Invalid(why) => bad_input(why),
+        PolicyError::Target(t) => bad_input(t.to_string()),
+        PolicyError::Guarded(g) => async_graphql::Error::new(g.to_string()).extend_with(|_, x| {
+            x.set("code", "GUARDED");
+            x.set("losing", g.losing as u64);
+            x.set("total", g.total);
+            x.set("percent", g.percent);
+            x.set("maxUsers", g.max_users);
+            x.set("maxPercent", g.max_percent);
+            x.set("sample", g.sample.clone());
+        }),
+    }
+}

@@ -9,17 +9,23 @@
 //! tokens (and off when configured), and errors that never carry SQL, paths or traces.
 
 pub mod error;
+pub mod inputs;
 pub mod mutation;
 pub mod principal;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
 use crate::domain::TokenScope;
+use crate::engine::Engine;
 use crate::engine::HealthThresholds;
 use crate::store::Store;
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Schema};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +34,7 @@ use principal::Principal;
 use std::sync::Arc;
 
 /// The schema type.
-pub type ApiSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type ApiSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Where the API is mounted.
 pub const PATH: &str = "/graphql";
@@ -44,6 +50,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiSettings {
     /// Health thresholds, as `connection health` uses them.
     pub health: HealthThresholds,
+    /// The mass-removal guard of mapping changes.
+    pub guard: crate::policy::impact::Guard,
     /// Whether authenticated tokens may introspect the schema.
     pub introspection: bool,
 }
@@ -52,16 +60,27 @@ impl Default for ApiSettings {
     fn default() -> Self {
         Self {
             health: HealthThresholds::default(),
+            guard: Default::default(),
             introspection: true,
         }
     }
 }
 
-/// The schema, with the store and settings its resolvers read.
-pub fn schema(store: Arc<dyn Store>, settings: &ApiSettings) -> ApiSchema {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+/// The schema, with the store, the serving process's engine (for live updates) and the
+/// settings its resolvers read.
+pub fn schema(
+    store: Arc<dyn Store>,
+    engine: Option<Arc<Engine>>,
+    settings: &ApiSettings,
+) -> ApiSchema {
+    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription);
+    if let Some(engine) = engine {
+        builder = builder.data(engine);
+    }
+    builder
         .data(store)
         .data(settings.health.clone())
+        .data(settings.guard)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -69,7 +88,7 @@ pub fn schema(store: Arc<dyn Store>, settings: &ApiSettings) -> ApiSchema {
 
 /// The schema in SDL, as `schema.graphql` holds it.
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .finish()
         .sdl()
 }
@@ -81,15 +100,20 @@ struct ApiState {
     introspection: bool,
 }
 
-/// The `/graphql` routes.
-pub fn router(store: Arc<dyn Store>, settings: &ApiSettings) -> Router {
+/// The `/graphql` routes: POST for queries and mutations, a WebSocket upgrade (GET) for
+/// subscriptions. Without `engine`, subscriptions answer that they need one.
+pub fn router(
+    store: Arc<dyn Store>,
+    engine: Option<Arc<Engine>>,
+    settings: &ApiSettings,
+) -> Router {
     let state = ApiState {
-        schema: schema(store.clone(), settings),
+        schema: schema(store.clone(), engine, settings),
         store,
         introspection: settings.introspection,
     };
     Router::new()
-        .route(PATH, post(execute))
+        .route(PATH, post(execute).get(subscribe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -111,6 +135,11 @@ fn refusal(status: StatusCode, message: &str, code: &str) -> Response {
 /// The API token a request presents, if it is a usable API (not SCIM) token.
 async fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Option<Principal> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    principal_of(store, value).await
+}
+
+/// The principal an `Authorization` value (`Bearer …`) names, if it is a usable API token.
+async fn principal_of(store: &dyn Store, value: &str) -> Option<Principal> {
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
@@ -161,4 +190,40 @@ async fn execute(State(state): State<ApiState>, headers: HeaderMap, body: Bytes)
             "INTERNAL",
         ),
     }
+}
+
+/// A WebSocket for subscriptions. The token comes in the upgrade's `Authorization` header, or
+/// in the `connection_init` payload (`{"Authorization": "Bearer …"}`, as browsers must send
+/// it); without a usable API token the socket is closed at init.
+async fn subscribe(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let from_header = authenticate(state.store.as_ref(), &headers).await;
+    let store = state.store.clone();
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let presented = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()).map(str::to_string));
+                    let principal = match (from_header, presented) {
+                        (Some(p), _) => Some(p),
+                        (None, Some(value)) => principal_of(store.as_ref(), &value).await,
+                        (None, None) => None,
+                    };
+                    let Some(principal) = principal else {
+                        return Err(principal::unauthenticated());
+                    };
+                    let mut data = Data::default();
+                    data.insert(principal);
+                    Ok(data)
+                })
+                .serve()
+        })
 }

@@ -32,15 +32,23 @@ impl Principal {
 /// The guard a field or mutation declares: `#[graphql(guard = "Needs(Action::Retry)")]`.
 pub struct Needs(pub Action);
 
-impl Guard for Needs {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let principal = ctx.data::<Principal>().map_err(|_| unauthenticated())?;
+impl Needs {
+    /// The guard's check on a principal already in hand (for a mutation whose need depends
+    /// on its arguments).
+    pub fn check_principal(&self, principal: &Principal) -> async_graphql::Result<()> {
         principal.access.check(self.0).map_err(|denied| {
             async_graphql::Error::new(denied.to_string()).extend_with(|_, e| {
                 e.set("code", "FORBIDDEN");
                 e.set("needs", denied.needs.as_str());
             })
         })
+    }
+}
+
+impl Guard for Needs {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let principal = ctx.data::<Principal>().map_err(|_| unauthenticated())?;
+        self.check_principal(principal)
     }
 }
 

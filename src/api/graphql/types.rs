@@ -77,21 +77,27 @@ impl ConnectionNode {
         let r = health::connection_health(store.as_ref(), &self.0, thresholds)
             .await
             .map_err(api_error)?;
-        Ok(Health {
+        Ok(Health::from(&r))
+    }
+}
+
+impl From<&health::HealthReport> for Health {
+    fn from(r: &health::HealthReport) -> Self {
+        Health {
             state: r.state.as_str().to_string(),
-            reason: r.reason,
+            reason: r.reason.clone(),
             last_success_at: r.last_success_at.map(time),
             error_rate_5m: r.errors_5m.rate(),
             pending: r.queue.pending + r.queue.retry_wait + r.queue.in_flight,
             failed: r.queue.failed,
             oldest_pending_age: r.oldest_pending_secs,
             p95_latency_ms: r.p95_ms,
-        })
+        }
     }
 }
 
 /// A connection's health.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Health {
     /// healthy, degraded, stalled, quarantined or paused.
     pub state: String,
@@ -263,7 +269,8 @@ impl OperationNode {
     async fn state(&self) -> &str {
         self.0.state.as_str()
     }
-    async fn attempts(&self) -> i32 {
+    /// How many attempts were made.
+    async fn attempt_count(&self) -> i32 {
         self.0.attempts
     }
     async fn last_status(&self) -> Option<i32> {
@@ -277,6 +284,18 @@ impl OperationNode {
     }
     async fn created_at(&self) -> String {
         time(self.0.created_at)
+    }
+    /// Its attempts, in order, with requests and responses as recorded (redacted).
+    #[graphql(guard = "Needs(Action::View)", complexity = "20 * child_complexity")]
+    async fn attempts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttemptNode>> {
+        let store = ctx.data::<Arc<dyn Store>>()?;
+        Ok(store
+            .operation_attempts(self.0.organization_id, self.0.id)
+            .await
+            .map_err(api_error)?
+            .into_iter()
+            .map(AttemptNode)
+            .collect())
     }
 }
 
@@ -309,5 +328,199 @@ impl AuditEventNode {
     /// Details as JSON text.
     async fn details(&self) -> String {
         self.0.details.0.to_string()
+    }
+}
+
+/// One attempt to deliver an operation, with its request and response as stored (redacted
+/// when recorded, as `ops show` prints them).
+pub struct AttemptNode(pub crate::domain::Attempt);
+
+#[Object(name = "Attempt")]
+impl AttemptNode {
+    async fn attempt_no(&self) -> i32 {
+        self.0.attempt_no
+    }
+    async fn started_at(&self) -> String {
+        time(self.0.started_at)
+    }
+    async fn duration_ms(&self) -> i64 {
+        self.0.duration_ms
+    }
+    async fn http_status(&self) -> Option<i32> {
+        self.0.http_status
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    /// The requests sent, redacted.
+    async fn request(&self) -> Option<&str> {
+        self.0.request_excerpt.as_deref()
+    }
+    /// The response, redacted and cut.
+    async fn response(&self) -> Option<&str> {
+        self.0.response_excerpt.as_deref()
+    }
+}
+
+/// A policy exception waiting for (or settled by) a person.
+pub struct ExceptionNode(pub crate::domain::PolicyException);
+
+#[Object(name = "PolicyException")]
+impl ExceptionNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> &str {
+        self.0.kind.as_str()
+    }
+    async fn state(&self) -> &str {
+        self.0.state.as_str()
+    }
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// Details as JSON text.
+    async fn details(&self) -> String {
+        self.0.details.0.to_string()
+    }
+    async fn connection_id(&self) -> Option<ID> {
+        self.0.connection_id.map(|c| ID(c.to_string()))
+    }
+    async fn resolution(&self) -> Option<&str> {
+        self.0.resolution.as_deref()
+    }
+    async fn resolved_by(&self) -> Option<&str> {
+        self.0.resolved_by.as_deref()
+    }
+    async fn created_at(&self) -> String {
+        time(self.0.created_at)
+    }
+    async fn resolved_at(&self) -> Option<String> {
+        self.0.resolved_at.map(time)
+    }
+}
+
+/// One sync of a source.
+pub struct SyncRunNode(pub crate::domain::SyncRun);
+
+#[Object(name = "SyncRun")]
+impl SyncRunNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn connection_id(&self) -> ID {
+        ID(self.0.connection_id.to_string())
+    }
+    async fn started_at(&self) -> String {
+        time(self.0.started_at)
+    }
+    async fn finished_at(&self) -> String {
+        time(self.0.finished_at)
+    }
+    /// Whether it read everything (else only what changed).
+    async fn full(&self) -> bool {
+        self.0.full_sync
+    }
+    async fn dry_run(&self) -> bool {
+        self.0.dry_run
+    }
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// Counts per kind as JSON text.
+    async fn counts(&self) -> String {
+        self.0.counts.0.to_string()
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+}
+
+/// What a mapping change would do (or did): the preview the workbench shows.
+pub struct ImpactNode(pub crate::policy::impact::Impact);
+
+/// One user's role difference.
+#[derive(SimpleObject)]
+pub struct RoleChangeNode {
+    /// The user's id.
+    pub user_id: ID,
+    /// Their userName.
+    pub user_name: String,
+    /// Roles they would gain.
+    pub gained: Vec<String>,
+    /// Roles they would lose.
+    pub lost: Vec<String>,
+}
+
+/// One operation a change causes at a target.
+#[derive(SimpleObject)]
+pub struct PlannedOperationNode {
+    /// The target's name.
+    pub connection: String,
+    /// user or group.
+    pub resource_type: String,
+    /// What happens there.
+    pub action: String,
+    /// A userName or a role's name.
+    pub subject: String,
+}
+
+#[Object(name = "Impact")]
+impl ImpactNode {
+    /// Users whose roles change.
+    async fn role_changes(&self) -> Vec<RoleChangeNode> {
+        self.0
+            .role_changes
+            .iter()
+            .map(|c| RoleChangeNode {
+                user_id: ID(c.user_id.to_string()),
+                user_name: c.user_name.clone(),
+                gained: c.gained.clone(),
+                lost: c.lost.clone(),
+            })
+            .collect()
+    }
+    /// How many users would lose a role.
+    async fn losing_access(&self) -> usize {
+        self.0.losing_access().len()
+    }
+    /// The operations it queues at targets.
+    async fn operations(&self) -> Vec<PlannedOperationNode> {
+        self.0
+            .operations
+            .iter()
+            .map(|o| PlannedOperationNode {
+                connection: o.connection.clone(),
+                resource_type: o.resource_type.as_str().to_string(),
+                action: o.action.as_str().to_string(),
+                subject: o.subject.clone(),
+            })
+            .collect()
+    }
+    /// Users of the organization.
+    async fn organization_users(&self) -> u64 {
+        self.0.organization_users
+    }
+    /// Groups no mapping would cover any more, by name.
+    async fn newly_unmapped(&self) -> Vec<String> {
+        self.0
+            .newly_unmapped
+            .iter()
+            .map(|g| g.display_name.clone())
+            .collect()
+    }
+    /// Groups a mapping would cover now, by name.
+    async fn newly_covered(&self) -> Vec<String> {
+        self.0
+            .newly_covered
+            .iter()
+            .map(|g| g.display_name.clone())
+            .collect()
     }
 }

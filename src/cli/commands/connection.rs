@@ -4,9 +4,8 @@ use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::{ConnectionAdd, ConnectionCommand, output};
 use crate::crypto::MASK;
-use crate::domain::{
-    AuthMethod, Connection, ConnectionKind, NewConnection, Organization, TargetSettings, validate,
-};
+use crate::domain::{AuthMethod, Connection, ConnectionKind, Organization, TargetSettings};
+use crate::engine::commands::{ConnectionSpec, create_connection};
 use crate::engine::{commands, health};
 use serde_json::{Map, Value};
 
@@ -81,9 +80,7 @@ pub async fn run(
         }
         ConnectionCommand::Remove { name } => {
             let c = find(ctx, &org, &name).await?;
-            ctx.store
-                .delete_connection(&ctx.actor, org.id, c.id)
-                .await?;
+            commands::remove_connection(ctx.store.as_ref(), &ctx.actor, org.id, c.id).await?;
             if json {
                 output::json(&serde_json::json!({ "removed": c.id }))
             } else {
@@ -302,10 +299,10 @@ pub async fn run(
                     "give the new secret with --secret-file PATH or --secret-stdin",
                 ));
             }
-            let secret = secret.read()?;
-            ctx.store
-                .set_connection_secret(&ctx.actor, org.id, c.id, secret.as_ref())
-                .await?;
+            let Some(secret) = secret.read()? else {
+                return Err(CliError::invalid("the new secret is empty"));
+            };
+            commands::rotate_secret(ctx.store.as_ref(), &ctx.actor, org.id, c.id, &secret).await?;
             if json {
                 output::json(&serde_json::json!({ "rotated": c.id }))
             } else {
@@ -345,24 +342,9 @@ pub(super) async fn find(ctx: &Context, org: &Organization, name: &str) -> CliRe
 async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool) -> CliResult {
     let kind: ConnectionKind = args.kind.parse()?;
     let auth = match &args.auth {
-        Some(a) => a.parse()?,
-        None => default_auth(kind),
+        Some(a) => Some(a.parse()?),
+        None => None,
     };
-    let needs_url = matches!(
-        kind,
-        ConnectionKind::ScimTarget
-            | ConnectionKind::ScimSource
-            | ConnectionKind::Keycloak
-            | ConnectionKind::Zitadel
-    );
-    if needs_url && args.base_url.is_none() {
-        return Err(CliError::invalid(format!(
-            "a {kind} connection needs --base-url URL"
-        )));
-    }
-    if let Some(url) = &args.base_url {
-        validate::base_url(url)?;
-    }
     let mut settings = Map::new();
     for pair in &args.settings {
         let (key, value) = pair
@@ -377,41 +359,25 @@ async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool)
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
         settings.insert(key.to_string(), value);
     }
-    if let Some(id) = &args.client_id {
-        settings.insert("client_id".into(), Value::String(id.clone()));
-    }
-    if let Some(issuer) = &args.issuer {
-        settings.insert("issuer".into(), Value::String(validate::base_url(issuer)?));
-    }
-    if let Some(policy) = settings.get("delete_policy")
-        && !matches!(policy.as_str(), Some("delete" | "deprovision"))
-    {
-        return Err(CliError::invalid(format!(
-            "delete_policy must be \"delete\" or \"deprovision\", not {policy}"
-        )));
-    }
-    if auth == AuthMethod::None && args.secret.is_given() {
-        return Err(CliError::invalid(
-            "this connection authenticates with `none`; a secret would never be used (choose --auth bearer or oauth2_client_credentials)",
-        ));
-    }
-    if auth == AuthMethod::OAuth2ClientCredentials && !settings.contains_key("client_id") {
-        return Err(CliError::invalid(
-            "oauth2_client_credentials needs --client-id (and --issuer or --setting token_url=URL)",
-        ));
-    }
     let secret = args.secret.read()?;
-    let new = NewConnection {
+    let spec = ConnectionSpec {
         name: args.name,
         kind,
         base_url: args.base_url,
-        auth_method: auth,
-        settings: Value::Object(settings),
+        auth,
+        settings,
+        client_id: args.client_id,
+        issuer: args.issuer,
     };
-    let conn = ctx
-        .store
-        .create_connection(&ctx.actor, org.id, &new, secret.as_ref())
-        .await?;
+    let conn = create_connection(
+        ctx.store.as_ref(),
+        &ctx.actor,
+        org.id,
+        spec,
+        secret.as_ref(),
+    )
+    .await?;
+    let auth = conn.auth_method;
     if json {
         return output::json(&conn);
     }
@@ -544,14 +510,6 @@ fn settings_changes(
 }
 
 /// The usual authentication for each kind of connection.
-fn default_auth(kind: ConnectionKind) -> AuthMethod {
-    match kind {
-        ConnectionKind::ScimTarget | ConnectionKind::ScimSource => AuthMethod::Bearer,
-        ConnectionKind::Keycloak | ConnectionKind::Zitadel => AuthMethod::OAuth2ClientCredentials,
-        ConnectionKind::ScimInbound | ConnectionKind::Saml => AuthMethod::None,
-    }
-}
-
 /// Whether `name` is a source (synced) rather than a target (reconciled).
 async fn is_source(ctx: &Context, org: &Organization, name: &str) -> CliResult<bool> {
     Ok(find(ctx, org, name).await?.kind.is_source())

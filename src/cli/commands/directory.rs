@@ -67,35 +67,10 @@ pub async fn users(ctx: &Context, org: Option<&str>, cmd: UsersCommand, json: bo
     let dir = Directory::open(store, org.id).await?;
     match cmd {
         UsersCommand::List(filter) => {
-            let (needle, source, limit) = resolve(ctx, &org, filter).await?;
-            let wanted = |u: &User| {
-                source.is_none_or(|s| u.source_connection_id == Some(s))
-                    && needle.as_deref().is_none_or(|n| {
-                        u.user_name.to_lowercase().contains(n)
-                            || u.display_name
-                                .as_deref()
-                                .is_some_and(|d| d.to_lowercase().contains(n))
-                            || u.emails
-                                .0
-                                .iter()
-                                .any(|e| e.value.to_lowercase().contains(n))
-                    })
-            };
-            let mut found = Vec::new();
-            let mut after = None;
-            'pages: loop {
-                let page = store.users_after(org.id, after, PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.id);
-                for u in page {
-                    if found.len() >= limit {
-                        break 'pages;
-                    }
-                    if wanted(&u) {
-                        found.push(u);
-                    }
-                }
-            }
+            let (search, source, limit) = resolve(ctx, &org, filter).await?;
+            let query = crate::engine::directory::UserQuery { search, source };
+            let (mut found, _) =
+                crate::engine::directory::find_users(store, org.id, &query, None, limit).await?;
             found.sort_by(|a, b| a.user_name.cmp(&b.user_name));
             let mut views = Vec::with_capacity(found.len());
             for u in found {

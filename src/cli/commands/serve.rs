@@ -25,11 +25,17 @@ pub async fn run(
     if workers {
         engine.start();
     }
+    let api = crate::api::graphql::ApiSettings {
+        health: ctx.config.engine.health.clone(),
+        guard: ctx.config.policy.guard,
+        introspection: ctx.config.api.introspection,
+    };
     let app = serve::app_with_engine(
         ctx.store.clone(),
         ChangeFeed::default(),
         public_url,
         engine.clone(),
+        &api,
     );
     tracing::info!(%bound, store = ctx.store.backend(), workers, "serving SCIM");
     // Scripts and tests read this line to learn the port (e.g. with --listen 127.0.0.1:0).

@@ -4,11 +4,15 @@
 //! guarded by policy before they are committed ([`mappings`]); exceptions are settled through
 //! the same paths ([`exceptions`]).
 
+mod connections;
 mod exceptions;
 mod mappings;
 
 pub use crate::policy::impact::{Guard, Guarded, Impact, MappingChange};
 pub use crate::policy::reconcile::ReconcileReport;
+pub use connections::{
+    ConnectionSpec, create_connection, default_auth, remove_connection, rotate_secret,
+};
 pub use exceptions::{Resolution, resolve_exception};
 pub use mappings::{
     MappingRule, apply_rule, ensure_role, find_role, preview, preview_rule, preview_with,

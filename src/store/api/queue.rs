@@ -56,6 +56,23 @@ pub trait Queue {
         org: OrganizationId,
         filter: &OperationFilter,
     ) -> StoreResult<Vec<Operation>>;
+    /// A page of operations matching `filter` (its offset and limit ignored), newest first:
+    /// those with ids before `before` (the last id of the previous page), at most `limit`.
+    /// Unfinished and finished operations together, unless the filter's state picks one. The
+    /// pages stay as they were while operations are added (new ones come before the first).
+    async fn operations_page(
+        &self,
+        org: OrganizationId,
+        filter: &OperationFilter,
+        before: Option<OperationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Operation>>;
+    /// How many operations match `filter` (its offset and limit ignored).
+    async fn count_operations(
+        &self,
+        org: OrganizationId,
+        filter: &OperationFilter,
+    ) -> StoreResult<u64>;
     /// The attempts of one operation, in order.
     async fn operation_attempts(
         &self,

@@ -438,6 +438,109 @@ impl Queue for ThisStore {
             .collect())
     }
 
+    async fn operations_page(
+        &self,
+        org: OrganizationId,
+        filter: &OperationFilter,
+        before: Option<OperationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Operation>> {
+        let now = Timestamp::now();
+        let (queue, history) = tables_for(filter.state);
+        let mut rows: Vec<Operation> = Vec::new();
+        if queue {
+            rows.extend(
+                sqlx::query_as::<_, Operation>(concat!(
+                    "SELECT ",
+                    queue_cols!(),
+                    " FROM operation_queue WHERE organization_id = $1 ",
+                    "AND ($2 IS NULL OR connection_id = $2) ",
+                    "AND ($3 IS NULL OR (CASE WHEN state <> 'failed' AND lease_until > $8 THEN 'in_flight' ELSE state END) = $3) ",
+                    "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5) ",
+                    "AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+                ))
+                .bind(org)
+                .bind(filter.connection_id)
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(filter.action.map(|a| a.as_str()))
+                .bind(filter.resource_id)
+                .bind(before)
+                .bind(i64::from(limit))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
+        if history {
+            rows.extend(
+                sqlx::query_as::<_, Operation>(concat!(
+                    "SELECT ",
+                    history_cols!(),
+                    " FROM operation_history WHERE organization_id = $1 ",
+                    "AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR state = $3) ",
+                    "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5) ",
+                    "AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
+                ))
+                .bind(org)
+                .bind(filter.connection_id)
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(filter.action.map(|a| a.as_str()))
+                .bind(filter.resource_id)
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
+        // Both halves are newest first; the page is the newest `limit` of the two.
+        rows.sort_by_key(|o| std::cmp::Reverse(o.id));
+        rows.truncate(limit as usize);
+        Ok(rows
+            .into_iter()
+            .map(|o| o.with_effective_state(now))
+            .collect())
+    }
+
+    async fn count_operations(
+        &self,
+        org: OrganizationId,
+        filter: &OperationFilter,
+    ) -> StoreResult<u64> {
+        let (queue, history) = tables_for(filter.state);
+        let mut n: i64 = 0;
+        if queue {
+            n += sqlx::query_scalar::<_, i64>(concat!(
+                "SELECT COUNT(*) FROM operation_queue WHERE organization_id = $1 ",
+                "AND ($2 IS NULL OR connection_id = $2) ",
+                "AND ($3 IS NULL OR (CASE WHEN state <> 'failed' AND lease_until > $6 THEN 'in_flight' ELSE state END) = $3) ",
+                "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5)"
+            ))
+            .bind(org)
+            .bind(filter.connection_id)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.action.map(|a| a.as_str()))
+            .bind(filter.resource_id)
+            .bind(Timestamp::now())
+            .fetch_one(&self.pool)
+            .await?;
+        }
+        if history {
+            n += sqlx::query_scalar::<_, i64>(concat!(
+                "SELECT COUNT(*) FROM operation_history WHERE organization_id = $1 ",
+                "AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR state = $3) ",
+                "AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR resource_id = $5)"
+            ))
+            .bind(org)
+            .bind(filter.connection_id)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.action.map(|a| a.as_str()))
+            .bind(filter.resource_id)
+            .fetch_one(&self.pool)
+            .await?;
+        }
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     async fn operation_attempts(
         &self,
         org: OrganizationId,
@@ -817,5 +920,15 @@ impl Queue for ThisStore {
         }
         tx.commit().await?;
         Ok(ids.len() as u64)
+    }
+}
+
+/// Which tables hold operations in `state`: (the queue, the history). Finished states live in
+/// the history only; the others in the queue only; no state, both.
+fn tables_for(state: Option<OperationState>) -> (bool, bool) {
+    match state {
+        Some(OperationState::Succeeded | OperationState::Skipped) => (false, true),
+        Some(_) => (true, false),
+        None => (true, true),
     }
 }
