@@ -23,6 +23,7 @@ on_both_backends!(
     every_field_and_mutation_is_guarded_and_tenant_tight,
     operations_page_newest_first_with_a_total,
     a_guarded_mapping_change_is_a_typed_error_and_changes_nothing,
+    subscriptions_see_another_process_pause_a_target,
 );
 
 fn op() -> Actor {
@@ -934,4 +935,167 @@ async fn a_guarded_mapping_change_is_a_typed_error_and_changes_nothing(h: &Harne
         "{body}"
     );
     assert!(s.list_role_mappings(org).await.unwrap().is_empty());
+}
+
+/// A WebSocket client speaking `graphql-transport-ws`.
+struct Ws(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl Ws {
+    async fn open(url: &str, token: Option<&str>) -> Ws {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url
+            .replace("http://", "ws://")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let init = match token {
+            Some(t) => {
+                json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {t}")}})
+            }
+            None => json!({"type": "connection_init", "payload": {}}),
+        };
+        ws.send(init.to_string().into()).await.unwrap();
+        Ws(ws)
+    }
+
+    /// The next JSON message, or `None` when the socket closes.
+    async fn next(&mut self) -> Option<Value> {
+        use futures_util::StreamExt;
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(20), self.0.next())
+                .await
+                .expect("a message within 20 s")?;
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "ping" || v["type"] == "pong" {
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// The next frame as it came.
+    async fn next_raw(&mut self) -> Option<tokio_tungstenite::tungstenite::Message> {
+        use futures_util::StreamExt;
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.0.next())
+            .await
+            .expect("a frame within 20 s")?
+            .ok()
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str) {
+        use futures_util::SinkExt;
+        let msg = json!({"id": id, "type": "subscribe", "payload": {"query": query}});
+        self.0.send(msg.to_string().into()).await.unwrap();
+    }
+}
+
+/// A subscriber of the serving process sees the health change that another process (the
+/// real binary, `connection pause`) causes, and the queue change a new user causes; without
+/// a token the socket is refused at init.
+async fn subscriptions_see_another_process_pause_a_target(h: &Harness) {
+    let s = h.store.clone();
+    scimdesk::connectors::ensure_tls_provider();
+    let engine = Arc::new(scimdesk::engine::Engine::new(
+        s.clone(),
+        support::idp::fast(),
+    ));
+    engine.start();
+    let app = serve::app_with_engine(
+        s.clone(),
+        ChangeFeed::default(),
+        None,
+        engine.clone(),
+        &Default::default(),
+    );
+    let (addr, _shutdown) = serve::spawn_local(app).await.unwrap();
+    let url = format!("http://{addr}/graphql");
+    let org = tenant(&*s, "Riverside", "x", 0).await;
+    let t = token(&*s, org, "dashboard", Access::Read).await;
+
+    // No token: closed at init, saying why, never acknowledged.
+    let mut refused = Ws::open(&url, None).await;
+    let first = refused.next_raw().await;
+    assert!(
+        matches!(&first, Some(tokio_tungstenite::tungstenite::Message::Close(Some(f)))
+            if f.reason.as_str().contains("authentication required")),
+        "{first:?}"
+    );
+
+    let mut ws = Ws::open(&url, Some(&t)).await;
+    assert_eq!(ws.next().await.unwrap()["type"], "connection_ack");
+
+    ws.subscribe(
+        "h",
+        "subscription { healthChanged(connection: \"ehr\") { name health { state reason } } }",
+    )
+    .await;
+    ws.subscribe(
+        "q",
+        "subscription { queueChanged { targets { name pending inFlight retryWait } } }",
+    )
+    .await;
+    // Let the subscriptions start before anything happens.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = h
+        .cli(dir.path())
+        .args([
+            "--org",
+            "Riverside",
+            "connection",
+            "pause",
+            "ehr",
+            "--reason",
+            "maintenance",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.create_user(&op(), org, &UserDraft::new("new@riverside.example"))
+        .await
+        .unwrap();
+    let (mut health, mut queue) = (None, None);
+    while health.is_none() || queue.is_none() {
+        let msg = ws
+            .next()
+            .await
+            .expect("the subscriptions keep the socket open");
+        assert_eq!(msg["type"], "next", "{msg}");
+        match msg["id"].as_str() {
+            Some("h") if msg["payload"]["data"]["healthChanged"]["health"]["state"] == "paused" => {
+                health = Some(msg);
+            }
+            Some("q") => {
+                let targets = &msg["payload"]["data"]["queueChanged"]["targets"];
+                let waiting = ["pending", "inFlight", "retryWait"]
+                    .iter()
+                    .map(|k| targets[0][*k].as_u64().unwrap_or(0))
+                    .sum::<u64>();
+                if waiting >= 1 {
+                    queue = Some(msg);
+                }
+            }
+            _ => {}
+        }
+    }
+    let health = health.unwrap();
+    assert_eq!(health["payload"]["data"]["healthChanged"]["name"], "ehr");
+    engine.shutdown().await;
 }

@@ -218,7 +218,11 @@ async fn subscribe(
                         (None, None) => None,
                     };
                     let Some(principal) = principal else {
-                        return Err(principal::unauthenticated());
+                        // The socket is closed with this as the reason, which must fit in a
+                        // control frame (125 bytes).
+                        return Err(async_graphql::Error::new(
+                            "authentication required: an API token",
+                        ));
                     };
                     let mut data = Data::default();
                     data.insert(principal);

@@ -74,6 +74,22 @@ pub struct MappingResult {
     pub dry_run: bool,
 }
 
+/// Tells live views (this process's subscribers and, through the engine's forwarding,
+/// other processes') that a connection's state changed, at once rather than at the engine's
+/// next health assessment.
+fn announce_state(ctx: &Context<'_>, c: &crate::domain::Connection, reason: &str) {
+    if let Ok(engine) = ctx.data::<Arc<crate::engine::Engine>>() {
+        engine
+            .events()
+            .publish(crate::engine::events::EngineEvent::ConnectionStateChanged {
+                organization_id: c.organization_id,
+                connection_id: c.id,
+                state: c.state,
+                reason: reason.to_string(),
+            });
+    }
+}
+
 fn guard(ctx: &Context<'_>) -> Guard {
     ctx.data::<Guard>().copied().unwrap_or_default()
 }
@@ -125,6 +141,7 @@ impl Mutation {
         let c = commands::pause(s.as_ref(), &p.actor, p.org, id, &reason)
             .await
             .map_err(api_error)?;
+        announce_state(ctx, &c, &reason);
         Ok(ConnectionNode(c))
     }
 
@@ -141,6 +158,7 @@ impl Mutation {
         let c = commands::resume(s.as_ref(), &p.actor, p.org, id)
             .await
             .map_err(api_error)?;
+        announce_state(ctx, &c, "resumed by an operator");
         Ok(ConnectionNode(c))
     }
 
