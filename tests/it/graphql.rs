@@ -24,6 +24,7 @@ on_both_backends!(
     operations_page_newest_first_with_a_total,
     a_guarded_mapping_change_is_a_typed_error_and_changes_nothing,
     subscriptions_see_another_process_pause_a_target,
+    persisted_queries_are_accepted,
 );
 
 fn op() -> Actor {
@@ -1098,4 +1099,35 @@ async fn subscriptions_see_another_process_pause_a_target(h: &Harness) {
     let health = health.unwrap();
     assert_eq!(health["payload"]["data"]["healthChanged"]["name"], "ehr");
     engine.shutdown().await;
+}
+
+async fn persisted_queries_are_accepted(h: &Harness) {
+    use sha2::Digest;
+    let s = h.store.clone();
+    let api = start(s.clone()).await;
+    let org = tenant(&*s, "Riverside", "x", 0).await;
+    let t = token(&*s, org, "reader", Access::Read).await;
+    let query = "{ organization { name } }";
+    let hash = format!("{:x}", sha2::Sha256::digest(query.as_bytes()));
+    let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    // The hash alone, before the server has seen the query: it asks for the query.
+    let (_, body) = api
+        .raw(Some(&t), json!({"extensions": ext}).to_string())
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
+    // The query with its hash, then the hash alone.
+    let (_, body) = api
+        .raw(
+            Some(&t),
+            json!({"query": query, "extensions": ext}).to_string(),
+        )
+        .await;
+    assert_eq!(body["data"]["organization"]["name"], "Riverside", "{body}");
+    let (_, body) = api
+        .raw(Some(&t), json!({"extensions": ext}).to_string())
+        .await;
+    assert_eq!(body["data"]["organization"]["name"], "Riverside", "{body}");
 }

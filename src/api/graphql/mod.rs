@@ -20,6 +20,9 @@ use crate::domain::TokenScope;
 use crate::engine::Engine;
 use crate::engine::HealthThresholds;
 use crate::store::Store;
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Schema};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -42,6 +45,8 @@ pub const PATH: &str = "/graphql";
 pub const MAX_DEPTH: usize = 10;
 /// The most a query may cost (each field 1, list fields their page size times their children).
 pub const MAX_COMPLEXITY: usize = 20_000;
+/// How many persisted queries a process remembers.
+pub const PERSISTED_QUERIES: usize = 1024;
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -78,6 +83,11 @@ pub fn schema(
         builder = builder.data(engine);
     }
     builder
+        // Persisted queries (APQ): a client may send a query's SHA-256 alone once the
+        // server has seen it; a bounded cache per process.
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            PERSISTED_QUERIES,
+        )))
         .data(store)
         .data(settings.health.clone())
         .data(settings.guard)
