@@ -310,8 +310,8 @@ async fn abusive_queries_are_refused(h: &Harness) {
     // Too deep (introspection nests without end).
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
-        "{ ofType ".repeat(10),
-        "}".repeat(10)
+        "{ ofType ".repeat(20),
+        "}".repeat(20)
     );
     let body = api.query(&t, &deep, json!({})).await;
     assert!(
