@@ -468,6 +468,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2_000)]
         groups: usize,
     },
+    /// The GraphQL API over HTTP: `connections` with health over many targets, pages of a
+    /// large queue, a mutation's effect at a subscriber, and a sustained read rate.
+    Api {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Target connections.
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
+        /// Operations stored over them.
+        #[arg(long, default_value_t = 1_000_000)]
+        operations: u64,
+        /// Clients of the sustained run.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Offered rate of the sustained run (requests per second).
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        /// Seconds of the sustained run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Drain a large queue against a target that acknowledges at once.
     Drain {
         /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).

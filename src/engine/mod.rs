@@ -152,6 +152,16 @@ impl Engine {
         v
     }
 
+    /// The latest health assessment of one connection this engine serves (its supervisor
+    /// re-assesses every target every few seconds), if there is one.
+    pub fn health_of(&self, id: ConnectionId) -> Option<HealthReport> {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
     /// Re-reads the connection list now (after an operator command in this process).
     pub fn refresh_connections(&self) {
         self.refresh.notify_one();

@@ -1474,3 +1474,42 @@ async fn bench_sync_runs_on_both_stores() {
         );
     }
 }
+
+/// `bench api` runs end to end (at a small scale) on both stores, and reports every figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_api_runs_on_both_stores() {
+    let sandbox = Sandbox::sqlite();
+    let mut runs = vec![vec![]];
+    if support::pg_required() || support::pg_schema().await.is_some() {
+        runs.push(vec!["--postgres".to_string(), support::pg_url()]);
+    }
+    for store in runs {
+        let mut args = vec![
+            "--json",
+            "bench",
+            "api",
+            "--connections",
+            "5",
+            "--operations",
+            "2000",
+            "--seconds",
+            "1",
+            "--rate",
+            "50",
+        ];
+        args.extend(store.iter().map(String::as_str));
+        let (code, out, err) = sandbox.run(&args, None);
+        assert_eq!(code, 0, "{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["operations"], json!(2000), "{r}");
+        for figure in [
+            "connections_ms",
+            "operations_page_ms",
+            "mutation_to_subscriber_ms",
+            "sustained_ms",
+        ] {
+            assert!(r[figure]["p95"].as_f64().unwrap() > 0.0, "{figure}: {r}");
+        }
+        assert_eq!(r["sustained_errors"], json!(0), "{r}");
+    }
+}

@@ -69,9 +69,18 @@ impl ConnectionNode {
     async fn created_at(&self) -> String {
         time(self.0.created_at)
     }
-    /// How the connection is doing, as `connection health` judges it.
+    /// How the connection is doing, as `connection health` judges it: the serving engine's
+    /// latest assessment (every few seconds) while it agrees with the connection's state,
+    /// else judged now.
     #[graphql(guard = "Needs(Action::View)")]
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
+        if let Ok(engine) = ctx.data::<Arc<crate::engine::Engine>>()
+            && let Some(r) = engine.health_of(self.0.id)
+            && (r.state == health::HealthState::Paused)
+                == (self.0.state == crate::domain::ConnectionState::Paused)
+        {
+            return Ok(Health::from(&r));
+        }
         let store = ctx.data::<Arc<dyn Store>>()?;
         let thresholds = ctx.data::<HealthThresholds>()?;
         let r = health::connection_health(store.as_ref(), &self.0, thresholds)

@@ -161,6 +161,55 @@ pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
             println!("  peak RSS: {:.0} MB", r.peak_rss_mb);
             Ok(())
         }
+        BenchCommand::Api {
+            postgres,
+            connections,
+            operations,
+            concurrency,
+            rate,
+            seconds,
+        } => {
+            let r = crate::stand_ins::bench::api(crate::stand_ins::bench::ApiBenchOptions {
+                postgres,
+                connections,
+                operations,
+                concurrency,
+                rate,
+                seconds,
+            })
+            .await
+            .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            let p = |x: &crate::stand_ins::bench::Percentiles| {
+                format!(
+                    "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+                    x.p50, x.p95, x.p99
+                )
+            };
+            println!(
+                "api on {}: {} target connections, {} operations stored",
+                r.backend, r.connections, r.operations
+            );
+            println!("  connections with health:        {}", p(&r.connections_ms));
+            println!(
+                "  operations(first: 100), any page: {}",
+                p(&r.operations_page_ms)
+            );
+            println!(
+                "  mutation to subscriber:         {} (the mutation's own round trip: {})",
+                p(&r.mutation_to_subscriber_ms),
+                p(&r.mutation_ms)
+            );
+            println!(
+                "  sustained: {:.0} requests/s at {concurrency} clients, {}, {} errors",
+                r.sustained_rate,
+                p(&r.sustained_ms),
+                r.sustained_errors
+            );
+            Ok(())
+        }
         BenchCommand::Drain {
             postgres,
             operations,

@@ -16,6 +16,7 @@
 //! log), [`directory`] (the generated users and groups, and pushing them over SCIM),
 //! [`wave`] and [`drain`] (the two engine runs), beside [`policy`] and [`workbench`].
 
+pub mod api;
 pub mod directory;
 pub mod drain;
 pub mod measuring;
@@ -24,6 +25,7 @@ pub mod sync;
 pub mod wave;
 pub mod workbench;
 
+pub use api::{ApiBenchOptions, ApiBenchReport, api};
 pub use directory::{directory_group, directory_user};
 pub use drain::{DrainReport, drain};
 pub use measuring::{CpuClock, CpuPerUser, Percentiles, peak_rss_mb, percentiles};
