@@ -96,9 +96,14 @@ async def subscribed_pause():
 asyncio.run(asyncio.wait_for(subscribed_pause(), timeout=30))
 check(True, "a subscriber sees the admin's pause")
 
-audit = admin.execute(gql('{ auditEvents(first: 20, action: "connection.pause") { actor actorKind } }'))
+audit = admin.execute(
+    gql('{ auditEvents(first: 20, filter: {action: "connection.pause"}) { edges { node { actor actorKind } } } }')
+)
 check(
-    any(e["actor"] == "gql-admin" and e["actorKind"] == "api" for e in audit["auditEvents"]),
+    any(
+        e["node"]["actor"] == "gql-admin" and e["node"]["actorKind"] == "api"
+        for e in audit["auditEvents"]["edges"]
+    ),
     "the pause is audited as the admin token",
 )
 

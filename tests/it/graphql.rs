@@ -214,6 +214,30 @@ async fn access_levels_decide_what_a_token_may_do(h: &Harness) {
         (ActorKind::Api, "oncall-bot"),
         "audited with the token's name"
     );
+    // The API's audit log says the same, page by page.
+    let audit_q = "query($after: String) { auditEvents(first: 1, after: $after, filter: {actor: \"oncall-bot\"}) { edges { node { action actorKind } } pageInfo { hasNextPage endCursor } } }";
+    let body = api.query(&read, audit_q, json!({"after": null})).await;
+    let page = &body["data"]["auditEvents"];
+    assert_eq!(
+        page["edges"][0]["node"]["action"], "connection.pause",
+        "{body}"
+    );
+    assert_eq!(page["edges"][0]["node"]["actorKind"], "api", "{body}");
+    let body = api
+        .query(
+            &read,
+            audit_q,
+            json!({"after": page["pageInfo"]["endCursor"]}),
+        )
+        .await;
+    assert!(
+        body["data"]["auditEvents"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["node"]["action"] != "connection.pause"),
+        "the next page does not repeat the first: {body}"
+    );
     let body = api
         .query(
             &operate,
@@ -593,7 +617,7 @@ const MATRIX: &[(&str, &str, Access, bool)] = &[
     ),
     (
         "auditEvents",
-        "{ auditEvents(first: 5) { action } }",
+        "{ auditEvents(first: 5, filter: {action: \"group.\", since: \"2020-01-01T00:00:00Z\"}) { edges { cursor node { action actor } } pageInfo { hasNextPage } } }",
         Access::Read,
         false,
     ),

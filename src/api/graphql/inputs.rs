@@ -135,3 +135,40 @@ impl RoleMappingInput {
         })
     }
 }
+
+/// Which audit events a listing wants.
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    /// Only this actor (an operator's or a token's name).
+    pub actor: Option<String>,
+    /// Only actions starting with this (e.g. `connection.`).
+    pub action: Option<String>,
+    /// Only events about this subject id.
+    pub subject: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+impl AuditFilterInput {
+    /// The store's filter (its page bounds left to the caller).
+    pub fn resolve(self) -> async_graphql::Result<crate::domain::AuditFilter> {
+        let time = |t: Option<String>, what: &str| -> async_graphql::Result<_> {
+            match t {
+                None => Ok(None),
+                Some(t) => crate::domain::Timestamp::parse_rfc3339(&t)
+                    .map(Some)
+                    .map_err(|_| bad_input(format!("{what}: {t:?} is not an RFC 3339 time"))),
+            }
+        };
+        Ok(crate::domain::AuditFilter {
+            actor: self.actor,
+            action_prefix: self.action,
+            subject_id: self.subject,
+            since: time(self.since, "since")?,
+            until: time(self.until, "until")?,
+            ..Default::default()
+        })
+    }
+}

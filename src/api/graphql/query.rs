@@ -2,11 +2,13 @@
 //! is scoped to the token's organization.
 
 use super::error::{api_error, bad_input, policy_error};
-use super::inputs::{OperationFilterInput, RoleMappingInput, connection_named, parse_word};
+use super::inputs::{
+    AuditFilterInput, OperationFilterInput, RoleMappingInput, connection_named, parse_word,
+};
 use super::principal::{Needs, principal};
 use super::types::*;
 use crate::domain::{
-    Action, AuditFilter, ConnectionId, ExceptionFilter, OperationId, OperationState,
+    Action, AuditEventId, AuditFilter, ConnectionId, ExceptionFilter, OperationId, OperationState,
     OrganizationId, UserId,
 };
 use crate::engine::commands;
@@ -316,34 +318,53 @@ impl Query {
             .collect())
     }
 
-    /// The audit log, newest first.
+    /// The audit log, newest first, a page at a time (the cursor is the last event's id, so
+    /// pages stay stable while events are added).
     #[graphql(
         guard = "Needs(Action::View)",
-        complexity = "first.clamp(0, MAX_PAGE) as usize * child_complexity"
+        complexity = "first.unwrap_or(50).clamp(0, MAX_PAGE) as usize * child_complexity"
     )]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-        actor: Option<String>,
-        action: Option<String>,
-        subject: Option<String>,
-    ) -> async_graphql::Result<Vec<AuditEventNode>> {
-        let p = principal(ctx)?;
-        let filter = AuditFilter {
-            actor,
-            action_prefix: action,
-            subject_id: subject,
-            limit: first.clamp(0, MAX_PAGE) as u32,
-            ..Default::default()
-        };
-        Ok(store(ctx)?
-            .list_audit(p.org, &filter)
-            .await
-            .map_err(api_error)?
-            .into_iter()
-            .map(AuditEventNode)
-            .collect())
+        filter: Option<AuditFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditEventNode, EmptyFields, EmptyFields>> {
+        let p = principal(ctx)?.clone();
+        let s = store(ctx)?.clone();
+        let base = filter.unwrap_or_default().resolve()?;
+        query(
+            after,
+            None,
+            first,
+            None,
+            |after: Option<String>, _before: Option<String>, first, _last| async move {
+                let limit = first.unwrap_or(50).min(MAX_PAGE as usize);
+                let before = match after {
+                    Some(c) => Some(
+                        c.parse::<AuditEventId>()
+                            .map_err(|_| bad_input(format!("bad cursor {c:?}")))?,
+                    ),
+                    None => None,
+                };
+                let filter = AuditFilter {
+                    before,
+                    limit: limit as u32 + 1,
+                    ..base
+                };
+                let mut page = s.list_audit(p.org, &filter).await.map_err(api_error)?;
+                let more = page.len() > limit;
+                page.truncate(limit);
+                let mut conn = Connection::new(before.is_some(), more);
+                conn.edges.extend(
+                    page.into_iter()
+                        .map(|e| Edge::new(e.id.to_string(), AuditEventNode(e))),
+                );
+                Ok::<_, async_graphql::Error>(conn)
+            },
+        )
+        .await
     }
 }
 
