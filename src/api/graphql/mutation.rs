@@ -7,8 +7,9 @@ use super::principal::{Needs, principal};
 use super::types::*;
 use crate::crypto::Secret;
 use crate::domain::{Action, ConnectionId, ExceptionId, OperationId, RoleMappingId};
-use crate::engine::commands::{self, ConnectionSpec, Guard, MappingChange, Resolution};
-use crate::engine::sync::{SyncError, SyncOptions, sync_source};
+use crate::engine::commands::{
+    self, ConnectionSpec, Guard, MappingChange, Resolution, SyncError, SyncOptions, sync_source,
+};
 use crate::store::Store;
 use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, SimpleObject};
 use std::sync::Arc;

@@ -8,6 +8,8 @@ mod connections;
 mod exceptions;
 mod mappings;
 
+/// Syncing a source now is the sync driver's own command (audited as its run).
+pub use super::sync::{SyncError, SyncOptions, sync_source};
 pub use crate::policy::impact::{Guard, Guarded, Impact, MappingChange};
 pub use crate::policy::reconcile::ReconcileReport;
 pub use connections::{
