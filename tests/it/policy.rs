@@ -780,12 +780,40 @@ async fn scene(
     (s, src, target, conn)
 }
 
-/// Waits until the organization's queue is empty.
+/// Waits until the organization's queue is empty. The limit is generous: `cargo test` runs
+/// every test of the binary at once on two cores, and a delivery slowed past its timeout is
+/// retried with back-off (30 s was seen to be too short there). On a timeout the test fails
+/// naming what is still queued, and in which state.
 async fn settled(s: &dyn Store, org: OrganizationId) {
-    eventually(Duration::from_secs(30), "the queue drained", || async {
-        queued(s, org).await.is_empty()
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if queued(s, org).await.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let left = s
+                .list_operations(
+                    org,
+                    &OperationFilter {
+                        limit: 50,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let left: Vec<String> = left
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} {} {} attempts={} status={:?} error={:?}",
+                        o.action, o.resource_type, o.state, o.attempts, o.last_status, o.last_error
+                    )
+                })
+                .collect();
+            panic!("the queue did not drain in 90 s; still queued: {left:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Drift at a real target — changed, deleted and unknown resources — is found by a full
