@@ -570,7 +570,7 @@ impl Run<'_> {
             // Users gone from the source are suspended as they are stored: read back in
             // pages, as only these few are needed whole.
             let gone: Vec<UserId> = users.suspend.iter().map(|(id, _)| *id).collect();
-            for chunk in gone.chunks(BATCH.max(1)) {
+            for chunk in gone.chunks(BATCH) {
                 for user in self.store.users_by_ids(self.org, chunk).await? {
                     batch.update_users.push((user.id, suspension_of(&user)));
                     self.flush_if_full(&mut batch).await?;

@@ -6,7 +6,7 @@ use super::inputs::{OperationFilterInput, RoleMappingInput, connection_named, pa
 use super::principal::{Needs, principal};
 use super::types::*;
 use crate::crypto::Secret;
-use crate::domain::{Action, ConnectionId, ExceptionId, OperationId, RoleMappingId};
+use crate::domain::{Action, ExceptionId, OperationId, RoleMappingId};
 use crate::engine::commands::{
     self, ConnectionSpec, Guard, MappingChange, Resolution, SyncError, SyncOptions, sync_source,
 };
@@ -113,14 +113,6 @@ async fn mapping_node(
 /// The mutation root.
 pub struct Mutation;
 
-async fn connection_id(
-    s: &dyn Store,
-    org: crate::domain::OrganizationId,
-    name: &str,
-) -> async_graphql::Result<ConnectionId> {
-    connection_named(s, org, name).await
-}
-
 fn operation_id(id: &ID) -> async_graphql::Result<OperationId> {
     id.parse()
         .map_err(|_| bad_input(format!("{:?} is not an operation id", id.as_str())))
@@ -138,7 +130,7 @@ impl Mutation {
     ) -> async_graphql::Result<ConnectionNode> {
         let p = principal(ctx)?;
         let s = ctx.data::<Arc<dyn Store>>()?;
-        let id = connection_id(s.as_ref(), p.org, &connection).await?;
+        let id = connection_named(s.as_ref(), p.org, &connection).await?;
         let c = commands::pause(s.as_ref(), &p.actor, p.org, id, &reason)
             .await
             .map_err(api_error)?;
@@ -155,7 +147,7 @@ impl Mutation {
     ) -> async_graphql::Result<ConnectionNode> {
         let p = principal(ctx)?;
         let s = ctx.data::<Arc<dyn Store>>()?;
-        let id = connection_id(s.as_ref(), p.org, &connection).await?;
+        let id = connection_named(s.as_ref(), p.org, &connection).await?;
         let c = commands::resume(s.as_ref(), &p.actor, p.org, id)
             .await
             .map_err(api_error)?;
@@ -241,7 +233,7 @@ impl Mutation {
     ) -> async_graphql::Result<ConnectionNode> {
         let p = principal(ctx)?;
         let s = ctx.data::<Arc<dyn Store>>()?;
-        let id = connection_id(s.as_ref(), p.org, &connection).await?;
+        let id = connection_named(s.as_ref(), p.org, &connection).await?;
         let changes = match serde_json::from_str::<serde_json::Value>(&changes) {
             Ok(serde_json::Value::Object(m)) if !m.is_empty() => m,
             _ => return Err(bad_input("changes must be a non-empty JSON object")),
@@ -265,7 +257,7 @@ impl Mutation {
         if secret.is_empty() {
             return Err(bad_input("the new secret is empty"));
         }
-        let id = connection_id(s.as_ref(), p.org, &connection).await?;
+        let id = connection_named(s.as_ref(), p.org, &connection).await?;
         commands::rotate_secret(s.as_ref(), &p.actor, p.org, id, &Secret::new(secret))
             .await
             .map_err(policy_error)?;
@@ -286,7 +278,7 @@ impl Mutation {
     ) -> async_graphql::Result<bool> {
         let p = principal(ctx)?;
         let s = ctx.data::<Arc<dyn Store>>()?;
-        let id = connection_id(s.as_ref(), p.org, &connection).await?;
+        let id = connection_named(s.as_ref(), p.org, &connection).await?;
         commands::remove_connection(s.as_ref(), &p.actor, p.org, id)
             .await
             .map_err(policy_error)
@@ -304,7 +296,7 @@ impl Mutation {
     ) -> async_graphql::Result<SyncResult> {
         let p = principal(ctx)?;
         let s = ctx.data::<Arc<dyn Store>>()?;
-        let id = connection_id(s.as_ref(), p.org, &connection).await?;
+        let id = connection_named(s.as_ref(), p.org, &connection).await?;
         let c = s
             .connection(p.org, id)
             .await

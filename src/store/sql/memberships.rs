@@ -28,13 +28,7 @@ pub(super) async fn members(
     org: OrganizationId,
     group: GroupId,
 ) -> StoreResult<Vec<UserId>> {
-    Ok(sqlx::query_scalar(
-        "SELECT user_id FROM memberships WHERE organization_id = $1 AND group_id = $2",
-    )
-    .bind(org)
-    .bind(group)
-    .fetch_all(&mut *conn)
-    .await?)
+    Ok(rows(conn, org, group).await?.into_keys().collect())
 }
 
 /// The group's rows, on the caller's transaction.
