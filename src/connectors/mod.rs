@@ -1,8 +1,10 @@
 //! Clients the engine calls outward: downstream SCIM targets, OAuth token endpoints, and the
-//! sources of truth scimdesk pulls from (any SCIM server, Keycloak, Zitadel).
+//! sources of truth scimdesk pulls from (any SCIM server, Keycloak, Zitadel), and the
+//! verification of what a SAML identity provider posts.
 
 pub mod keycloak;
 pub mod oauth;
+pub mod saml;
 pub mod scim_client;
 pub mod scim_source;
 pub mod source;

@@ -15,6 +15,7 @@ mod operation;
 mod organization;
 mod repairs;
 mod role;
+pub mod saml;
 mod sync;
 mod target_link;
 mod target_settings;
@@ -49,6 +50,7 @@ pub use repairs::Repairs;
 pub use role::{
     GroupSelector, MappingCommit, MappingWrite, MatchMode, Role, RoleMapping, RoleMappingDraft,
 };
+pub use saml::{LoginBatch, LoginUser, LoginView, SamlSettings, VerifiedLogin};
 pub use sync::{
     GroupScope, SourceChanges, SourceGroup, SourceSnapshot, SourceUser, SyncBatch, SyncCounts,
     SyncGuard, SyncRun, sync_guard_key,

@@ -17,6 +17,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reconcile;
+pub mod saml;
 pub mod sync;
 
 mod worker;
@@ -522,6 +523,10 @@ async fn housekeep(
             let day = now.before(Duration::from_secs(25 * 3_600));
             if let Err(e) = store.prune_connection_stats(day).await {
                 tracing::warn!("pruning statistics failed: {e}");
+            }
+            // SAML assertion IDs are kept until their assertions would be refused as expired.
+            if let Err(e) = store.forget_expired_assertions(now).await {
+                tracing::warn!("pruning the SAML replay cache failed: {e}");
             }
         }
         tokio::select! {

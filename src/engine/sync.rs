@@ -273,6 +273,10 @@ fn interval(
 /// How often `connection` is synced in full by the schedule (`full_sync_every_secs`): `None`
 /// when its schedule is off.
 pub fn full_sync_interval(connection: &Connection) -> Option<std::time::Duration> {
+    // A SAML source is never read: its users arrive as they sign in.
+    if !connection.kind.is_pulled() {
+        return None;
+    }
     let default = if has_change_feed(connection.kind) {
         FULL_SYNC_EVERY
     } else {

@@ -11,6 +11,7 @@
 pub mod attributes;
 pub mod fanout;
 pub mod impact;
+pub mod login;
 pub mod reconcile;
 pub mod roles;
 pub mod sync;

@@ -22,9 +22,9 @@ mod sqlite;
 
 pub use api::{
     Audit, BulkLoad, BulkRows, Channel, Connections, Exceptions, Groups, IssuedApiToken, Keys,
-    Links, ListRange, Listener, LoadableStore, Mappings, MemberRef, Notice, Notices,
-    OperationFilter, Queue, ScimQuery, StateChange, Statistics, Store, Syncs, Tenants, Tokens,
-    Users,
+    Links, ListRange, Listener, LoadableStore, LoginApplied, Logins, Mappings, MemberRef, Notice,
+    Notices, OperationFilter, Queue, ScimQuery, StateChange, Statistics, Store, Syncs, Tenants,
+    Tokens, Users,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgStore, connect_options as postgres_connect_options};

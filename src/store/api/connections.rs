@@ -38,6 +38,10 @@ pub trait Connections {
         org: OrganizationId,
         id: ConnectionId,
     ) -> StoreResult<Option<Connection>>;
+    /// A SAML source by id, in whichever organization it is: an identity provider posts to
+    /// `/saml/{id}/acs` without a token, so the connection decides the organization (as a
+    /// token does for the other unauthenticated look-up, token authentication).
+    async fn saml_connection(&self, id: ConnectionId) -> StoreResult<Option<Connection>>;
     /// One connection by name (case-insensitive).
     async fn connection_by_name(
         &self,

@@ -1,6 +1,6 @@
 //! What the engine and the surfaces may ask of persistent state, as one role trait per
 //! aggregate (the shape of lldap's backend handlers): [`Tenants`], [`Connections`], [`Users`],
-//! [`Groups`], [`Mappings`], [`Exceptions`], [`Queue`], [`Links`], [`Statistics`], [`Syncs`], [`Audit`],
+//! [`Groups`], [`Mappings`], [`Exceptions`], [`Queue`], [`Links`], [`Logins`], [`Statistics`], [`Syncs`], [`Audit`],
 //! [`Tokens`], [`Keys`], and [`Notices`] for what crosses processes. [`Store`] is their sum:
 //! what `store::open` returns and every surface holds as an `Arc<dyn Store>`.
 //!
@@ -18,6 +18,7 @@ mod exceptions;
 mod groups;
 mod keys;
 mod links;
+mod logins;
 mod mappings;
 mod notices;
 mod queue;
@@ -34,6 +35,7 @@ pub use exceptions::Exceptions;
 pub use groups::{ChildGroupRef, Groups, MemberRef, UserGroup};
 pub use keys::Keys;
 pub use links::Links;
+pub use logins::{LoginApplied, Logins};
 pub use mappings::Mappings;
 pub use notices::{Channel, Listener, Notice, Notices};
 pub use queue::{OperationFilter, Queue};
@@ -53,6 +55,7 @@ pub trait Store:
     + Exceptions
     + Queue
     + Links
+    + Logins
     + Statistics
     + Syncs
     + Audit
@@ -73,6 +76,7 @@ impl<T> Store for T where
         + Exceptions
         + Queue
         + Links
+        + Logins
         + Statistics
         + Syncs
         + Audit

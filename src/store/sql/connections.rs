@@ -101,6 +101,17 @@ impl Connections for ThisStore {
         Ok(conn)
     }
 
+    async fn saml_connection(&self, id: ConnectionId) -> StoreResult<Option<Connection>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            connection_cols!(),
+            " FROM connections WHERE id = $1 AND kind = 'saml'"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn connection(
         &self,
         org: OrganizationId,

@@ -257,7 +257,7 @@ impl ThisStore {
     /// false if nothing changed. The group's version moves and the change is audited; when
     /// the user's effective membership changed (they were not, or are no longer, held there
     /// through a group inside it), the fan-out is queued and the groups above follow.
-    async fn change_direct_member(
+    pub(super) async fn change_direct_member(
         &self,
         conn: &mut Conn,
         actor: &Actor,

@@ -32,6 +32,7 @@ mod fanout;
 mod groups;
 mod keys;
 mod links;
+mod logins;
 mod mappings;
 mod memberships;
 mod queue;

@@ -2,7 +2,7 @@
 //! fan-out, the queue and the audit log see a synced change exactly as a pushed one), with the
 //! source's cursor stored in the transaction of the changes it covers.
 
-use super::{ThisStore, audit, groups, users};
+use super::{Conn, ThisStore, audit, groups, users};
 use crate::domain::{Actor, ConnectionId, OrganizationId, SyncBatch, SyncRun, Timestamp, User};
 use crate::store::StoreResult;
 use crate::store::api::Syncs;
@@ -138,42 +138,12 @@ impl Syncs for ThisStore {
 
     async fn record_sync_run(&self, run: &SyncRun) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(concat!(
-            "INSERT INTO sync_runs (",
-            sync_run_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(run.id)
-        .bind(run.organization_id)
-        .bind(run.connection_id)
-        .bind(run.started_at)
-        .bind(run.finished_at)
-        .bind(run.full_sync)
-        .bind(run.dry_run)
-        .bind(&run.actor)
-        .bind(&run.counts)
-        .bind(&run.error)
-        .bind(&run.note)
-        .execute(&mut *tx)
-        .await?;
         let action = if run.dry_run {
             "connection.sync_dry_run"
         } else {
             "connection.sync"
         };
-        audit::append(
-            &mut tx,
-            &Actor::system(run.actor.clone()),
-            run.organization_id,
-            action,
-            "connection",
-            &run.connection_id.to_string(),
-            serde_json::json!({
-                "run": run.id, "full": run.full_sync, "counts": run.counts.0, "error": run.error,
-                "note": run.note,
-            }),
-        )
-        .await?;
+        record_run(&mut tx, run, action, serde_json::json!({})).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -196,4 +166,50 @@ impl Syncs for ThisStore {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Writes a sync run (a source's sync, or a login) and its audit event `action` on the
+/// caller's transaction; `details` adds to what the event says of the run.
+pub(super) async fn record_run(
+    conn: &mut Conn,
+    run: &SyncRun,
+    action: &str,
+    details: serde_json::Value,
+) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO sync_runs (",
+        sync_run_cols!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(run.id)
+    .bind(run.organization_id)
+    .bind(run.connection_id)
+    .bind(run.started_at)
+    .bind(run.finished_at)
+    .bind(run.full_sync)
+    .bind(run.dry_run)
+    .bind(&run.actor)
+    .bind(&run.counts)
+    .bind(&run.error)
+    .bind(&run.note)
+    .execute(&mut *conn)
+    .await?;
+    let mut event = serde_json::json!({
+        "run": run.id, "full": run.full_sync, "counts": run.counts.0, "error": run.error,
+        "note": run.note,
+    });
+    if let (Some(e), serde_json::Value::Object(more)) = (event.as_object_mut(), details) {
+        e.extend(more);
+    }
+    audit::append(
+        &mut *conn,
+        &Actor::system(run.actor.clone()),
+        run.organization_id,
+        action,
+        "connection",
+        &run.connection_id.to_string(),
+        event,
+    )
+    .await?;
+    Ok(())
 }
