@@ -3,5 +3,6 @@
 
 pub mod changes;
 pub mod graphql;
+pub mod saml;
 pub mod scim;
 pub mod serve;

@@ -46,6 +46,7 @@ fn app_parts(
     Router::new()
         .nest(BASE_PATH, scim::router(state))
         .merge(graphql)
+        .merge(super::saml::router(store.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -85,6 +85,9 @@ pub enum Command {
     /// Master key maintenance.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// SAML sources: replay a captured response, print our SP metadata.
+    #[command(subcommand)]
+    Saml(SamlCommand),
     /// Run the inbound SCIM server with the sync workers, /healthz, /readyz and /metrics.
     Serve {
         /// Address to listen on.
@@ -330,6 +333,16 @@ pub struct ConnectionSet {
     /// Any other setting, KEY=VALUE (VALUE as JSON when it parses; `null` removes the key).
     #[arg(long = "setting", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// A SAML source: read the IdP's metadata again from its URL (or from --metadata-file /
+    /// --metadata-url) and trust the signing certificates it lists now.
+    #[arg(long)]
+    pub refresh_metadata: bool,
+    /// A SAML source: the IdP's metadata from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "metadata_url")]
+    pub metadata_file: Option<PathBuf>,
+    /// A SAML source: the IdP's metadata from this URL (kept for later refreshes).
+    #[arg(long, value_name = "URL")]
+    pub metadata_url: Option<String>,
 }
 
 /// `scimdesk org ...`
@@ -635,6 +648,80 @@ pub struct ConnectionAdd {
     /// Where the secret comes from.
     #[command(flatten)]
     pub secret: SecretSource,
+    /// A SAML source's settings (`--kind saml`).
+    #[command(flatten)]
+    pub saml: SamlArgs,
+}
+
+/// What `connection add --kind saml` takes: the IdP's metadata, our SP's entityID, and which
+/// assertion attributes carry what.
+#[derive(Debug, Args, Default)]
+pub struct SamlArgs {
+    /// saml: the IdP's metadata (its entityID and signing certificates) from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "metadata_url")]
+    pub metadata_file: Option<PathBuf>,
+    /// saml: the IdP's metadata from this URL (`connection set --refresh-metadata` reads it
+    /// again for a certificate rollover).
+    #[arg(long, value_name = "URL")]
+    pub metadata_url: Option<String>,
+    /// saml: our SP's entityID (assertions' Audience must name it).
+    #[arg(long, value_name = "ID")]
+    pub sp_entity_id: Option<String>,
+    /// saml: the attribute whose values are the user's groups (e.g. `groups`, `memberOf`,
+    /// `http://schemas.microsoft.com/ws/2008/06/identity/claims/groups`).
+    #[arg(long, value_name = "ATTR")]
+    pub groups_attribute: Option<String>,
+    /// saml: the attribute carrying the e-mail address.
+    #[arg(long, value_name = "ATTR")]
+    pub email_attribute: Option<String>,
+    /// saml: the attribute carrying the given name.
+    #[arg(long, value_name = "ATTR")]
+    pub given_name_attribute: Option<String>,
+    /// saml: the attribute carrying the family name.
+    #[arg(long, value_name = "ATTR")]
+    pub family_name_attribute: Option<String>,
+    /// saml: where the userName comes from: `nameid` (the default) or an attribute's name.
+    #[arg(long, value_name = "nameid|ATTR")]
+    pub username_from: Option<String>,
+    /// saml: how far apart the clocks may be, in seconds [default: 120].
+    #[arg(long, value_name = "N")]
+    pub clock_skew_secs: Option<u64>,
+    /// saml: the base URL this scimdesk is reached at; the ACS is
+    /// `{URL}/saml/{connection id}/acs` [default: http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// saml: the exact ACS URL, when a proxy makes it other than the one --public-url gives.
+    #[arg(long, value_name = "URL")]
+    pub acs_url: Option<String>,
+    /// saml: a URL prefix a RelayState may redirect to after a login (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub relay_state_allow: Vec<String>,
+    /// saml: our private key (PEM) for assertions the IdP encrypts; sealed like any secret.
+    #[arg(long, value_name = "PATH")]
+    pub sp_key_file: Option<PathBuf>,
+    /// saml: our certificate (PEM) for that key, published in our SP metadata.
+    #[arg(long, value_name = "PATH")]
+    pub sp_cert_file: Option<PathBuf>,
+}
+
+/// `scimdesk saml ...`
+#[derive(Debug, Subcommand)]
+pub enum SamlCommand {
+    /// Replay a captured SAML response through the same verification and ingestion as the
+    /// ACS (refused ones are recorded in health as well).
+    Ingest {
+        /// The SAML connection (name or id).
+        #[arg(long)]
+        connection: String,
+        /// The response: its XML, or the base64 `SAMLResponse` value (`-` for stdin).
+        file: PathBuf,
+    },
+    /// Print our SP metadata for a SAML connection (what `GET /saml/{id}/metadata` serves).
+    Metadata {
+        /// The SAML connection (name or id).
+        #[arg(long)]
+        connection: String,
+    },
 }
 
 /// `scimdesk token ...`

@@ -29,6 +29,12 @@ impl ConnectionKind {
         !matches!(self, ConnectionKind::ScimTarget)
     }
 
+    /// Whether the source's work is recorded as sync runs (health judges it by them): the
+    /// sources scimdesk pulls from, and SAML sources, whose every login is a run.
+    pub fn records_runs(&self) -> bool {
+        self.is_pulled() || matches!(self, ConnectionKind::Saml)
+    }
+
     /// Whether scimdesk reads identities from the other end (rather than sending to it or
     /// being pushed to): the sources a sync pulls from.
     pub fn is_pulled(&self) -> bool {

@@ -301,6 +301,58 @@ pub struct SourceHealth {
     /// Why the source is synced in full only, when its change feed cannot serve (admin
     /// events off, a server that does not filter on `meta.lastModified`).
     pub full_only: Option<String>,
+    /// The latest failed runs (for a SAML source: refused logins), newest first, each with
+    /// its reason.
+    #[serde(default)]
+    pub recent_errors: Vec<RunError>,
+}
+
+/// A failed run and why, as health lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    /// When it ended.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: String,
+}
+
+/// How many failed runs health lists.
+const RECENT_ERRORS: usize = 10;
+
+/// A SAML source's verdict: its logins, accepted or refused; it is never read, so it cannot
+/// stall, and one refused login (a user's stale bookmark) is not a broken source.
+fn assess_logins(
+    connection: &Connection,
+    last: Option<&crate::domain::SyncRun>,
+    day: &WindowRate,
+) -> (HealthState, String) {
+    if connection.state == ConnectionState::Paused {
+        return (
+            HealthState::Paused,
+            "paused by an operator: logins are refused".to_string(),
+        );
+    }
+    let Some(last) = last else {
+        return (HealthState::Healthy, "no login yet".to_string());
+    };
+    if day.attempts >= 4 && day.failures * 2 >= day.attempts {
+        return (
+            HealthState::Degraded,
+            format!(
+                "{} of {} logins refused in 24 h; the last: {}",
+                day.failures,
+                day.attempts,
+                last.error.as_deref().unwrap_or("accepted")
+            ),
+        );
+    }
+    match &last.error {
+        Some(e) => (
+            HealthState::Healthy,
+            format!("the last login was refused: {e}"),
+        ),
+        None => (HealthState::Healthy, "logins accepted".to_string()),
+    }
 }
 
 /// How many intervals without a successful sync make a source stalled.
@@ -324,7 +376,19 @@ pub fn assess_source(
         attempts: recent.len() as u64,
         failures: recent.iter().filter(|r| r.error.is_some()).count() as u64,
     };
-    let (state, reason) = if connection.state == ConnectionState::Paused {
+    let recent_errors = real
+        .iter()
+        .filter_map(|r| {
+            r.error.as_ref().map(|e| RunError {
+                at: r.finished_at,
+                reason: e.clone(),
+            })
+        })
+        .take(RECENT_ERRORS)
+        .collect();
+    let (state, reason) = if connection.kind == crate::domain::ConnectionKind::Saml {
+        assess_logins(connection, last, &runs_24h)
+    } else if connection.state == ConnectionState::Paused {
         (HealthState::Paused, "paused by an operator".to_string())
     } else if guard_open {
         (
@@ -361,6 +425,7 @@ pub fn assess_source(
         last_error: last.and_then(|r| r.error.clone()),
         runs_24h,
         full_only: last.and_then(|r| r.note.clone()),
+        recent_errors,
     }
 }
 

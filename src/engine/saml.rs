@@ -152,6 +152,22 @@ async fn refuse(
     error
 }
 
+/// Records a refusal found before verification (an oversized body, a form without a
+/// response, base64 that does not decode) as a refused login of `connection`, and returns it.
+pub async fn record_refusal(
+    store: &dyn Store,
+    connection: &Connection,
+    refusal: Refusal,
+) -> LoginError {
+    refuse(
+        store,
+        connection,
+        Timestamp::now(),
+        LoginError::Refused(refusal),
+    )
+    .await
+}
+
 /// Verifies a SAML response (its XML) posted for `connection` and applies the login it
 /// carries, or records why not. Nothing changes unless every check passes.
 pub async fn ingest(

@@ -998,6 +998,7 @@ fn a_pulled_source_shows_its_syncs_and_syncs_on_s() {
                 failures: 1,
             },
             full_only: None,
+            recent_errors: vec![],
         }),
         connection: kc,
         health: None,

@@ -158,6 +158,45 @@ pub async fn run(
             }
             Ok(())
         }
+        ConnectionCommand::Set(args)
+            if args.refresh_metadata
+                || args.metadata_file.is_some()
+                || args.metadata_url.is_some() =>
+        {
+            let c = find(ctx, &org, &args.name).await?;
+            let source = metadata_source(args.metadata_file.as_ref(), args.metadata_url.as_ref())?;
+            let before = crate::domain::SamlSettings::from_json(&c.settings.0).ok();
+            let updated = commands::refresh_saml_metadata(
+                ctx.store.as_ref(),
+                &ctx.actor,
+                org.id,
+                c.id,
+                source,
+            )
+            .await?;
+            if json {
+                return output::json(&updated);
+            }
+            let after = crate::domain::SamlSettings::from_json(&updated.settings.0)
+                .map_err(|e| CliError::invalid(e.to_string()))?;
+            let had = before.map(|b| b.idp_certificates).unwrap_or_default();
+            let added = after
+                .idp_certificates
+                .iter()
+                .filter(|c| !had.contains(c))
+                .count();
+            let dropped = had
+                .iter()
+                .filter(|c| !after.idp_certificates.contains(c))
+                .count();
+            println!(
+                "IdP metadata of {:?} refreshed: entityID {}, {} signing certificates ({added} new, {dropped} no longer trusted)",
+                updated.name,
+                after.idp_entity_id,
+                after.idp_certificates.len()
+            );
+            Ok(())
+        }
         ConnectionCommand::Set(args) => {
             let c = find(ctx, &org, &args.name).await?;
             if c.kind != ConnectionKind::ScimTarget {
@@ -207,12 +246,26 @@ pub async fn run(
             // A source scimdesk pulls from is judged by its syncs.
             if let Some(n) = &name {
                 let c = find(ctx, &org, n).await?;
-                if c.kind.is_pulled() {
+                if c.kind.records_runs() {
                     let h = health::source_health(ctx.store.as_ref(), &c).await?;
                     if json {
                         return output::json(&h);
                     }
                     source_table(std::slice::from_ref(&h));
+                    if !h.recent_errors.is_empty() {
+                        let what = if c.kind == ConnectionKind::Saml {
+                            "refused logins"
+                        } else {
+                            "failed syncs"
+                        };
+                        println!("\nlatest {what}:");
+                        output::table(
+                            &["at", "why"],
+                            h.recent_errors
+                                .iter()
+                                .map(|e| vec![e.at.to_string(), e.reason.clone()]),
+                        );
+                    }
                     return Ok(());
                 }
             }
@@ -281,7 +334,7 @@ pub async fn run(
                     ]
                 }),
             );
-            let pulled: Vec<&Connection> = all.iter().filter(|c| c.kind.is_pulled()).collect();
+            let pulled: Vec<&Connection> = all.iter().filter(|c| c.kind.records_runs()).collect();
             if name.is_none() && !pulled.is_empty() {
                 let mut sources = Vec::with_capacity(pulled.len());
                 for c in pulled {
@@ -359,7 +412,33 @@ async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool)
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
         settings.insert(key.to_string(), value);
     }
-    let secret = args.secret.read()?;
+    let mut secret = args.secret.read()?;
+    if kind == ConnectionKind::Saml {
+        let saml = saml_spec(&args.saml)?;
+        let mut from_metadata = commands::saml_settings(&saml).await?;
+        from_metadata.extend(settings);
+        settings = from_metadata;
+        if let Some(path) = &args.saml.sp_key_file {
+            if secret.is_some() {
+                return Err(CliError::invalid(
+                    "a SAML source's secret is its SP key: give --sp-key-file or --secret-file, not both",
+                ));
+            }
+            secret = crate::cli::SecretSource {
+                secret_file: Some(path.clone()),
+                secret_stdin: false,
+            }
+            .read()?;
+        }
+    } else if args.saml.metadata_file.is_some()
+        || args.saml.metadata_url.is_some()
+        || args.saml.sp_entity_id.is_some()
+        || args.saml.groups_attribute.is_some()
+    {
+        return Err(CliError::invalid(format!(
+            "--metadata-file, --metadata-url, --sp-entity-id and --groups-attribute go with --kind saml, not {kind}"
+        )));
+    }
     let spec = ConnectionSpec {
         name: args.name,
         kind,
@@ -391,6 +470,14 @@ async fn add(ctx: &Context, org: &Organization, args: ConnectionAdd, json: bool)
             .and_then(|s| s.receives_nobody())
     {
         eprintln!("warning: {:?} is {w}", conn.name);
+    }
+    if conn.kind == ConnectionKind::Saml
+        && let Ok(s) = crate::domain::SamlSettings::from_json(&conn.settings.0)
+    {
+        println!("  IdP entityID:     {}", s.idp_entity_id);
+        println!("  signing certs:    {}", s.idp_certificates.len());
+        println!("  ACS URL:          {}", s.acs_url(conn.id));
+        println!("  SP metadata:      {}", s.metadata_url_of_sp(conn.id));
     }
     if auth != AuthMethod::None && !conn.has_secret {
         eprintln!(
@@ -630,4 +717,51 @@ fn source_table(sources: &[health::SourceHealth]) {
             ]
         }),
     );
+}
+
+/// Where `--metadata-file` or `--metadata-url` says the IdP's metadata is.
+fn metadata_source(
+    file: Option<&std::path::PathBuf>,
+    url: Option<&String>,
+) -> CliResult<Option<commands::MetadataSource>> {
+    if let Some(path) = file {
+        let xml = std::fs::read_to_string(path).map_err(|e| {
+            CliError::invalid(format!("cannot read metadata file {}: {e}", path.display()))
+        })?;
+        return Ok(Some(commands::MetadataSource::Xml(xml)));
+    }
+    Ok(url.map(|u| commands::MetadataSource::Url(u.clone())))
+}
+
+/// The SAML source `connection add --kind saml` describes.
+fn saml_spec(args: &crate::cli::SamlArgs) -> CliResult<commands::SamlSpec> {
+    let metadata = metadata_source(args.metadata_file.as_ref(), args.metadata_url.as_ref())?
+        .ok_or_else(|| {
+            CliError::invalid("a saml connection needs --metadata-file PATH or --metadata-url URL")
+        })?;
+    let need = |v: &Option<String>, flag: &str| {
+        v.clone()
+            .ok_or_else(|| CliError::invalid(format!("a saml connection needs {flag}")))
+    };
+    let sp_certificate_pem = match &args.sp_cert_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    Ok(commands::SamlSpec {
+        metadata,
+        sp_entity_id: need(&args.sp_entity_id, "--sp-entity-id ID")?,
+        groups_attribute: need(&args.groups_attribute, "--groups-attribute ATTR")?,
+        email_attribute: args.email_attribute.clone(),
+        given_name_attribute: args.given_name_attribute.clone(),
+        family_name_attribute: args.family_name_attribute.clone(),
+        username_from: args.username_from.clone(),
+        clock_skew_secs: args.clock_skew_secs,
+        public_url: args.public_url.clone(),
+        acs_url: args.acs_url.clone(),
+        relay_state_allow: args.relay_state_allow.clone(),
+        sp_certificate_pem,
+    })
 }

@@ -11,6 +11,7 @@ mod key;
 mod mapping;
 mod ops;
 mod org;
+mod saml;
 mod serve;
 mod status;
 mod token;
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Ops(c) => ops::run(&ctx, org, c, json).await,
         Command::Mapping(c) => mapping::run(&ctx, org, c, json).await,
         Command::Exceptions(c) => exceptions::run(&ctx, org, c, json).await,
+        Command::Saml(c) => saml::run(&ctx, org, c, json).await,
         Command::Users(c) => directory::users(&ctx, org, c, json).await,
         Command::Groups(c) => directory::groups(&ctx, org, c, json).await,
         Command::Bench(_) | Command::Demo { .. } => Ok(()),

@@ -69,6 +69,13 @@ pub async fn create_connection(
         let issuer = validate::base_url(issuer).map_err(StoreError::from)?;
         settings.insert("issuer".into(), Value::String(issuer));
     }
+    if kind == ConnectionKind::Saml {
+        SamlSettings::from_json(&Value::Object(settings.clone()))
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        if let Some(pem) = secret {
+            super::check_sp_key(pem.expose())?;
+        }
+    }
     if let Some(policy) = settings.get("delete_policy")
         && !matches!(policy.as_str(), Some("delete" | "deprovision"))
     {
@@ -76,7 +83,8 @@ pub async fn create_connection(
             "delete_policy must be \"delete\" or \"deprovision\", not {policy}"
         )));
     }
-    if auth == AuthMethod::None && secret.is_some() {
+    // A SAML source's secret is our SP's private key, for assertions encrypted to us.
+    if auth == AuthMethod::None && secret.is_some() && kind != ConnectionKind::Saml {
         return Err(PolicyError::Invalid(
             "this connection authenticates with `none`; a secret would never be used (choose --auth bearer or oauth2_client_credentials)".into(),
         ));

@@ -7,6 +7,7 @@
 mod connections;
 mod exceptions;
 mod mappings;
+mod saml;
 
 /// Syncing a source now is the sync driver's own command (audited as its run).
 pub use super::sync::{SyncError, SyncOptions, sync_source};
@@ -20,6 +21,7 @@ pub use mappings::{
     MappingRule, apply_rule, ensure_role, find_role, preview, preview_rule, preview_with,
     set_mapping,
 };
+pub use saml::{MetadataSource, SamlSpec, check_sp_key, refresh_saml_metadata, saml_settings};
 
 use crate::domain::*;
 use crate::policy::impact::Refusal;

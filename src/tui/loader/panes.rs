@@ -22,7 +22,7 @@ impl Loader {
     pub(super) async fn connection_row(&self, c: Connection) -> Result<ConnectionRow, LoadError> {
         let store = self.store.as_ref();
         if c.kind.is_source() {
-            let source = if c.kind.is_pulled() {
+            let source = if c.kind.records_runs() {
                 Some(health::source_health(store, &c).await?)
             } else {
                 None
