@@ -23,6 +23,7 @@ mod nested_groups;
 mod oauth;
 mod policy;
 mod queue;
+mod saml;
 mod scim_client;
 mod scim_http;
 mod scim_sql;

@@ -7,6 +7,7 @@
 
 pub mod idp;
 pub mod keycloak;
+pub mod saml_idp;
 pub mod zitadel;
 
 use scimdesk::crypto::MasterKey;
