@@ -535,6 +535,29 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         changes: usize,
     },
+    /// SAML logins: signed assertions (RSA-2048, SHA-256) verified and ingested as the ACS
+    /// does, on PostgreSQL or SQLite: every user's first login, a closed loop for the highest
+    /// rate, then a paced run for the latency at `--rate`.
+    Saml {
+        /// Run on a temporary schema in this PostgreSQL database (default: a temporary SQLite file).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Distinct users.
+        #[arg(long, default_value_t = 2_000)]
+        users: usize,
+        /// Logins in the closed loop.
+        #[arg(long, default_value_t = 10_000)]
+        logins: usize,
+        /// Logins in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Offered logins per second in the paced run.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds of the paced run.
+        #[arg(long, default_value_t = 10)]
+        paced_secs: u64,
+    },
     /// The workbench over a large store: frame render time, key press to screen, start-up to
     /// first frame, and its memory (measured in a process of its own).
     Workbench {

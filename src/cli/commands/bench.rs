@@ -9,6 +9,53 @@ use std::time::Duration;
 pub async fn run(cmd: BenchCommand, json: bool) -> CliResult {
     let fail = |e: StandInError| CliError::new(Exit::Internal, format!("benchmark failed: {e}"));
     match cmd {
+        BenchCommand::Saml {
+            postgres,
+            users,
+            logins,
+            concurrency,
+            rate,
+            paced_secs,
+        } => {
+            let r = crate::stand_ins::bench::saml(crate::stand_ins::bench::SamlBenchOptions {
+                postgres,
+                users,
+                logins,
+                concurrency,
+                rate,
+                paced_secs,
+            })
+            .await
+            .map_err(fail)?;
+            if json {
+                return output::json(&r);
+            }
+            println!(
+                "saml on {}: {} users, assertions signed with RSA-2048 / SHA-256",
+                r.backend, r.users
+            );
+            println!(
+                "  verification alone:   p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+                r.verify_ms.p50, r.verify_ms.p95, r.verify_ms.p99
+            );
+            for (name, f) in [
+                ("first logins (users created)", &r.first_logins),
+                ("closed loop", &r.saturated),
+                ("paced", &r.paced),
+            ] {
+                println!(
+                    "  {name:<29} {:>6} logins, {:>7.0}/s, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, {} errors",
+                    f.logins,
+                    f.per_sec,
+                    f.latency_ms.p50,
+                    f.latency_ms.p95,
+                    f.latency_ms.p99,
+                    f.errors
+                );
+            }
+            println!("  (paced: {} logins/s offered)", r.offered_rate);
+            Ok(())
+        }
         BenchCommand::Sync {
             postgres,
             users,

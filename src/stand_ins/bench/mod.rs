@@ -8,6 +8,7 @@
 //!   the rate per interval to show whether it holds.
 //! * `policy` — a mapping change's impact preview and a full reconciliation over a large
 //!   directory (see [`policy`]).
+//! * `saml` — signed SAML logins verified and ingested (see [`saml`]).
 //!
 //! Each run uses a store of its own: a temporary PostgreSQL schema (dropped afterwards) or a
 //! temporary SQLite file.
@@ -21,6 +22,7 @@ pub mod directory;
 pub mod drain;
 pub mod measuring;
 pub mod policy;
+pub mod saml;
 pub mod sync;
 pub mod wave;
 pub mod workbench;
@@ -29,6 +31,7 @@ pub use api::{ApiBenchOptions, ApiBenchReport, api};
 pub use directory::{directory_group, directory_user};
 pub use drain::{DrainReport, drain};
 pub use measuring::{CpuClock, CpuPerUser, Percentiles, peak_rss_mb, percentiles};
+pub use saml::{SamlBenchOptions, SamlBenchReport, saml};
 pub use sync::{SyncBenchOptions, SyncBenchReport, sync};
 pub use wave::{WaveOptions, WaveReport, WaveTarget, wave};
 

@@ -177,14 +177,17 @@ impl Logins for ThisStore {
                 groups_created += 1;
             }
         }
-        for name in &login.join {
-            if let Some(group) = ids.get(name) {
-                self.change_direct_member(&mut tx, actor, org, *group, user, true)
-                    .await?;
-            }
-        }
-        for group in &login.leave {
-            self.change_direct_member(&mut tx, actor, org, *group, user, false)
+        // Group rows are locked in one order (by id) by every login, so two logins changing
+        // the same groups wait for each other instead of deadlocking.
+        let mut changes: Vec<(GroupId, bool)> = login
+            .join
+            .iter()
+            .filter_map(|name| ids.get(name).map(|g| (*g, true)))
+            .chain(login.leave.iter().map(|g| (*g, false)))
+            .collect();
+        changes.sort_by_key(|(g, _)| g.0);
+        for (group, join) in changes {
+            self.change_direct_member(&mut tx, actor, org, group, user, join)
                 .await?;
         }
         syncs::record_run(
