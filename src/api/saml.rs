@@ -5,9 +5,9 @@
 //! or a redirect to a RelayState on the connection's allow-list; it never echoes the
 //! assertion.
 
-use crate::connectors::saml::{MAX_RESPONSE_BYTES, RefusalKind};
 use crate::domain::{Connection, ConnectionId};
 use crate::engine::saml::{self, LoginError};
+use crate::engine::saml::{MAX_RESPONSE_BYTES, Refusal, RefusalKind};
 use crate::store::Store;
 use axum::Router;
 use axum::body::Bytes;
@@ -122,7 +122,7 @@ async fn acs(
         Err(r) => return r,
     };
     let Ok(body) = body else {
-        let refusal = crate::connectors::saml::Refusal::new(
+        let refusal = Refusal::new(
             RefusalKind::TooLarge,
             format!("the request body is larger than {MAX_ACS_BODY} bytes"),
         );
@@ -139,7 +139,7 @@ async fn acs(
         }
     }
     let Some(response) = response else {
-        let refusal = crate::connectors::saml::Refusal::new(
+        let refusal = Refusal::new(
             RefusalKind::Malformed,
             "the form has no SAMLResponse (HTTP-POST binding)",
         );

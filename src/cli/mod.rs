@@ -373,7 +373,7 @@ pub struct SecretSource {
 #[derive(Debug, Subcommand)]
 pub enum ConnectionCommand {
     /// Add a connection; its secret (if any) is read from a file or stdin and stored encrypted.
-    Add(ConnectionAdd),
+    Add(Box<ConnectionAdd>),
     /// List the organization's connections (secrets masked).
     #[command(alias = "ls")]
     List,
@@ -422,7 +422,7 @@ pub enum ConnectionCommand {
     },
     /// Change a target's policy: bound roles, scope, role delivery, attribute mapping,
     /// unknown-resource policy, reconcile schedule.
-    Set(ConnectionSet),
+    Set(Box<ConnectionSet>),
     /// Replace a connection's secret.
     RotateSecret {
         /// Connection name or id.

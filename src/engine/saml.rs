@@ -6,10 +6,9 @@
 //! each refusal's reason.
 
 use super::commands::wake_other_processes;
-use crate::connectors::saml::{
-    IdpTrust, MAX_RESPONSE_BYTES, Refusal, RefusalKind, SpKey, Verification, metadata,
-    verify_response,
-};
+use crate::connectors::saml::{IdpTrust, SpKey, Verification, metadata, verify_response};
+/// What the surfaces answer with: why an assertion was refused, and the size limit.
+pub use crate::connectors::saml::{MAX_RESPONSE_BYTES, Refusal, RefusalKind};
 use crate::domain::*;
 use crate::policy::login::plan_login;
 use crate::store::{LoginApplied, Store, StoreError};

@@ -37,7 +37,7 @@ pub async fn run(
     };
     let org = ctx.organization_for(org, action).await?;
     match cmd {
-        ConnectionCommand::Add(args) => add(ctx, &org, args, json).await,
+        ConnectionCommand::Add(args) => add(ctx, &org, *args, json).await,
         ConnectionCommand::List => {
             let conns = ctx.store.list_connections(org.id).await?;
             if json {

@@ -5,8 +5,8 @@ use super::connection::find;
 use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::{SamlCommand, output};
-use crate::connectors::saml::MAX_RESPONSE_BYTES;
 use crate::domain::Action;
+use crate::engine::saml::MAX_RESPONSE_BYTES;
 use crate::engine::saml::{self, LoginError};
 use std::io::Read;
 

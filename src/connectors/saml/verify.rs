@@ -671,13 +671,13 @@ fn read_assertion(
     let conditions = child(doc, assertion, SAML, "Conditions")
         .ok_or_else(|| Refusal::new(K::Audience, "the assertion has no Conditions"))?;
     let mut expires = None;
-    if let Some(nb) = attr(doc, conditions, "NotBefore") {
-        if instant(nb, "NotBefore")? > v.now.after(skew) {
-            return Err(Refusal::new(
-                K::NotYetValid,
-                "the assertion is not valid yet",
-            ));
-        }
+    if let Some(nb) = attr(doc, conditions, "NotBefore")
+        && instant(nb, "NotBefore")? > v.now.after(skew)
+    {
+        return Err(Refusal::new(
+            K::NotYetValid,
+            "the assertion is not valid yet",
+        ));
     }
     if let Some(na) = attr(doc, conditions, "NotOnOrAfter") {
         let na = instant(na, "NotOnOrAfter")?;
@@ -743,13 +743,13 @@ fn read_assertion(
             }
             expires = Some(expires.map_or(na, |e: Timestamp| e.min(na)));
         }
-        if let Some(nb) = attr(doc, data, "NotBefore") {
-            if instant(nb, "NotBefore")? > v.now.after(skew) {
-                return Err(Refusal::new(
-                    K::NotYetValid,
-                    "the subject confirmation is not valid yet",
-                ));
-            }
+        if let Some(nb) = attr(doc, data, "NotBefore")
+            && instant(nb, "NotBefore")? > v.now.after(skew)
+        {
+            return Err(Refusal::new(
+                K::NotYetValid,
+                "the subject confirmation is not valid yet",
+            ));
         }
         confirmed = true;
         break;

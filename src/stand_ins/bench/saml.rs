@@ -132,7 +132,7 @@ fn template(acs: &str, n: usize, groups: &[usize], seq: usize) -> String {
         .iter()
         .map(|g| format!("<saml:AttributeValue>Ward {g}</saml:AttributeValue>"))
         .collect();
-    let icu = if n % 3 == 0 {
+    let icu = if n.is_multiple_of(3) {
         "<saml:AttributeValue>ICU</saml:AttributeValue>"
     } else {
         ""
