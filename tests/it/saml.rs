@@ -709,29 +709,44 @@ async fn either_certificate_verifies_during_a_rollover(h: &Harness) {
     );
     s.login(&old).await.unwrap();
     s.login(&new).await.unwrap();
-    // After the rollover, the metadata lists the new certificate only: the old one is refused.
-    let dir = tempfile::tempdir().unwrap();
-    let metadata = dir.path().join("idp.xml");
-    std::fs::write(&metadata, saml_idp::idp_metadata(ISSUER, &[&k.idp_next])).unwrap();
-    let out = h
-        .cli(dir.path())
-        .args([
-            "--org",
-            "St Mary",
-            "connection",
-            "set",
-            "Okta",
-            "--metadata-file",
-        ])
-        .arg(&metadata)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // The IdP publishes its metadata at a URL (a real HTTP server here); the source is pointed
+    // at it, then refreshed after the rollover, when it lists the new certificate only.
+    let served = Arc::new(std::sync::Mutex::new(saml_idp::idp_metadata(
+        ISSUER,
+        &[&k.idp, &k.idp_next],
+    )));
+    let app = axum::Router::new().route(
+        "/metadata",
+        axum::routing::get({
+            let served = served.clone();
+            move || {
+                let served = served.clone();
+                async move { served.lock().unwrap().clone() }
+            }
+        }),
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 no longer trusted"));
+    let (addr, _stop) = serve::spawn_local(app).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = |args: &[&str]| {
+        let out = h
+            .cli(dir.path())
+            .args(["--org", "St Mary", "connection", "set", "Okta"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let url = format!("http://{addr}/metadata");
+    let said = set(&["--metadata-url", &url]);
+    assert!(said.contains("0 new, 0 no longer trusted"), "{said}");
+    *served.lock().unwrap() = saml_idp::idp_metadata(ISSUER, &[&k.idp_next]);
+    let said = set(&["--refresh-metadata"]);
+    assert!(said.contains("0 new, 1 no longer trusted"), "{said}");
     let old = saml_idp::signed_response(
         &s.claims("gus@stmary.example", &["ICU"]),
         &k.idp,
