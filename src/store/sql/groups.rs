@@ -269,24 +269,15 @@ impl ThisStore {
         let Some(group) = read(conn, org, group_id).await? else {
             return Err(StoreError::NotFound(format!("group {group_id}")));
         };
-        let mut rows = memberships::rows(conn, org, group_id).await?;
-        if (rows.get(&user) == Some(&true)) == join {
+        // Only this user's row can change: it is read alone (a group of fifty thousand is
+        // not read to add one member), with whether a group inside holds them anyway.
+        let row = memberships::row(conn, org, group_id, user).await?;
+        if (row == Some(true)) == join {
             return Ok(false);
         }
-        let before: HashSet<UserId> = rows.keys().copied().collect();
-        let mut direct: Vec<UserId> = rows
-            .iter()
-            .filter(|(u, d)| **d && **u != user)
-            .map(|(u, _)| *u)
-            .collect();
-        if join {
-            direct.push(user);
-        }
-        memberships::set_direct(conn, org, group_id, &mut rows, &direct).await?;
-        memberships::reflatten(conn, org, group_id, &mut rows).await?;
+        let changed = memberships::set_one_direct(conn, org, group_id, user, row, join).await?;
         touch(conn, org, group_id).await?;
-        let (added, removed) = memberships::difference(&before, &rows);
-        if !added.is_empty() || !removed.is_empty() {
+        if changed {
             let action = if join {
                 OperationAction::AddMembers
             } else {

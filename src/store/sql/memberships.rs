@@ -47,6 +47,68 @@ pub(super) async fn rows(
     Ok(rows.into_iter().collect())
 }
 
+/// One user's row in the group: `Some(direct)`, or `None` when they are not a member.
+pub(super) async fn row(
+    conn: &mut Conn,
+    org: OrganizationId,
+    group: GroupId,
+    user: UserId,
+) -> StoreResult<Option<bool>> {
+    Ok(sqlx::query_scalar(
+        "SELECT direct FROM memberships WHERE organization_id = $1 AND group_id = $2 AND user_id = $3",
+    )
+    .bind(org)
+    .bind(group)
+    .bind(user)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Names `user` as a member of the group itself (`join`) or stops naming them, given their
+/// row as it is (`row`, from [`row`]); what [`set_direct`] and [`reflatten`] do to the whole
+/// group, for the one row that can change. Returns whether their effective membership
+/// changed (a user also held through a group inside keeps their row, undirected).
+pub(super) async fn set_one_direct(
+    conn: &mut Conn,
+    org: OrganizationId,
+    group: GroupId,
+    user: UserId,
+    row: Option<bool>,
+    join: bool,
+) -> StoreResult<bool> {
+    match (row, join) {
+        (None, true) => {
+            insert(conn, org, group, &[user], true).await?;
+            Ok(true)
+        }
+        (Some(false), true) => {
+            flag(conn, org, group, &[user], true).await?;
+            Ok(false)
+        }
+        (Some(true), false) => {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM group_nesting n JOIN memberships m \
+                 ON m.organization_id = n.organization_id AND m.group_id = n.child_id \
+                 WHERE n.organization_id = $1 AND n.parent_id = $2 AND m.user_id = $3)",
+            )
+            .bind(org)
+            .bind(group)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await?;
+            if held {
+                flag(conn, org, group, &[user], false).await?;
+                Ok(false)
+            } else {
+                delete(conn, org, group, &[user]).await?;
+                Ok(true)
+            }
+        }
+        // Already as asked.
+        _ => Ok(false),
+    }
+}
+
 /// Sets the `direct` flag of these members' rows.
 async fn flag(
     conn: &mut Conn,
