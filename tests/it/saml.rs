@@ -833,6 +833,28 @@ async fn the_cli_adds_a_saml_source_and_both_metadata_are_served(h: &Harness) {
     let show = run(&["connection", "show", "Entra"]);
     let shown = String::from_utf8_lossy(&show.stdout);
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    // A new SP key must be a private key.
+    std::fs::write(dir.path().join("not-a-key.pem"), "hello").unwrap();
+    let out = run(&[
+        "connection",
+        "rotate-secret",
+        "Entra",
+        "--secret-file",
+        dir.path().join("not-a-key.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SP key"));
+    // A captured file that is not a response is refused, recorded, and changes nothing.
+    std::fs::write(dir.path().join("garbage.txt"), "not base64 at all!").unwrap();
+    let out = run(&[
+        "saml",
+        "ingest",
+        "--connection",
+        "Entra",
+        dir.path().join("garbage.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"));
     // Missing flags are named; a bad metadata file is refused plainly.
     let out = run(&[
         "connection",

@@ -113,6 +113,12 @@ pub async fn rotate_secret(
     id: ConnectionId,
     secret: &Secret,
 ) -> Result<(), PolicyError> {
+    // A SAML source's secret is our SP key: a new one must be a key we can decrypt with.
+    if let Some(c) = store.connection(org, id).await?
+        && c.kind == ConnectionKind::Saml
+    {
+        super::check_sp_key(secret.expose())?;
+    }
     store
         .set_connection_secret(actor, org, id, Some(secret))
         .await?;
