@@ -151,6 +151,21 @@ impl PgStore {
     /// Makes nesting changes of one organization ($1) take turns, so that two which each close
     /// half of a cycle cannot both pass the check; held until the transaction ends.
     const NESTING_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7643))";
+    /// A login that changes nothing but its record, in one statement (no transaction to open
+    /// and commit around three): the replay key, and only when it was fresh, the run and its
+    /// audit event. Answers how many keys it wrote (0: a replay, nothing written).
+    const QUIET_LOGIN: &str = concat!(
+        "WITH seen AS (INSERT INTO saml_assertions (connection_id, assertion_id, organization_id, expires_at) ",
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id, assertion_id) DO NOTHING RETURNING 1), ",
+        "run AS (INSERT INTO sync_runs (",
+        sync_run_cols!(),
+        ") SELECT $5, $3, $1, $6, $7, $8, $9, $10, $11, $12, $13 WHERE EXISTS (SELECT 1 FROM seen)), ",
+        "event AS (INSERT INTO audit_events (",
+        audit_cols!(),
+        ") SELECT $14, $3, $15, $16, $17, $18, $19, $20, $21 WHERE EXISTS (SELECT 1 FROM seen) ",
+        "AND EXISTS (SELECT 1 FROM organizations WHERE id = $3)) ",
+        "SELECT COUNT(*) FROM seen"
+    );
     /// Makes a claim's or an outcome's commit not wait for the disk: losing one in a database
     /// crash only means work is redone (idempotently) after its lease expires, never lost.
     const RELAXED_COMMIT: &str = "SET LOCAL synchronous_commit TO OFF";

@@ -194,13 +194,7 @@ pub(super) async fn record_run(
     .bind(&run.note)
     .execute(&mut *conn)
     .await?;
-    let mut event = serde_json::json!({
-        "run": run.id, "full": run.full_sync, "counts": run.counts.0, "error": run.error,
-        "note": run.note,
-    });
-    if let (Some(e), serde_json::Value::Object(more)) = (event.as_object_mut(), details) {
-        e.extend(more);
-    }
+    let event = run_event(run, details);
     audit::append(
         &mut *conn,
         &Actor::system(run.actor.clone()),
@@ -212,4 +206,16 @@ pub(super) async fn record_run(
     )
     .await?;
     Ok(())
+}
+
+/// What a run's audit event says of it, with `details` added.
+pub(super) fn run_event(run: &SyncRun, details: serde_json::Value) -> serde_json::Value {
+    let mut event = serde_json::json!({
+        "run": run.id, "full": run.full_sync, "counts": run.counts.0, "error": run.error,
+        "note": run.note,
+    });
+    if let (Some(e), serde_json::Value::Object(more)) = (event.as_object_mut(), details) {
+        e.extend(more);
+    }
+    event
 }

@@ -100,6 +100,9 @@ impl SqliteStore {
     const ROW_LOCK: &str = "";
     /// Nothing: SQLite's write transactions already take turns.
     const NESTING_LOCK: &str = "";
+    /// Nothing: SQLite has no `INSERT` inside `WITH`; a quiet login is its three statements in
+    /// one transaction, like any other.
+    const QUIET_LOGIN: &str = "";
     /// Commits wait as they always do (`synchronous=NORMAL` already spares the disk).
     const RELAXED_COMMIT: &str = "";
     /// The rows `bench drain` queues.
