@@ -163,7 +163,16 @@ async fn acs(
                 r.headers_mut().insert(header::LOCATION, target);
                 return r;
             }
-            let mut body = json!({"status": "accepted", "login": summary});
+            // Ids and counts only: nothing the assertion said is echoed to the browser.
+            let mut body = json!({"status": "accepted", "login": {
+                "connection": connection.id,
+                "user_id": summary.user_id,
+                "user": summary.user,
+                "joined": summary.joined,
+                "left": summary.left,
+                "groups_created": summary.groups_created,
+                "run": summary.run,
+            }});
             if relay_state.is_some() {
                 body["relay_state"] =
                     json!("not followed: it is not on this connection's allow-list");
