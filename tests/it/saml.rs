@@ -28,6 +28,7 @@ on_both_backends!(
     dtds_entities_and_oversized_bodies_are_refused,
     either_certificate_verifies_during_a_rollover,
     an_encrypted_assertion_is_decrypted_and_accepted,
+    a_signed_response_covers_its_assertion,
     the_cli_adds_a_saml_source_and_both_metadata_are_served,
     health_shows_logins_and_each_refusal,
 );
@@ -806,6 +807,60 @@ async fn an_encrypted_assertion_is_decrypted_and_accepted(h: &Harness) {
     let unsigned = saml_idp::response_xml(&c, &saml_idp::assertion_xml(&c, None), None);
     let unsigned = saml_idp::encrypt_assertion(&unsigned, &keys().sp);
     assert_eq!(s.refused(&unsigned).await, RefusalKind::Unsigned);
+}
+
+/// IdPs sign the Response, the Assertion, or both: what a Response signature covers is read from
+/// the Response's verified bytes, so changing the assertion inside it is tampering.
+async fn a_signed_response_covers_its_assertion(h: &Harness) {
+    if !saml_idp::ready() {
+        return;
+    }
+    let s = scene(h, &[&keys().idp]).await;
+    let k = keys();
+    let c = s.claims("ivy@stmary.example", &["ICU"]);
+    let response_only = saml_idp::sign(
+        &saml_idp::response_xml(&c, &saml_idp::assertion_xml(&c, None), Some(RSA_SHA256)),
+        &k.idp,
+    );
+    assert_eq!(s.login(&response_only).await.unwrap().user, "created");
+    let c = s.claims("ivy@stmary.example", &["ICU"]);
+    let response_only = saml_idp::sign(
+        &saml_idp::response_xml(&c, &saml_idp::assertion_xml(&c, None), Some(RSA_SHA256)),
+        &k.idp,
+    );
+    let before = s.state().await;
+    assert_eq!(
+        s.refused(&response_only.replace(">ICU<", ">Pharmacy<"))
+            .await,
+        RefusalKind::Tampered
+    );
+    assert_eq!(s.state().await, before);
+    // Both signed: the assertion first, on its own, then the Response around it.
+    let c = s.claims("ivy@stmary.example", &["ICU", "Nurses"]);
+    let assertion = saml_idp::sign(&saml_idp::assertion_xml(&c, Some(RSA_SHA256)), &k.idp);
+    let assertion = &assertion[assertion.find("<saml:Assertion").unwrap()..];
+    let both = saml_idp::sign(
+        &saml_idp::response_xml(&c, assertion.trim_end(), Some(RSA_SHA256)),
+        &k.idp,
+    );
+    assert_eq!(both.matches("<ds:SignatureValue>").count(), 2);
+    assert_eq!(s.login(&both).await.unwrap().joined, 1);
+    // A signed Response around an encrypted, unsigned assertion.
+    let c = s.claims("ivy@stmary.example", &["ICU"]);
+    let plain = saml_idp::response_xml(&c, &saml_idp::assertion_xml(&c, None), Some(RSA_SHA256));
+    let sealed = saml_idp::sign(&saml_idp::encrypt_assertion(&plain, &k.sp), &k.idp);
+    assert!(!sealed.contains("ivy@stmary.example"));
+    std::fs::write(format!("/tmp/sealed-{}.xml", h.backend), &sealed).unwrap();
+    assert_eq!(s.login(&sealed).await.unwrap().left, 1);
+    // A Response signed by a stranger is refused even though its assertion is fine.
+    let c = s.claims("ivy@stmary.example", &["ICU"]);
+    let assertion = saml_idp::sign(&saml_idp::assertion_xml(&c, Some(RSA_SHA256)), &k.idp);
+    let assertion = &assertion[assertion.find("<saml:Assertion").unwrap()..];
+    let mixed = saml_idp::sign(
+        &saml_idp::response_xml(&c, assertion.trim_end(), Some(RSA_SHA256)),
+        &k.stranger,
+    );
+    assert_eq!(s.refused(&mixed).await, RefusalKind::BadSignature);
 }
 
 async fn the_cli_adds_a_saml_source_and_both_metadata_are_served(h: &Harness) {

@@ -3,8 +3,8 @@
 //! by Debian's `xmlsec1` (the reference XML-Security tool, libxmlsec1 over libxml2 and
 //! OpenSSL), never by scimdesk's own code. `.ci/run` installs `xmlsec1`.
 //!
-//! [`Claims`] describe a response; [`Idp::respond`] writes its XML with signature templates
-//! and has `xmlsec1` sign (and, asked, encrypt) it. Tests that attack the verifier take a
+//! [`Claims`] describe a response; [`response_xml`] and [`assertion_xml`] write its XML with
+//! signature templates, and [`sign`] and [`encrypt_assertion`] have `xmlsec1` sign and encrypt it. Tests that attack the verifier take a
 //! validly signed response and rearrange it as an attacker would.
 
 use std::path::{Path, PathBuf};
@@ -280,9 +280,12 @@ pub fn sign(xml: &str, key: &KeyPair) -> String {
     let keys = format!("{},{}", key.key.display(), key.cert.display());
     // xmlsec1 signs the first template it finds; a document with two is signed inside out.
     let mut doc = xml.to_string();
+    // (libxml2 writes an empty template element as `<ds:SignatureValue/>` once it has been
+    // through xmlsec1, e.g. to encrypt.)
     let templates = doc
         .matches("<ds:SignatureValue></ds:SignatureValue>")
-        .count();
+        .count()
+        + doc.matches("<ds:SignatureValue/>").count();
     for _ in 0..templates {
         doc = xmlsec1(
             &[
