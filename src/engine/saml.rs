@@ -26,7 +26,7 @@ pub struct LoginSummary {
     pub user_name: String,
     /// `created`, `updated`, `reactivated` or `unchanged`.
     pub user: &'static str,
-    /// Memberships of this source added and removed.
+    /// Memberships of this source added.
     pub joined: u64,
     /// Memberships of this source removed.
     pub left: u64,
@@ -62,9 +62,13 @@ pub enum LoginError {
     Store(#[from] StoreError),
 }
 
+/// The longest `SAMLResponse` value read: a response at [`MAX_RESPONSE_BYTES`] in base64,
+/// with room for the line breaks some IdPs fold it with.
+pub const MAX_POST_VALUE: usize = MAX_RESPONSE_BYTES * 4 / 3 + 8192;
+
 /// Decodes the HTTP-POST binding's `SAMLResponse` (base64 of the XML; line breaks allowed).
 pub fn decode_post(saml_response: &str) -> Result<String, Refusal> {
-    if saml_response.len() > MAX_RESPONSE_BYTES * 4 / 3 + 4096 {
+    if saml_response.len() > MAX_POST_VALUE {
         return Err(Refusal::new(
             RefusalKind::TooLarge,
             format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),

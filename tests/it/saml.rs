@@ -478,7 +478,7 @@ async fn forged_and_broken_responses_are_refused_and_change_nothing(h: &Harness)
         &signed_assertion[sig_start..sig_end],
         original_without_sig
     );
-    let forged_same_id = forged.replace(&forged_claims.assertion_id, &unsigned_id(&good));
+    let forged_same_id = forged.replace(&forged_claims.assertion_id, &signed_assertion_id(&good));
     let issuer_end = forged_same_id.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
     cases.push((
         "the signed assertion moved into the signature's Object",
@@ -512,58 +512,62 @@ async fn forged_and_broken_responses_are_refused_and_change_nothing(h: &Harness)
         ),
         RefusalKind::Comment,
     ));
-    let mut expired = c("cara@stmary.example");
-    expired.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
-    expired.not_on_or_after = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    cases.push((
-        "expired",
-        saml_idp::signed_response(&expired, &k.idp, RSA_SHA256),
-        RefusalKind::Expired,
-    ));
-    let mut early = c("cara@stmary.example");
-    early.not_before = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    early.not_on_or_after = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
-    cases.push((
-        "not yet valid",
-        saml_idp::signed_response(&early, &k.idp, RSA_SHA256),
-        RefusalKind::NotYetValid,
-    ));
-    let mut audience = c("cara@stmary.example");
-    audience.audience = "https://other-sp.example".into();
-    cases.push((
-        "a wrong audience",
-        saml_idp::signed_response(&audience, &k.idp, RSA_SHA256),
-        RefusalKind::Audience,
-    ));
-    let mut destination = c("cara@stmary.example");
-    destination.destination = "https://evil.example/acs".into();
-    destination.recipient = "https://evil.example/acs".into();
-    cases.push((
-        "a wrong destination",
-        saml_idp::signed_response(&destination, &k.idp, RSA_SHA256),
-        RefusalKind::Destination,
-    ));
-    let mut issuer = c("cara@stmary.example");
-    issuer.issuer = "https://idp.other.example".into();
-    cases.push((
-        "a wrong issuer",
-        saml_idp::signed_response(&issuer, &k.idp, RSA_SHA256),
-        RefusalKind::Issuer,
-    ));
-    let mut holder = c("cara@stmary.example");
-    holder.method = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key".into();
-    cases.push((
-        "a confirmation that is not bearer",
-        saml_idp::signed_response(&holder, &k.idp, RSA_SHA256),
-        RefusalKind::Confirmation,
-    ));
-    let mut failed = c("cara@stmary.example");
-    failed.status = "urn:oasis:names:tc:SAML:2.0:status:Responder".into();
-    cases.push((
-        "a non-Success status",
-        saml_idp::signed_response(&failed, &k.idp, RSA_SHA256),
-        RefusalKind::Status,
-    ));
+    // Validly signed responses whose claims are wrong, one at a time.
+    let wrong_claims: [(&str, Wrong, RefusalKind); 7] = [
+        (
+            "expired",
+            |c| {
+                c.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+                c.not_on_or_after = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+            },
+            RefusalKind::Expired,
+        ),
+        (
+            "not yet valid",
+            |c| {
+                c.not_before = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+                c.not_on_or_after = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+            },
+            RefusalKind::NotYetValid,
+        ),
+        (
+            "a wrong audience",
+            |c| c.audience = "https://other-sp.example".into(),
+            RefusalKind::Audience,
+        ),
+        (
+            "a wrong destination",
+            |c| {
+                c.destination = "https://evil.example/acs".into();
+                c.recipient = "https://evil.example/acs".into();
+            },
+            RefusalKind::Destination,
+        ),
+        (
+            "a wrong issuer",
+            |c| c.issuer = "https://idp.other.example".into(),
+            RefusalKind::Issuer,
+        ),
+        (
+            "a confirmation that is not bearer",
+            |c| c.method = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key".into(),
+            RefusalKind::Confirmation,
+        ),
+        (
+            "a non-Success status",
+            |c| c.status = "urn:oasis:names:tc:SAML:2.0:status:Responder".into(),
+            RefusalKind::Status,
+        ),
+    ];
+    for (name, wrong, kind) in wrong_claims {
+        let mut claims = c("cara@stmary.example");
+        wrong(&mut claims);
+        cases.push((
+            name,
+            saml_idp::signed_response(&claims, &k.idp, RSA_SHA256),
+            kind,
+        ));
+    }
     for (name, xml, kind) in &cases {
         let got = s.refused(xml).await;
         assert_eq!(got, *kind, "{name}: refused as {got:?}, expected {kind:?}");
@@ -577,8 +581,11 @@ async fn forged_and_broken_responses_are_refused_and_change_nothing(h: &Harness)
     );
 }
 
+/// What makes a validly signed response's claims wrong.
+type Wrong = fn(&mut Claims);
+
 /// The ID of the signed assertion in `xml`.
-fn unsigned_id(xml: &str) -> String {
+fn signed_assertion_id(xml: &str) -> String {
     let a = xml.find("<saml:Assertion").unwrap();
     let id = xml[a..].find(" ID=\"").unwrap() + a + 5;
     let end = xml[id..].find('"').unwrap() + id;

@@ -6,8 +6,8 @@ use crate::cli::context::Context;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::{SamlCommand, output};
 use crate::domain::Action;
-use crate::engine::saml::MAX_RESPONSE_BYTES;
 use crate::engine::saml::{self, LoginError};
+use crate::engine::saml::{MAX_POST_VALUE, MAX_RESPONSE_BYTES};
 use std::io::Read;
 
 pub async fn run(ctx: &Context, org: Option<&str>, cmd: SamlCommand, json: bool) -> CliResult {
@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, org: Option<&str>, cmd: SamlCommand, json: bool)
 
 /// Reads a captured response (`-`: stdin), refusing one past the ACS's own limit.
 fn read_capture(file: &std::path::Path) -> CliResult<String> {
-    let limit = (MAX_RESPONSE_BYTES * 4 / 3 + 8192) as u64;
+    let limit = MAX_POST_VALUE as u64;
     let mut bytes = Vec::new();
     let read = if file.as_os_str() == "-" {
         std::io::stdin().take(limit + 1).read_to_end(&mut bytes)

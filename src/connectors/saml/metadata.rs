@@ -160,6 +160,26 @@ pub async fn fetch_idp_metadata(url: &str) -> Result<IdpMetadata, MetadataError>
     parse_idp_metadata(text)
 }
 
+/// A PEM certificate as metadata carries it: its DER in base64 on one line, checked to be a
+/// certificate.
+pub fn certificate_from_pem(pem: &str) -> Result<String, MetadataError> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .collect();
+    let der = decode_base64(&body)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| invalid("certificate is not a PEM certificate"))?;
+    bergshamra_keys::loader::load_x509_cert_der(&der)
+        .map_err(|e| invalid(format!("certificate cannot be read: {e}")))?;
+    Ok(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        der,
+    ))
+}
+
 /// Escapes text for an XML attribute or element.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -686,16 +686,12 @@ fn read_assertion(
         }
         expires = Some(na);
     }
-    let audiences: Vec<String> = children(doc, conditions, SAML, "AudienceRestriction")
-        .flat_map(|r| children(doc, r, SAML, "Audience").collect::<Vec<_>>())
-        .map(|a| text(doc, a))
-        .collect();
-    // Every AudienceRestriction must include us (SAML core §2.5.1.4).
+    // Every AudienceRestriction must include us (SAML core §2.5.1.4), and there must be one.
     let restrictions: Vec<NodeId> =
         children(doc, conditions, SAML, "AudienceRestriction").collect();
     let ours =
         |r: &NodeId| children(doc, *r, SAML, "Audience").any(|a| text(doc, a) == s.sp_entity_id);
-    if audiences.is_empty() || !restrictions.iter().all(ours) {
+    if restrictions.is_empty() || !restrictions.iter().all(ours) {
         return Err(Refusal::new(
             K::Audience,
             "the assertion's Audience does not name this SP's entityID",

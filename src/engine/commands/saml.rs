@@ -5,7 +5,7 @@
 
 use super::PolicyError;
 use crate::connectors::saml::metadata::{self, IdpMetadata};
-use crate::connectors::saml::verify::{SpKey, decode_base64};
+use crate::connectors::saml::verify::SpKey;
 use crate::domain::*;
 use crate::store::Store;
 use serde_json::{Map, Value};
@@ -59,21 +59,8 @@ async fn read_metadata(source: &MetadataSource) -> Result<IdpMetadata, PolicyErr
 
 /// A PEM certificate as the base64 DER metadata carries.
 fn certificate_from_pem(pem: &str) -> Result<String, PolicyError> {
-    let bad = || PolicyError::Invalid("--sp-cert-file is not a PEM certificate".into());
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
-        .collect();
-    let der = decode_base64(&body)
-        .filter(|d| !d.is_empty())
-        .ok_or_else(bad)?;
-    bergshamra_keys::loader::load_x509_cert_der(&der).map_err(|_| bad())?;
-    Ok(base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        der,
-    ))
+    metadata::certificate_from_pem(pem)
+        .map_err(|_| PolicyError::Invalid("--sp-cert-file is not a PEM certificate".into()))
 }
 
 /// The settings of a new SAML source, checked as a login reads them; the IdP's metadata is

@@ -110,14 +110,12 @@ fn idp_key(dir: &std::path::Path) -> BenchResult<(String, String)> {
 }
 
 /// The IdP's metadata with its certificate.
-fn metadata(cert_pem: &str) -> String {
-    let b64: String = cert_pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    format!(
+fn metadata(cert_pem: &str) -> BenchResult<String> {
+    let b64 = crate::connectors::saml::metadata::certificate_from_pem(cert_pem)
+        .map_err(|e| StandInError::Refused(e.to_string()))?;
+    Ok(format!(
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{ISSUER}\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor></md:IDPSSODescriptor></md:EntityDescriptor>"
-    )
+    ))
 }
 
 /// One response template: user `n` asserting `groups`, with an ID of its own.
@@ -323,7 +321,7 @@ async fn run(
     let (key_pem, cert_pem) = keys?;
     let org = store.create_organization(&op, "Bench Hospital").await?.id;
     let settings = commands::saml_settings(&SamlSpec {
-        metadata: MetadataSource::Xml(metadata(&cert_pem)),
+        metadata: MetadataSource::Xml(metadata(&cert_pem)?),
         sp_entity_id: SP.into(),
         groups_attribute: "groups".into(),
         email_attribute: Some("email".into()),

@@ -148,8 +148,9 @@ impl PgStore {
     const CLAIM_CLOSE: &str = " FOR UPDATE SKIP LOCKED))";
     /// Keeps a worker from claiming an update that a change is about to coalesce into.
     const ROW_LOCK: &str = " FOR UPDATE";
-    /// Makes nesting changes of one organization ($1) take turns, so that two which each close
-    /// half of a cycle cannot both pass the check; held until the transaction ends.
+    /// Makes changes keyed by $1 take turns until the transaction ends: nesting changes of one
+    /// organization, so that two which each close half of a cycle cannot both pass the check,
+    /// and a SAML source's logins that create its groups, so each is created once.
     const NESTING_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7643))";
     /// A login that changes nothing but its record, in one statement (no transaction to open
     /// and commit around three): the replay key, and only when it was fresh, the run and its

@@ -30,12 +30,8 @@ where
     q.push_bind(org)
         .push(" AND source_connection_id = ")
         .push_bind(source)
-        .push(" AND external_id IN (");
-    let mut list = q.separated(", ");
-    for e in external_ids {
-        list.push_bind(e);
-    }
-    q.push(")");
+        .push(" AND external_id");
+    push_in_list!(q, external_ids, |e| e);
     Ok(q.build_query_as::<(GroupId, String)>()
         .fetch_all(conn)
         .await?)

@@ -98,7 +98,7 @@ impl SqliteStore {
     /// No row locks: the writer lock keeps a worker from claiming an update that a change is
     /// about to coalesce into.
     const ROW_LOCK: &str = "";
-    /// Nothing: SQLite's write transactions already take turns.
+    /// Nothing: SQLite's write transactions already take turns (see PostgreSQL's).
     const NESTING_LOCK: &str = "";
     /// Nothing: SQLite has no `INSERT` inside `WITH`; a quiet login is its three statements in
     /// one transaction, like any other.
